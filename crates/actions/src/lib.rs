@@ -1,0 +1,56 @@
+//! Next Best Action module (seed 000): calculation events are accepted, queued and processed
+//! into NBAs per scope (definition + target identifiers); clients list NBAs and accept or reject
+//! them; reference data enriches events; the income calculator emits events.
+//!
+//! Processing rules: a repeated event id has no second effect; `deactivate_nba_ids` are
+//! deactivated; `create_nba=false` stops there (`deactivated_only`); otherwise one NBA is created
+//! per event and the scope's other current `new` NBAs calculated no later than it are
+//! deactivated (an event older than the scope's current NBA is stored inactive).
+
+pub mod calculator;
+pub mod http;
+pub mod jobs;
+pub mod mockdb;
+pub mod model;
+pub mod service;
+pub mod store;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use sightline_platform::{migrate::Migration, Module, ModuleParts, Platform};
+
+/// The module's configuration section `[actions]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActionsConfig {
+    /// Reference data directory (env `MOCK_DB_DIR` wins; default `examples/mock_db`).
+    pub mock_db_dir: Option<PathBuf>,
+}
+
+/// The `actions` module.
+pub struct ActionsModule;
+
+#[async_trait::async_trait]
+impl Module for ActionsModule {
+    fn name(&self) -> &'static str {
+        "actions"
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        store::MIGRATIONS
+    }
+
+    async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
+        let config: ActionsConfig = platform.config.module_section("actions")?;
+        let dir = std::env::var_os("MOCK_DB_DIR")
+            .map(PathBuf::from)
+            .or(config.mock_db_dir)
+            .unwrap_or_else(|| PathBuf::from("examples/mock_db"));
+        let reference = Arc::new(mockdb::ReferenceData::load(&dir)?);
+        let service =
+            service::ActionsService::new(platform.db.clone(), platform.queue.clone(), reference);
+        Ok(ModuleParts::new(http::router(service)).job(jobs::ProcessEventJob))
+    }
+}

@@ -1,0 +1,233 @@
+//! Process assembly: connect, migrate, build modules, then serve HTTP and/or run workers and the
+//! scheduler until asked to stop.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::http::build_router;
+use crate::module::{Module, ModuleParts};
+use crate::queue::{Queue, Workers};
+use crate::scheduler::Scheduler;
+use crate::{migrate, queue, Platform};
+
+/// Connects to the database and applies the platform's and `modules`' migrations.
+pub async fn connect_and_migrate(
+    config: &Config,
+    modules: &[Arc<dyn Module>],
+) -> anyhow::Result<Db> {
+    let db = Db::connect(&config.effective_database_url()).await?;
+    migrate::apply(&db, "platform", queue::MIGRATIONS).await?;
+    for m in modules {
+        migrate::apply(&db, m.name(), m.migrations()).await?;
+    }
+    Ok(db)
+}
+
+/// A platform with every module built.
+pub struct Assembled {
+    /// Shared handles.
+    pub platform: Platform,
+    /// Each module's parts, in the order given.
+    pub parts: Vec<(&'static str, ModuleParts)>,
+}
+
+impl Assembled {
+    /// Connects, migrates and builds `modules`.
+    pub async fn new(config: Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<Self> {
+        let db = connect_and_migrate(&config, modules).await?;
+        let queue = Queue::new(db.clone(), config.queue.clone());
+        let platform = Platform {
+            config: Arc::new(config),
+            db,
+            queue,
+            shutdown: CancellationToken::new(),
+        };
+        let mut parts = Vec::with_capacity(modules.len());
+        for m in modules {
+            let built = m
+                .build(&platform)
+                .await
+                .with_context(|| format!("module {}", m.name()))?;
+            tracing::info!(
+                module = m.name(),
+                jobs = built.jobs.len(),
+                schedules = built.schedules.len(),
+                "module.ready"
+            );
+            parts.push((m.name(), built));
+        }
+        Ok(Self { platform, parts })
+    }
+
+    /// Workers for every module's job handlers.
+    pub fn workers(&self) -> Workers {
+        let handlers = self
+            .parts
+            .iter()
+            .flat_map(|(_, p)| p.jobs.iter().cloned())
+            .collect();
+        Workers::new(self.platform.queue.clone(), handlers)
+    }
+
+    /// The scheduler for every module's schedules.
+    pub async fn scheduler(&self) -> anyhow::Result<Scheduler> {
+        let specs = self
+            .parts
+            .iter()
+            .flat_map(|(_, p)| p.schedules.iter().cloned())
+            .collect();
+        Scheduler::register(self.platform.db.clone(), self.platform.queue.clone(), specs).await
+    }
+}
+
+/// A running HTTP server with its workers and scheduler (`sightline serve`).
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    platform: Platform,
+    workers: Workers,
+    scheduler: Scheduler,
+}
+
+impl Application {
+    /// Builds everything and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<Self> {
+        let bind = config.bind_addr();
+        let mut assembled = Assembled::new(config, modules).await?;
+        let workers = assembled.workers();
+        let scheduler = assembled.scheduler().await?;
+        let routers = assembled
+            .parts
+            .iter_mut()
+            .map(|(_, p)| std::mem::take(&mut p.router))
+            .collect();
+        let router = build_router(&assembled.platform, routers);
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("Failed to bind {bind}"))?;
+        Ok(Self {
+            listener,
+            router,
+            platform: assembled.platform,
+            workers,
+            scheduler,
+        })
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Shared handles (for tests).
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// The workers (tests use [`Workers::run_pending`]).
+    pub fn workers(&self) -> Workers {
+        self.workers.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM or `platform.shutdown`, then drains in-flight requests and
+    /// running job batches.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let Self {
+            listener,
+            router,
+            platform,
+            workers,
+            scheduler,
+        } = self;
+        let config = platform.config.clone();
+        let shutdown = platform.shutdown.clone();
+        tokio::spawn(signal_to(shutdown.clone()));
+        let mut tasks = Vec::new();
+        if config.queue.run_in_server {
+            tasks.extend(workers.spawn(shutdown.clone()));
+        }
+        if config.scheduler.enabled {
+            tasks.push(scheduler.spawn(
+                Duration::from_millis(config.scheduler.tick_ms),
+                shutdown.clone(),
+            ));
+        }
+        tracing::info!(
+            addr = %listener.local_addr()?,
+            backend = platform.db.backend().as_str(),
+            workers = config.queue.run_in_server,
+            "server.listening"
+        );
+        let drain = shutdown.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { drain.cancelled().await })
+            .await
+            .context("HTTP server failed")?;
+        finish(tasks, &platform, config.http.shutdown_grace_secs).await;
+        Ok(())
+    }
+}
+
+/// Runs workers and the scheduler with no HTTP server (`sightline worker`).
+pub async fn run_worker(config: Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<()> {
+    let grace = config.http.shutdown_grace_secs;
+    let tick = Duration::from_millis(config.scheduler.tick_ms);
+    let scheduler_enabled = config.scheduler.enabled;
+    let assembled = Assembled::new(config, modules).await?;
+    let platform = assembled.platform.clone();
+    tokio::spawn(signal_to(platform.shutdown.clone()));
+    let mut tasks = assembled.workers().spawn(platform.shutdown.clone());
+    if scheduler_enabled {
+        tasks.push(
+            assembled
+                .scheduler()
+                .await?
+                .spawn(tick, platform.shutdown.clone()),
+        );
+    }
+    tracing::info!(backend = platform.db.backend().as_str(), "worker.started");
+    platform.shutdown.cancelled().await;
+    finish(tasks, &platform, grace).await;
+    Ok(())
+}
+
+async fn finish(tasks: Vec<tokio::task::JoinHandle<()>>, platform: &Platform, grace_secs: u64) {
+    tracing::info!("server.draining");
+    let all = futures::future::join_all(tasks);
+    if tokio::time::timeout(Duration::from_secs(grace_secs), all)
+        .await
+        .is_err()
+    {
+        tracing::warn!("server.drain_timeout");
+    }
+    platform.db.close().await;
+    tracing::info!("server.stopped");
+}
+
+async fn signal_to(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+        _ = token.cancelled() => return,
+    }
+    tracing::info!("server.shutdown_requested");
+    token.cancel();
+}

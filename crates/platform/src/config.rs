@@ -1,0 +1,324 @@
+//! Configuration: defaults, then `sightline.toml`, then `SIGHTLINE_*` environment variables,
+//! then command-line overrides. Seed names (`DATABASE_URL`, `MOCK_DB_DIR`) are honoured too.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines, one per event, with span fields.
+    #[default]
+    Pretty,
+    /// One JSON object per line, with the current span's fields.
+    Json,
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Requests running longer than this are answered 408.
+    pub request_timeout_secs: u64,
+    /// Origins allowed by CORS; empty means CORS headers are not sent. `"*"` allows any.
+    pub cors_origins: Vec<String>,
+    /// How long shutdown waits for in-flight requests and running jobs.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            cors_origins: Vec::new(),
+            shutdown_grace_secs: 30,
+        }
+    }
+}
+
+/// Job queue settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Run queue workers inside `serve` (a `worker` process always runs them).
+    pub run_in_server: bool,
+    /// Worker loops per process.
+    pub concurrency: usize,
+    /// Jobs claimed and processed per transaction.
+    pub batch_size: i64,
+    /// How often an idle worker looks for new jobs (it is also woken on local enqueue).
+    pub poll_interval_ms: u64,
+    /// Attempts before a job is moved to `failed`.
+    pub max_attempts: i64,
+    /// First retry delay; doubles per attempt.
+    pub backoff_base_ms: i64,
+    /// Upper bound of the retry delay.
+    pub backoff_max_ms: i64,
+    /// A claimed job whose worker has not finished it within this time is run again.
+    pub lease_secs: i64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        Self {
+            run_in_server: true,
+            concurrency: 2,
+            batch_size: 128,
+            poll_interval_ms: 250,
+            max_attempts: 5,
+            backoff_base_ms: 1_000,
+            backoff_max_ms: 300_000,
+            lease_secs: 60,
+        }
+    }
+}
+
+/// Scheduler settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SchedulerConfig {
+    /// Run the cron scheduler in this process.
+    pub enabled: bool,
+    /// How often due schedules are checked.
+    pub tick_ms: u64,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            tick_ms: 1_000,
+        }
+    }
+}
+
+/// Whole-process configuration. Module sections (e.g. `[actions]`) are read by the modules
+/// themselves through [`Config::module_section`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub bind: String,
+    /// Directory for the SQLite database and generated files.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; empty means `sqlite://<data_dir>/sightline.db`.
+    pub database_url: String,
+    /// Modules to enable; empty means every module built into the binary.
+    pub modules: Vec<String>,
+    /// Log output format.
+    pub log_format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `sightline=debug,sqlx=warn`.
+    pub log_level: String,
+    /// HTTP server settings.
+    pub http: HttpConfig,
+    /// Job queue settings.
+    pub queue: QueueConfig,
+    /// Scheduler settings.
+    pub scheduler: SchedulerConfig,
+    #[serde(skip)]
+    figment: Figment,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: "127.0.0.1:8000".into(),
+            data_dir: PathBuf::from("./sightline-data"),
+            database_url: String::new(),
+            modules: Vec::new(),
+            log_format: LogFormat::Pretty,
+            log_level: "info".into(),
+            http: HttpConfig::default(),
+            queue: QueueConfig::default(),
+            scheduler: SchedulerConfig::default(),
+            figment: Figment::new(),
+        }
+    }
+}
+
+/// Values given on the command line; they win over every other source.
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// A configuration problem, worded as one line naming the key.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration error: {0}")]
+pub struct ConfigError(String);
+
+impl Config {
+    /// Loads configuration from `file` (or `./sightline.toml` when present), the environment
+    /// and `overrides`, and checks it.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError(format!(
+                    "config file {} does not exist",
+                    path.display()
+                )))
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new("sightline.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("sightline.toml"))
+            }
+            None => {}
+        }
+        // The seed systems' own variable names.
+        figment = figment.merge(
+            Env::raw()
+                .only(&["DATABASE_URL"])
+                .map(|_| "database_url".into()),
+        );
+        figment = figment.merge(
+            Env::prefixed("SIGHTLINE_")
+                .ignore(&["CONFIG", "ADMIN_PASSWORD"])
+                .filter(|k| !k.as_str().starts_with("test_"))
+                .split("__"),
+        );
+        figment = figment.merge(Serialized::defaults(overrides));
+        Self::from_figment(figment)
+    }
+
+    /// Builds a configuration from an already-assembled figment (used by tests).
+    pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
+        let mut config: Config = figment.extract().map_err(|e| ConfigError(one_line(&e)))?;
+        config.figment = figment;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.bind
+            .parse::<SocketAddr>()
+            .map_err(|_| ConfigError(format!("key `bind`: `{}` is not an ADDR:PORT", self.bind)))?;
+        if !self.database_url.is_empty()
+            && !self.database_url.starts_with("sqlite:")
+            && !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+        {
+            return Err(ConfigError(
+                "key `database_url`: must start with sqlite:, postgres:// or postgresql://".into(),
+            ));
+        }
+        let checks: [(&str, bool); 6] = [
+            ("queue.concurrency", self.queue.concurrency >= 1),
+            ("queue.batch_size", self.queue.batch_size >= 1),
+            ("queue.max_attempts", self.queue.max_attempts >= 1),
+            ("queue.lease_secs", self.queue.lease_secs >= 1),
+            ("http.body_limit_bytes", self.http.body_limit_bytes >= 1024),
+            ("scheduler.tick_ms", self.scheduler.tick_ms >= 10),
+        ];
+        for (key, ok) in checks {
+            if !ok {
+                return Err(ConfigError(format!("key `{key}`: value out of range")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The listen address (validated at load).
+    pub fn bind_addr(&self) -> SocketAddr {
+        self.bind.parse().expect("validated at load")
+    }
+
+    /// The database URL, defaulting to a SQLite file in the data directory.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("sightline.db").display()
+            )
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// Extracts a module's own section (`[name]` in the file, `SIGHTLINE_NAME__KEY` in the
+    /// environment), falling back to the type's defaults when the section is absent.
+    pub fn module_section<T>(&self, name: &str) -> Result<T, ConfigError>
+    where
+        T: serde::de::DeserializeOwned + Default,
+    {
+        match self.figment.find_value(name) {
+            Ok(_) => self
+                .figment
+                .extract_inner(name)
+                .map_err(|e| ConfigError(one_line(&e))),
+            Err(_) => Ok(T::default()),
+        }
+    }
+
+    /// Whether `module` is enabled by the `modules` list.
+    pub fn module_enabled(&self, module: &str) -> bool {
+        self.modules.is_empty() || self.modules.iter().any(|m| m == module)
+    }
+}
+
+fn one_line(e: &figment::Error) -> String {
+    let key = e.path.join(".");
+    let msg = e.kind.to_string();
+    let origin = e
+        .metadata
+        .as_ref()
+        .map(|m| m.name.to_string())
+        .unwrap_or_default();
+    match (key.is_empty(), origin.is_empty()) {
+        (true, _) => msg,
+        (false, true) => format!("key `{key}`: {msg}"),
+        (false, false) => format!("key `{key}`: {msg} (from {origin})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_listen_on_loopback_8000_with_sqlite_in_data_dir() {
+        let c =
+            Config::from_figment(Figment::from(Serialized::defaults(Config::default()))).unwrap();
+        assert_eq!(c.bind_addr().to_string(), "127.0.0.1:8000");
+        assert!(c
+            .effective_database_url()
+            .starts_with("sqlite://./sightline-data/sightline.db"));
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let f = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("queue.concurrency", "lots"));
+        let err = Config::from_figment(f).unwrap_err().to_string();
+        assert!(err.contains("queue.concurrency"), "{err}");
+        let f = Figment::from(Serialized::defaults(Config::default())).merge(("bind", "nowhere"));
+        let err = Config::from_figment(f).unwrap_err().to_string();
+        assert!(err.contains("`bind`"), "{err}");
+    }
+
+    #[test]
+    fn module_sections_default_when_absent() {
+        #[derive(Deserialize, Default, PartialEq, Debug)]
+        struct S {
+            x: Option<String>,
+        }
+        let c =
+            Config::from_figment(Figment::from(Serialized::defaults(Config::default()))).unwrap();
+        assert_eq!(c.module_section::<S>("actions").unwrap(), S::default());
+    }
+}

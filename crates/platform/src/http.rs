@@ -1,0 +1,359 @@
+//! HTTP plumbing shared by every module: request context (id, span, access log, metrics), the
+//! JSON error normaliser, health, metrics, the queue API, OpenAPI and Swagger UI.
+
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{from_fn, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::timeout::TimeoutLayer;
+use tracing::Instrument as _;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::HttpConfig;
+use crate::error::{code_for_status, error_body, ApiError, ApiResult, ErrorBody};
+use crate::queue::{JobView, QueueCounts};
+use crate::request_id::{self, REQUEST_ID_HEADER};
+use crate::Platform;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sightline",
+        description = "One backend for next-best-actions, call analytics, sports stats, usage analytics and S&OP planning.",
+        version = env!("CARGO_PKG_VERSION"),
+    ),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "platform", description = "Health, metrics and the job queue"),
+    )
+)]
+struct ApiDoc;
+
+/// Assembles the full HTTP router: platform routes, module routers, docs and middleware.
+pub fn build_router(platform: &Platform, modules: Vec<OpenApiRouter>) -> Router {
+    let mut api =
+        OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(platform_routes(platform.clone()));
+    for module in modules {
+        api = api.merge(module);
+    }
+    let (router, spec) = api.split_for_parts();
+    let http = &platform.config.http;
+    router
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
+        .route(
+            "/metrics",
+            axum::routing::get(metrics).with_state(platform.clone()),
+        )
+        .fallback(not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(from_fn(request_context))
+                .layer(from_fn(json_errors))
+                .layer(CatchPanicLayer::new())
+                .layer(TimeoutLayer::with_status_code(
+                    StatusCode::REQUEST_TIMEOUT,
+                    Duration::from_secs(http.request_timeout_secs),
+                ))
+                .option_layer(cors(http))
+                .layer(DefaultBodyLimit::max(http.body_limit_bytes)),
+        )
+}
+
+fn cors(http: &HttpConfig) -> Option<CorsLayer> {
+    if http.cors_origins.is_empty() {
+        return None;
+    }
+    let origin = if http.cors_origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            http.cors_origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok()),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(origin)
+            .allow_methods(tower_http::cors::Any)
+            .allow_headers(tower_http::cors::Any)
+            .expose_headers([axum::http::HeaderName::from_static(REQUEST_ID_HEADER)]),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// Takes or makes the request id, runs the request in its span and scope, echoes the id, logs
+/// the request and records its metrics.
+async fn request_context(mut req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| request_id::is_acceptable(v))
+        .map(str::to_owned)
+        .unwrap_or_else(request_id::generate);
+    let header = HeaderValue::from_str(&id).expect("request ids are header-safe");
+    req.headers_mut().insert(REQUEST_ID_HEADER, header.clone());
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let span =
+        tracing::info_span!("http", request_id = %id, method = %method, path = %req.uri().path());
+    let started = Instant::now();
+    let mut response = request_id::scope(id, next.run(req))
+        .instrument(span.clone())
+        .await;
+    let elapsed = started.elapsed();
+    response.headers_mut().insert(REQUEST_ID_HEADER, header);
+    let status = response.status().as_u16();
+    span.in_scope(|| {
+        tracing::info!(
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            "http.request"
+        );
+    });
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("sightline_http_requests_total", &labels).increment(1);
+    metrics::histogram!("sightline_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+    response
+}
+
+/// Rewrites any non-JSON error response (from a layer, the router or a panic) into the one
+/// JSON error body.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+    let message = if text.is_empty() || status.is_server_error() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!("http.panic_or_unhandled_error");
+    }
+    let body = error_body(code_for_status(status), &message, &Value::Null).to_string();
+    parts.headers.remove(CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, Body::from(body))
+}
+
+fn platform_routes(platform: Platform) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(ready))
+        .routes(routes!(queue_counts))
+        .routes(routes!(list_jobs))
+        .routes(routes!(get_job))
+        .routes(routes!(retry_job))
+        .routes(routes!(retry_failed_jobs))
+        .with_state(platform)
+}
+
+/// Liveness answer, in both seed shapes.
+#[derive(Serialize, ToSchema)]
+#[schema(example = json!({"status": "healthy", "ok": true}))]
+struct Health {
+    status: &'static str,
+    ok: bool,
+}
+
+/// Liveness: the process answers.
+#[utoipa::path(get, path = "/health", tag = "platform", responses((status = 200, body = Health)))]
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "healthy",
+        ok: true,
+    })
+}
+
+/// Readiness: database and queue are reachable.
+#[utoipa::path(get, path = "/health/ready", tag = "platform",
+    responses((status = 200, description = "ready"), (status = 503, description = "a dependency is down", body = ErrorBody)))]
+async fn ready(State(p): State<Platform>) -> ApiResult<Json<Value>> {
+    p.db.ping()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("database: {e}")))?;
+    let counts = p
+        .queue
+        .counts()
+        .await
+        .map_err(|e| ApiError::unavailable(format!("queue: {e}")))?;
+    let queued: i64 = counts.iter().map(|c| c.queued).sum();
+    Ok(Json(json!({
+        "status": "ready",
+        "database": {"ok": true, "backend": p.db.backend().as_str()},
+        "queue": {"ok": true, "queued": queued},
+    })))
+}
+
+/// Prometheus metrics: HTTP requests and latency by route and status; jobs by type and outcome;
+/// queue depth by queue and state.
+async fn metrics(State(p): State<Platform>) -> Response {
+    if let Ok(counts) = p.queue.counts().await {
+        for c in counts {
+            for (state, n) in [
+                ("queued", c.queued),
+                ("running", c.running),
+                ("succeeded", c.succeeded),
+                ("failed", c.failed),
+            ] {
+                metrics::gauge!("sightline_queue_jobs", "queue" => c.queue.clone(), "state" => state).set(n as f64);
+            }
+        }
+    }
+    let handle = crate::telemetry::prometheus();
+    handle.run_upkeep();
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
+        handle.render(),
+    )
+        .into_response()
+}
+
+/// Job counts per queue and state.
+#[derive(Serialize, ToSchema)]
+struct QueueOverview {
+    queues: Vec<QueueCounts>,
+}
+
+/// Job counts per queue and state.
+#[utoipa::path(get, path = "/api/v1/queue", tag = "platform", responses((status = 200, body = QueueOverview)))]
+async fn queue_counts(State(p): State<Platform>) -> ApiResult<Json<QueueOverview>> {
+    Ok(Json(QueueOverview {
+        queues: p.queue.counts().await?,
+    }))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct JobListQuery {
+    /// `queued`, `running`, `succeeded` or `failed` (default `failed`).
+    state: Option<String>,
+    /// Page size, 1..=200 (default 50).
+    limit: Option<i64>,
+    /// Rows to skip (default 0).
+    offset: Option<i64>,
+}
+
+/// A page of jobs.
+#[derive(Serialize, ToSchema)]
+struct JobPage {
+    items: Vec<JobView>,
+    total: i64,
+    limit: i64,
+    offset: i64,
+}
+
+/// Jobs in one state (failed ones by default) with their last error.
+#[utoipa::path(get, path = "/api/v1/queue/jobs", tag = "platform", params(JobListQuery),
+    responses((status = 200, body = JobPage), (status = 422, body = ErrorBody)))]
+async fn list_jobs(
+    State(p): State<Platform>,
+    Query(q): Query<JobListQuery>,
+) -> ApiResult<Json<JobPage>> {
+    let state = q.state.unwrap_or_else(|| "failed".into());
+    if !["queued", "running", "succeeded", "failed"].contains(&state.as_str()) {
+        return Err(ApiError::validation(vec![crate::error::FieldError::new(
+            "state",
+            "must be one of queued, running, succeeded, failed",
+        )]));
+    }
+    let (limit, offset) = crate::paging(q.limit, q.offset)?;
+    let (items, total) = p.queue.list(&state, limit, offset).await?;
+    Ok(Json(JobPage {
+        items,
+        total,
+        limit,
+        offset,
+    }))
+}
+
+/// One job.
+#[utoipa::path(get, path = "/api/v1/queue/jobs/{id}", tag = "platform",
+    params(("id" = i64, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+async fn get_job(State(p): State<Platform>, Path(id): Path<i64>) -> ApiResult<Json<JobView>> {
+    p.queue
+        .get(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("job not found"))
+}
+
+/// Queues a failed job again with fresh attempts.
+#[utoipa::path(post, path = "/api/v1/queue/jobs/{id}/retry", tag = "platform",
+    params(("id" = i64, Path, description = "Job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, description = "job is not failed", body = ErrorBody)))]
+async fn retry_job(State(p): State<Platform>, Path(id): Path<i64>) -> ApiResult<Json<JobView>> {
+    let Some(job) = p.queue.get(id).await? else {
+        return Err(ApiError::not_found("job not found"));
+    };
+    if !p.queue.retry(id).await? {
+        return Err(ApiError::conflict(format!(
+            "job {id} is {}, only failed jobs can be retried",
+            job.state
+        )));
+    }
+    tracing::info!(job.id = id, "queue.retry_requested");
+    p.queue
+        .get(id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("job not found"))
+}
+
+/// How many failed jobs were queued again.
+#[derive(Serialize, ToSchema)]
+struct Retried {
+    retried: u64,
+}
+
+/// Queues every failed job again.
+#[utoipa::path(post, path = "/api/v1/queue/failed/retry", tag = "platform", responses((status = 200, body = Retried)))]
+async fn retry_failed_jobs(State(p): State<Platform>) -> ApiResult<Json<Retried>> {
+    let retried = p.queue.retry_all_failed().await?;
+    tracing::info!(retried, "queue.retry_all_requested");
+    Ok(Json(Retried { retried }))
+}

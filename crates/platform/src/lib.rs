@@ -1,0 +1,58 @@
+//! The Sightline platform: configuration, storage, durable queue, scheduler, HTTP plumbing,
+//! telemetry and the module contract. It knows no module; the server composes them.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod migrate;
+pub mod module;
+pub mod queue;
+pub mod request_id;
+pub mod scheduler;
+pub mod telemetry;
+pub mod testing;
+pub mod validate;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+pub use app::Application;
+pub use config::Config;
+pub use db::{Backend, Db};
+pub use error::{ApiError, ApiResult, FieldError};
+pub use module::{Module, ModuleParts};
+pub use queue::{JobContext, JobHandler, NewJob, Queue};
+
+/// What every module gets: configuration, database, queue and the shutdown signal.
+#[derive(Clone)]
+pub struct Platform {
+    /// Loaded configuration.
+    pub config: Arc<Config>,
+    /// Database pools.
+    pub db: Db,
+    /// The job queue.
+    pub queue: Queue,
+    /// Fires when the process is asked to stop.
+    pub shutdown: CancellationToken,
+}
+
+/// Checks `limit` (1..=200, default 50) and `offset` (>= 0, default 0) query parameters.
+pub fn paging(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(i64, i64)> {
+    let limit = limit.unwrap_or(50);
+    let offset = offset.unwrap_or(0);
+    let mut errors = Vec::new();
+    if !(1..=200).contains(&limit) {
+        errors.push(FieldError::new("limit", "must be between 1 and 200"));
+    }
+    if offset < 0 {
+        errors.push(FieldError::new("offset", "must be 0 or more"));
+    }
+    if errors.is_empty() {
+        Ok((limit, offset))
+    } else {
+        Err(ApiError::validation(errors))
+    }
+}

@@ -1,0 +1,59 @@
+//! The module contract: a module declares itself once and the server composes the enabled ones.
+
+use std::sync::Arc;
+
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::migrate::Migration;
+use crate::queue::JobHandler;
+use crate::scheduler::ScheduleSpec;
+use crate::Platform;
+
+/// What a built module contributes to the process.
+pub struct ModuleParts {
+    /// Routes (API and pages), with their OpenAPI paths.
+    pub router: OpenApiRouter,
+    /// Handlers of the module's job types.
+    pub jobs: Vec<Arc<dyn JobHandler>>,
+    /// Recurring jobs.
+    pub schedules: Vec<ScheduleSpec>,
+}
+
+impl ModuleParts {
+    /// Parts with `router` and no jobs or schedules yet.
+    pub fn new(router: OpenApiRouter) -> Self {
+        Self {
+            router,
+            jobs: Vec::new(),
+            schedules: Vec::new(),
+        }
+    }
+
+    /// Adds a job handler.
+    pub fn job(mut self, handler: impl JobHandler) -> Self {
+        self.jobs.push(Arc::new(handler));
+        self
+    }
+
+    /// Adds a recurring job.
+    pub fn schedule(mut self, spec: ScheduleSpec) -> Self {
+        self.schedules.push(spec);
+        self
+    }
+}
+
+/// A Sightline module (`actions`, `calls`, `sports`, `usage`, `planning`).
+#[async_trait::async_trait]
+pub trait Module: Send + Sync + 'static {
+    /// Short name: config key, queue name, migration namespace.
+    fn name(&self) -> &'static str;
+
+    /// The module's migrations, in order.
+    fn migrations(&self) -> &'static [Migration] {
+        &[]
+    }
+
+    /// Loads the module's configuration and reference data and returns its parts. Runs after
+    /// migrations; bad configuration or data is an error naming the key, file or row.
+    async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts>;
+}

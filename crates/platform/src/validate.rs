@@ -1,0 +1,292 @@
+//! Request-body parsing at the edge: a JSON extractor whose rejections use the error body, and an
+//! object checker that collects every bad field before answering 422.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::error::{ApiError, FieldError};
+
+/// JSON body as a raw object, for handlers that check fields with [`ObjectChecker`].
+pub struct JsonObject(pub Map<String, Value>);
+
+/// JSON body deserialized into `T`; a type error names the field path.
+pub struct ApiJson<T>(pub T);
+
+fn json_content_type(req: &Request) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|m| {
+            let m = m.trim();
+            m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
+        })
+        .unwrap_or(false)
+}
+
+async fn body_value<S: Send + Sync>(req: Request, state: &S) -> Result<Value, ApiError> {
+    if !json_content_type(&req) {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected `Content-Type: application/json`",
+        ));
+    }
+    let bytes = bytes::Bytes::from_request(req, state)
+        .await
+        .map_err(|rejection| {
+            let status = rejection.status();
+            ApiError::new(
+                status,
+                crate::error::code_for_status(status),
+                rejection.body_text(),
+            )
+        })?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("body is not valid JSON: {e}"),
+        )
+    })
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match body_value(req, state).await? {
+            Value::Object(map) => Ok(JsonObject(map)),
+            _ => Err(ApiError::validation(vec![FieldError::new(
+                "body",
+                "must be a JSON object",
+            )])),
+        }
+    }
+}
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let value = body_value(req, state).await?;
+        from_value(value).map(ApiJson)
+    }
+}
+
+/// Deserializes `value` into `T`, turning the first failure into a 422 naming its path.
+pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            "body".to_string()
+        } else {
+            path
+        };
+        ApiError::validation(vec![FieldError::new(field, e.inner().to_string())])
+    })
+}
+
+/// Checks a JSON object field by field, collecting every problem.
+pub struct ObjectChecker<'a> {
+    obj: &'a Map<String, Value>,
+    errors: Vec<FieldError>,
+}
+
+impl<'a> ObjectChecker<'a> {
+    /// Starts checking `obj`.
+    pub fn new(obj: &'a Map<String, Value>) -> Self {
+        Self {
+            obj,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Records an error for `field`.
+    pub fn error(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    /// Refuses keys outside `allowed`.
+    pub fn deny_unknown(&mut self, allowed: &[&str]) {
+        let unknown: Vec<String> = self
+            .obj
+            .keys()
+            .filter(|k| !allowed.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for key in unknown {
+            self.error(key, "unknown field");
+        }
+    }
+
+    /// A required non-empty string.
+    pub fn required_str(&mut self, field: &str) -> Option<String> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => {
+                self.error(field, "field required");
+                None
+            }
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                self.error(field, "must not be empty");
+                None
+            }
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.error(field, "must be a string");
+                None
+            }
+        }
+    }
+
+    /// An optional string; `null` and absent are `None`, an empty string counts as absent.
+    pub fn optional_str(&mut self, field: &str, max_len: usize) -> Option<String> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.chars().count() > max_len => {
+                self.error(field, format!("must be at most {max_len} characters"));
+                None
+            }
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                self.error(field, "must be a string or null");
+                None
+            }
+        }
+    }
+
+    /// A required UUID (any version), returned in canonical hyphenated lower case.
+    pub fn required_uuid(&mut self, field: &str) -> Option<uuid::Uuid> {
+        let s = self.required_str(field)?;
+        match uuid::Uuid::parse_str(s.trim()) {
+            Ok(u) => Some(u),
+            Err(_) => {
+                self.error(field, "must be a UUID");
+                None
+            }
+        }
+    }
+
+    /// A date-time: RFC 3339, or without offset (taken as UTC). `None` when absent and optional.
+    pub fn datetime(
+        &mut self,
+        field: &str,
+        required: bool,
+    ) -> Option<chrono::DateTime<chrono::Utc>> {
+        let raw = if required {
+            self.required_str(field)?
+        } else {
+            self.optional_str(field, 64)?
+        };
+        match parse_datetime(&raw) {
+            Some(dt) => Some(dt),
+            None => {
+                self.error(
+                    field,
+                    "must be an RFC 3339 date-time, e.g. 2026-02-09T13:59:00Z",
+                );
+                None
+            }
+        }
+    }
+
+    /// A boolean with a default when absent.
+    pub fn bool_or(&mut self, field: &str, default: bool) -> bool {
+        match self.obj.get(field) {
+            None => default,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                self.error(field, "must be a boolean");
+                default
+            }
+        }
+    }
+
+    /// A list of non-empty strings, empty when absent.
+    pub fn string_list(&mut self, field: &str) -> Vec<String> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => {
+                let mut out = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    match item {
+                        Value::String(s) if !s.is_empty() => out.push(s.clone()),
+                        _ => self.error(format!("{field}.{i}"), "must be a non-empty string"),
+                    }
+                }
+                out
+            }
+            Some(_) => {
+                self.error(field, "must be a list of strings");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A JSON object, empty when absent.
+    pub fn object_or_empty(&mut self, field: &str) -> Map<String, Value> {
+        match self.obj.get(field) {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(m)) => m.clone(),
+            Some(_) => {
+                self.error(field, "must be a JSON object");
+                Map::new()
+            }
+        }
+    }
+
+    /// Ends the check: `Ok` when nothing was wrong, else a 422 listing every field.
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.errors))
+        }
+    }
+}
+
+/// Parses RFC 3339, or a naive `YYYY-MM-DDTHH:MM:SS[.f]` taken as UTC.
+pub fn parse_datetime(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let raw = raw.trim();
+    if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(raw) {
+        return Some(dt.with_timezone(&chrono::Utc));
+    }
+    ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(raw, f).ok())
+        .map(|n| n.and_utc())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_bad_field_is_reported_at_once() {
+        let v = json!({"source": "", "extra": 1, "when": "yesterday", "ids": ["a", 3]});
+        let mut c = ObjectChecker::new(v.as_object().unwrap());
+        c.deny_unknown(&["source", "when", "ids"]);
+        c.required_str("source");
+        c.datetime("when", true);
+        c.string_list("ids");
+        let err = c.finish().unwrap_err();
+        assert_eq!(err.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let body = format!("{err:?}");
+        for field in ["extra", "source", "when", "ids.1"] {
+            assert!(body.contains(field), "{field} missing from {body}");
+        }
+    }
+
+    #[test]
+    fn naive_datetimes_are_utc() {
+        let dt = parse_datetime("2026-02-09T13:59:00").unwrap();
+        assert_eq!(dt.to_rfc3339(), "2026-02-09T13:59:00+00:00");
+        assert!(parse_datetime("2026-02-09T13:59:00+02:00").is_some());
+        assert!(parse_datetime("09/02/2026").is_none());
+    }
+}

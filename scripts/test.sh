@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Runs Sightline's whole test suite on a fresh Debian 12 machine (as root):
+#   1. installs missing Debian packages (postgresql, chromium, nodejs/npm if no node)
+#   2. starts a throw-away PostgreSQL and exports SIGHTLINE_TEST_POSTGRES_URL,
+#      SIGHTLINE_REQUIRE_POSTGRES=1
+#   3. cargo nextest run --workspace (or cargo test --workspace)
+#   4. browser test: tests/browser/active_nbas.test.mjs against target/debug/sightline
+# Exits non-zero if any step fails.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+REPO_ROOT="$(pwd)"
+
+section() { printf '\n==> %s\n' "$*"; }
+
+# ---------------------------------------------------------------------------
+section "System packages"
+missing=()
+for pkg in postgresql chromium; do
+  if ! dpkg -s "$pkg" >/dev/null 2>&1; then missing+=("$pkg"); fi
+done
+if ! command -v node >/dev/null 2>&1; then
+  for pkg in nodejs npm; do
+    if ! dpkg -s "$pkg" >/dev/null 2>&1; then missing+=("$pkg"); fi
+  done
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+else
+  echo "all present"
+fi
+echo "node $(node --version), npm $(npm --version 2>/dev/null), $(/usr/bin/chromium --version 2>/dev/null || echo 'chromium: ?')"
+
+# ---------------------------------------------------------------------------
+section "PostgreSQL"
+# shellcheck source=lib/postgres.sh
+source "$REPO_ROOT/scripts/lib/postgres.sh"
+trap pg_stop EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+pg_start
+echo "SIGHTLINE_TEST_POSTGRES_URL=$SIGHTLINE_TEST_POSTGRES_URL"
+
+failed_steps=()
+
+# ---------------------------------------------------------------------------
+if cargo nextest --version >/dev/null 2>&1; then
+  section "Rust tests (cargo nextest run --workspace --no-fail-fast)"
+  cargo nextest run --workspace --no-fail-fast || failed_steps+=("rust tests")
+else
+  section "Rust tests (cargo test --workspace)"
+  cargo test --workspace --no-fail-fast || failed_steps+=("rust tests")
+fi
+
+# ---------------------------------------------------------------------------
+section "Browser test"
+if ! cargo build --bin sightline; then
+  failed_steps+=("cargo build --bin sightline")
+elif ! (cd tests/browser && npm ci --no-audit --no-fund); then
+  failed_steps+=("npm ci (tests/browser)")
+elif ! SIGHTLINE_BIN=target/debug/sightline node tests/browser/active_nbas.test.mjs; then
+  failed_steps+=("browser test")
+fi
+
+# ---------------------------------------------------------------------------
+if [ "${#failed_steps[@]}" -gt 0 ]; then
+  printf '\n==> FAILED: %s\n' "$(IFS=,; echo "${failed_steps[*]}")" >&2
+  exit 1
+fi
