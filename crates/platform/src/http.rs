@@ -44,6 +44,8 @@ struct ApiDoc;
 
 /// Assembles the full HTTP router: platform routes, module routers, docs and middleware.
 pub fn build_router(platform: &Platform, modules: Vec<OpenApiRouter>) -> Router {
+    // Install the recorder before the first request records anything.
+    crate::telemetry::prometheus();
     let mut api =
         OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(platform_routes(platform.clone()));
     for module in modules {

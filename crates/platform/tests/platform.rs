@@ -1,0 +1,437 @@
+//! Platform behaviour on SQLite and PostgreSQL: queue retries and failure, lease recovery,
+//! the queue API, the scheduler running once across processes, request ids, errors, docs.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sightline_platform::db::now_ms;
+use sightline_platform::queue::Workers;
+use sightline_platform::scheduler::{ScheduleSpec, Scheduler};
+use sightline_platform::testing::TestApp;
+use sightline_platform::{
+    storage_tests, Backend, JobContext, JobHandler, Module, ModuleParts, NewJob, Platform,
+};
+use sqlx::{AnyConnection, Row};
+use utoipa_axum::router::OpenApiRouter;
+
+/// A job that fails while `payload.fail_times` is above its attempt number.
+struct FlakyJob {
+    runs: Arc<AtomicUsize>,
+}
+
+#[async_trait::async_trait]
+impl JobHandler for FlakyJob {
+    fn job_type(&self) -> &'static str {
+        "test.flaky"
+    }
+    async fn run(&self, job: &JobContext, conn: &mut AnyConnection) -> anyhow::Result<()> {
+        self.runs.fetch_add(1, Ordering::SeqCst);
+        // A write that must be rolled back when the job fails.
+        sqlx::query("INSERT INTO test_effects (job_id, attempt) VALUES ($1, $2)")
+            .bind(job.id)
+            .bind(job.attempt)
+            .execute(conn)
+            .await?;
+        let fail_times = job.payload["fail_times"].as_i64().unwrap_or(0);
+        if job.attempt <= fail_times {
+            anyhow::bail!("planned failure {}", job.attempt);
+        }
+        Ok(())
+    }
+}
+
+struct TestModule {
+    runs: Arc<AtomicUsize>,
+}
+
+const TEST_MIGRATIONS: &[sightline_platform::migrate::Migration] =
+    &[sightline_platform::migrate::Migration::portable(
+        1,
+        "effects",
+        "CREATE TABLE test_effects (job_id BIGINT NOT NULL, attempt BIGINT NOT NULL)",
+    )];
+
+#[async_trait::async_trait]
+impl Module for TestModule {
+    fn name(&self) -> &'static str {
+        "test"
+    }
+    fn migrations(&self) -> &'static [sightline_platform::migrate::Migration] {
+        TEST_MIGRATIONS
+    }
+    async fn build(&self, _platform: &Platform) -> anyhow::Result<ModuleParts> {
+        Ok(ModuleParts::new(OpenApiRouter::new()).job(FlakyJob {
+            runs: self.runs.clone(),
+        }))
+    }
+}
+
+async fn spawn(
+    backend: Backend,
+    overrides: &[(&str, Value)],
+) -> Option<(TestApp, Arc<AtomicUsize>)> {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let mut all = vec![
+        ("queue.run_in_server", json!(false)),
+        ("queue.backoff_base_ms", json!(1)),
+        ("queue.backoff_max_ms", json!(2)),
+        ("queue.max_attempts", json!(3)),
+    ];
+    all.extend(overrides.iter().cloned());
+    let app = TestApp::spawn(
+        backend,
+        vec![Arc::new(TestModule { runs: runs.clone() })],
+        &all,
+    )
+    .await?;
+    Some((app, runs))
+}
+
+async fn enqueue(app: &TestApp, payload: Value) -> i64 {
+    let mut tx = app.platform.db.begin().await.unwrap();
+    let id = app
+        .platform
+        .queue
+        .enqueue(&mut tx, NewJob::new("test", "test.flaky", payload))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+async fn drain(app: &TestApp) {
+    for _ in 0..100 {
+        app.run_pending_jobs().await;
+        let counts = app.platform.queue.counts().await.unwrap();
+        if counts.iter().all(|c| c.queued == 0 && c.running == 0) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("queue did not drain");
+}
+
+async fn effects(app: &TestApp, job_id: i64) -> i64 {
+    sqlx::query("SELECT COUNT(*) FROM test_effects WHERE job_id = $1")
+        .bind(job_id)
+        .fetch_one(app.platform.db.reader())
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn a_failing_job_is_retried_with_backoff_and_its_failed_attempts_leave_no_writes(
+    backend: Backend,
+) {
+    let Some((app, runs)) = spawn(backend, &[]).await else {
+        return;
+    };
+    let id = enqueue(&app, json!({"fail_times": 2})).await;
+    drain(&app).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
+    let job = app.platform.queue.get(id).await.unwrap().unwrap();
+    assert_eq!(job.state, "succeeded");
+    assert_eq!(job.attempts, 3);
+    assert_eq!(
+        effects(&app, id).await,
+        1,
+        "only the successful attempt's write is kept"
+    );
+}
+
+async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_the_api(
+    backend: Backend,
+) {
+    let Some((app, _runs)) = spawn(backend, &[]).await else {
+        return;
+    };
+    let id = enqueue(&app, json!({"fail_times": 99})).await;
+    drain(&app).await;
+    let page: Value = app
+        .client
+        .get(app.url("/api/v1/queue/jobs?state=failed"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["total"], 1);
+    assert_eq!(page["items"][0]["id"], id);
+    assert_eq!(page["items"][0]["attempts"], 3);
+    assert!(page["items"][0]["last_error"]
+        .as_str()
+        .unwrap()
+        .contains("planned failure 3"));
+    let counts: Value = app
+        .client
+        .get(app.url("/api/v1/queue"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(counts["queues"][0]["queue"], "test");
+    assert_eq!(counts["queues"][0]["failed"], 1);
+
+    // Retrying a job that is not failed is a conflict; an unknown one is 404.
+    let r = app
+        .client
+        .post(app.url("/api/v1/queue/jobs/999999/retry"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/queue/jobs/{id}/retry")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let job: Value = r.json().await.unwrap();
+    assert_eq!(job["state"], "queued");
+    assert_eq!(job["attempts"], 0);
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/queue/jobs/{id}/retry")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    drain(&app).await;
+    let r: Value = app
+        .client
+        .post(app.url("/api/v1/queue/failed/retry"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["retried"], 1);
+}
+
+async fn a_job_whose_worker_died_is_run_again_after_its_lease_expires(backend: Backend) {
+    let Some((app, runs)) = spawn(backend, &[]).await else {
+        return;
+    };
+    let id = enqueue(&app, json!({})).await;
+    // What a worker that died mid-job leaves behind: claimed, lease running out.
+    sqlx::query("UPDATE queue_jobs SET state = 'running', attempts = 1, locked_by = 'dead', lease_until = $1 WHERE id = $2")
+        .bind(now_ms() - 1)
+        .bind(id)
+        .execute(app.platform.db.writer())
+        .await
+        .unwrap();
+    assert_eq!(
+        app.run_pending_jobs().await,
+        0,
+        "a leased job is not claimed"
+    );
+    assert_eq!(
+        app.platform.queue.recover_expired_leases().await.unwrap(),
+        1
+    );
+    drain(&app).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let job = app.platform.queue.get(id).await.unwrap().unwrap();
+    assert_eq!((job.state.as_str(), job.attempts), ("succeeded", 2));
+}
+
+async fn a_scheduled_job_runs_once_per_due_time_across_processes(backend: Backend) {
+    let Some((app, _runs)) = spawn(backend, &[("scheduler.enabled", json!(false))]).await else {
+        return;
+    };
+    let spec = ScheduleSpec {
+        name: "test.every_second".into(),
+        cron: "* * * * * *".into(),
+        timezone: "Europe/Brussels".into(),
+        queue: "test".into(),
+        job_type: "test.flaky".into(),
+        payload: json!({}),
+    };
+    let db = &app.platform.db;
+    let q = &app.platform.queue;
+    // Two processes' schedulers over one database.
+    let a = Scheduler::register(db.clone(), q.clone(), vec![spec.clone()])
+        .await
+        .unwrap();
+    let b = Scheduler::register(db.clone(), q.clone(), vec![spec])
+        .await
+        .unwrap();
+    let mut fired = 0;
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let (x, y) = tokio::join!(a.tick(), b.tick());
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert!(x + y <= 1, "one due run was fired {} times", x + y);
+        fired += x + y;
+    }
+    assert_eq!(fired, 3);
+    let jobs: i64 = sqlx::query("SELECT COUNT(*) FROM queue_jobs WHERE job_type = 'test.flaky'")
+        .fetch_one(db.reader())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(jobs, 3);
+    let (page, _) = q.list("queued", 10, 0).await.unwrap();
+    assert!(page[0].payload["scheduled_for"].is_string());
+}
+
+async fn workers_in_two_processes_share_the_queue_without_running_a_job_twice(backend: Backend) {
+    let Some((app, runs)) = spawn(backend, &[("queue.batch_size", json!(7))]).await else {
+        return;
+    };
+    for _ in 0..60 {
+        enqueue(&app, json!({})).await;
+    }
+    let other = Workers::new(
+        app.platform.queue.clone(),
+        vec![Arc::new(FlakyJob { runs: runs.clone() })],
+    );
+    let (x, y) = tokio::join!(app.workers.run_pending(), other.run_pending());
+    assert_eq!(x.unwrap() + y.unwrap(), 60);
+    assert_eq!(runs.load(Ordering::SeqCst), 60);
+    let total: i64 = sqlx::query("SELECT COUNT(*) FROM test_effects")
+        .fetch_one(app.platform.db.reader())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(total, 60);
+}
+
+async fn every_response_carries_a_request_id_and_errors_use_the_json_body(backend: Backend) {
+    let Some((app, _)) = spawn(backend, &[]).await else {
+        return;
+    };
+    let r = app
+        .client
+        .get(app.url("/health"))
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-42");
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "healthy", "ok": true})
+    );
+    let r = app
+        .client
+        .get(app.url("/no/such/route"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(id.starts_with("req_") && id.len() == 14, "{id}");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "not_found");
+    assert_eq!(body["error"]["request_id"], id);
+    let r = app.client.delete(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let r = app
+        .client
+        .get(app.url("/api/v1/queue/jobs?state=lost"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["details"][0]["field"], "state");
+    let r = app
+        .client
+        .get(app.url("/api/v1/queue/jobs?limit=many"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("limit"),
+        "{body}"
+    );
+}
+
+async fn readiness_metrics_and_docs_are_served(backend: Backend) {
+    let Some((app, _)) = spawn(backend, &[]).await else {
+        return;
+    };
+    let r: Value = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["status"], "ready");
+    assert_eq!(
+        r["database"]["backend"],
+        if backend == Backend::Sqlite {
+            "sqlite"
+        } else {
+            "postgres"
+        }
+    );
+    enqueue(&app, json!({})).await;
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("sightline_http_requests_total"), "{text}");
+    assert!(text.contains("route=\"/health/ready\""), "{text}");
+    assert!(
+        text.contains("sightline_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sightline_queue_jobs{queue=\"test\",state=\"queued\"}"),
+        "{text}"
+    );
+    let spec: Value = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/health",
+        "/health/ready",
+        "/api/v1/queue",
+        "/api/v1/queue/jobs/{id}/retry",
+    ] {
+        assert!(
+            spec["paths"][path].is_object(),
+            "{path} missing from the spec"
+        );
+    }
+    let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
+    assert_eq!(docs.status(), 200);
+    assert!(docs.text().await.unwrap().contains("swagger-ui"));
+}
+
+storage_tests!(
+    a_failing_job_is_retried_with_backoff_and_its_failed_attempts_leave_no_writes,
+    a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_the_api,
+    a_job_whose_worker_died_is_run_again_after_its_lease_expires,
+    a_scheduled_job_runs_once_per_due_time_across_processes,
+    workers_in_two_processes_share_the_queue_without_running_a_job_twice,
+    every_response_carries_a_request_id_and_errors_use_the_json_body,
+    readiness_metrics_and_docs_are_served,
+);
