@@ -1,0 +1,397 @@
+//! The `sightline` binary as a user runs it: configuration errors, `--help`, the calculator, and
+//! durability — events answered 202 survive `kill -9` and none is applied twice.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use sightline_platform::testing::test_database;
+use sightline_platform::{storage_tests, Backend};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sightline");
+
+fn mock_db() -> String {
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/mock_db").to_owned()
+}
+
+/// A `sightline serve` child process on a free port.
+struct Server {
+    child: Child,
+    base: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Server {
+    fn start(data_dir: &std::path::Path, database_url: &str) -> Server {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("DATABASE_URL", database_url)
+            .env("MOCK_DB_DIR", mock_db())
+            .env("SIGHTLINE_QUEUE__LEASE_SECS", "2")
+            .env("SIGHTLINE_QUEUE__POLL_INTERVAL_MS", "20")
+            .env("SIGHTLINE_LOG_LEVEL", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("sightline starts");
+        let stdout = child.stdout.take().unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains("server.listening") {
+                    let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("server reports its address");
+        Server {
+            child,
+            base: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    fn kill9(&mut self) {
+        // SIGKILL: no shutdown code runs.
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: Backend) {
+    let Some(db) = test_database(backend).await else {
+        return;
+    };
+    let mut server = Server::start(db.dir.path(), &db.url);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut posters = Vec::new();
+    for worker in 0..8 {
+        let (client, base, accepted, sent) = (
+            client.clone(),
+            server.base.clone(),
+            accepted.clone(),
+            sent.clone(),
+        );
+        posters.push(tokio::spawn(async move {
+            for i in 0..400 {
+                let id = uuid::Uuid::new_v4().to_string();
+                let body = json!({
+                    "event_id": id,
+                    "occurred_at": "2026-02-09T13:59:00Z",
+                    "source": "kill9-test",
+                    "nba_definition_id": format!("def_{}", i % 3),
+                    "account_id": format!("acc_{}", (worker * 7 + i) % 11),
+                });
+                sent.fetch_add(1, Ordering::SeqCst);
+                match client
+                    .post(format!("{base}/api/v1/internal/events/nba-calculation"))
+                    .json(&body)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 202 => accepted.lock().unwrap().push(id),
+                    Ok(r) => panic!("unexpected {}", r.status()),
+                    Err(_) => return, // the server is gone
+                }
+            }
+        }));
+    }
+    // Kill while events are still streaming in.
+    while accepted.lock().unwrap().len() < 600 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill9();
+    for p in posters {
+        p.await.unwrap();
+    }
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(
+        accepted.len() >= 600 && accepted.len() < 3200,
+        "the kill happened mid-stream: {}",
+        accepted.len()
+    );
+
+    let server = Server::start(db.dir.path(), &db.url);
+    let mut nba_ids = std::collections::HashSet::new();
+    for id in &accepted {
+        let url = format!("{}/api/v1/internal/events/{id}?wait_ms=20000", server.base);
+        let r = client
+            .get(&url)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "event {id} answered 202 was lost");
+        let ev: Value = r.json().await.unwrap();
+        assert_eq!(ev["state"], "processed", "{ev}\n{}", server.log_text());
+        assert_eq!(ev["action"], "created");
+        let nba_id = ev["nba_id"].as_str().unwrap().to_owned();
+        let history: Value = client
+            .get(format!("{}/api/v1/nba/{nba_id}/events", server.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let created = history["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["status"] == "new")
+            .count();
+        assert_eq!(created, 1, "event {id} was applied {created} times");
+        assert!(nba_ids.insert(nba_id), "two events share an NBA");
+    }
+}
+
+storage_tests!(events_answered_202_survive_kill_9_and_none_is_applied_twice);
+
+fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args).env_remove("DATABASE_URL");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("sightline runs")
+}
+
+#[test]
+fn a_bad_configuration_value_exits_non_zero_with_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let out = run(
+        &["migrate", "--data-dir", data],
+        &[("SIGHTLINE_QUEUE__CONCURRENCY", "many")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("queue.concurrency"), "{err}");
+
+    let out = run(&["serve", "--bind", "nowhere", "--data-dir", data], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`bind`"));
+
+    let toml = dir.path().join("sightline.toml");
+    std::fs::write(&toml, "modules = [\"actions\", \"weather\"]\n").unwrap();
+    let out = run(
+        &[
+            "migrate",
+            "--config",
+            toml.to_str().unwrap(),
+            "--data-dir",
+            data,
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown module `weather`"));
+}
+
+#[test]
+fn migrate_creates_the_sqlite_database_and_is_repeatable() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for _ in 0..2 {
+        let out = run(
+            &["migrate", "--data-dir", data.to_str().unwrap()],
+            &[("SIGHTLINE_LOG_LEVEL", "warn")],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(data.join("sightline.db").exists());
+}
+
+#[test]
+fn every_command_has_useful_help() {
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["worker", "--help"],
+        vec!["migrate", "--help"],
+        vec!["calc", "income", "--help"],
+    ] {
+        let out = run(&args, &[]);
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Usage: sightline"), "{text}");
+    }
+    let text = String::from_utf8_lossy(&run(&["serve", "--help"], &[]).stdout).to_string();
+    assert!(
+        text.contains("--bind") && text.contains("--data-dir"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_income_calculator_dry_run_emits_events_for_incomes_above_2000() {
+    let input = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../examples/calculator/income_list.json"
+    );
+    let out = run(&["calc", "income", "--input", input, "--dry-run"], &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let records: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(input).unwrap()).unwrap();
+    let above = records
+        .iter()
+        .filter(|r| r["monthly_income"].as_f64().unwrap() > 2000.0)
+        .count();
+    assert_eq!(events.len(), above);
+    assert!(events
+        .iter()
+        .all(|e| e["nba_definition_id"] == "optimization" && e["context"]["hash"].is_string()));
+    let summary = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        summary.contains(&format!(
+            "emitted {above}, skipped {}",
+            records.len() - above
+        )),
+        "{summary}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_income_calculator_posts_events_and_later_deactivates_clients_that_no_longer_qualify() {
+    let db = test_database(Backend::Sqlite).await.unwrap();
+    let server = Server::start(db.dir.path(), &db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.json");
+    std::fs::write(&input, r#"{"0123456789": 3200, "1111111111": 1800}"#).unwrap();
+    let run_calc = |input: &std::path::Path| {
+        let out = run(
+            &[
+                "calc",
+                "income",
+                "--input",
+                input.to_str().unwrap(),
+                "--api",
+                &server.base,
+            ],
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    assert!(run_calc(&input).contains("emitted 1, skipped 1, delete events 0, failed 0"));
+    let client = reqwest::Client::new();
+    let list_url = format!(
+        "{}/api/v1/nba?enterprise_number=0123456789&nba_definition_id=optimization",
+        server.base
+    );
+    let mut list: Value = Value::Null;
+    for _ in 0..100 {
+        list = client
+            .get(&list_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["total"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(list["total"], 1);
+    assert_eq!(
+        list["items"][0]["account_id"], "acc_123",
+        "enriched from the reference data"
+    );
+    // The client's income drops: its NBA is withdrawn with a delete event.
+    std::fs::write(&input, r#"{"0123456789": 1500}"#).unwrap();
+    assert!(run_calc(&input).contains("emitted 0, skipped 1, delete events 1, failed 0"));
+    for _ in 0..100 {
+        list = client
+            .get(&list_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["total"] == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(list["total"], 0);
+    // An unreachable API (its NBA lookup fails after retries) exits non-zero.
+    let out = run(
+        &[
+            "calc",
+            "income",
+            "--input",
+            input.to_str().unwrap(),
+            "--api",
+            "http://127.0.0.1:9",
+            "--attempts",
+            "2",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("failed 1"));
+}
+
+#[test]
+fn sigterm_stops_the_server_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/x.db?mode=rwc", dir.path().display());
+    let mut server = Server::start(dir.path(), &url);
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(server.log_text().contains("server.stopped"));
+}
