@@ -72,11 +72,14 @@ pg_start() {
     return 1
   fi
 
+  # Tests trade durability for speed; PG_DURABLE=1 (benchmarks) keeps the server's defaults.
+  local speed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+  if [ "${PG_DURABLE:-0}" = 1 ]; then speed=""; fi
   local attempt
   for attempt in 1 2 3 4 5; do
     PG_PORT="$(_pg_free_port)"
     if _pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_TMPDIR/data" -l "$PG_TMPDIR/postgres.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_TMPDIR -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_TMPDIR $speed -c max_connections=200" \
         start >"$PG_TMPDIR/pg_ctl.log" 2>&1; then
       export SIGHTLINE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
       export SIGHTLINE_REQUIRE_POSTGRES=1

@@ -1,1 +1,432 @@
-fn main() {}
+//! Project tasks: `cargo xtask bench actions` measures the NBA pipeline against the release
+//! binary on SQLite and PostgreSQL and prints figures (it asserts nothing).
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{json, Value};
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "Sightline project tasks")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Benchmarks (figures, not pass/fail).
+    Bench {
+        #[command(subcommand)]
+        target: BenchTarget,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchTarget {
+    /// Calculation events through the NBA pipeline, and NBA list latency at a fixed rate.
+    Actions {
+        /// Events to post.
+        #[arg(long, default_value_t = 20_000)]
+        events: usize,
+        /// Concurrent posting clients.
+        #[arg(long, default_value_t = 32)]
+        concurrency: usize,
+        /// Offered rate of the GET phase (requests per second).
+        #[arg(long, default_value_t = 1_000)]
+        get_rate: u64,
+        /// Duration of the GET phase in seconds.
+        #[arg(long, default_value_t = 5)]
+        get_seconds: u64,
+        /// Backends to measure.
+        #[arg(long, value_enum, default_value_t = Which::Both)]
+        backend: Which,
+        /// PostgreSQL admin URL; without it a durable throw-away server is started.
+        #[arg(long, env = "SIGHTLINE_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Which {
+    Sqlite,
+    Postgres,
+    Both,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    match cli.task {
+        Task::Bench {
+            target:
+                BenchTarget::Actions {
+                    events,
+                    concurrency,
+                    get_rate,
+                    get_seconds,
+                    backend,
+                    postgres_url,
+                },
+        } => {
+            let status = Command::new("cargo")
+                .args(["build", "--release", "--quiet", "--bin", "sightline"])
+                .current_dir(&root)
+                .status()?;
+            if !status.success() {
+                bail!("release build failed");
+            }
+            let bin = root.join("target/release/sightline");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let params = Params {
+                events,
+                concurrency,
+                get_rate,
+                get_seconds,
+            };
+            let mut results = Vec::new();
+            if backend != Which::Postgres {
+                let dir = tempdir()?;
+                let url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
+                results.push((
+                    "sqlite",
+                    rt.block_on(bench_actions(&bin, &root, &dir, &url, &params))?,
+                ));
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            if backend != Which::Sqlite {
+                let (admin, pg) = match postgres_url {
+                    Some(url) => (url, None),
+                    None => {
+                        let pg = ThrowawayPostgres::start(&root)?;
+                        (pg.url.clone(), Some(pg))
+                    }
+                };
+                let url = rt.block_on(create_database(&admin))?;
+                let dir = tempdir()?;
+                results.push((
+                    "postgres",
+                    rt.block_on(bench_actions(&bin, &root, &dir, &url, &params))?,
+                ));
+                let _ = std::fs::remove_dir_all(&dir);
+                drop(pg);
+            }
+            print_results(&params, &results);
+            Ok(())
+        }
+    }
+}
+
+struct Params {
+    events: usize,
+    concurrency: usize,
+    get_rate: u64,
+    get_seconds: u64,
+}
+
+struct Figures {
+    accepted_per_s: f64,
+    processed_per_s: f64,
+    post_p50_ms: f64,
+    post_p99_ms: f64,
+    get_p50_ms: f64,
+    get_p99_ms: f64,
+    get_achieved_rate: f64,
+    peak_rss_mb: f64,
+}
+
+fn tempdir() -> anyhow::Result<PathBuf> {
+    let dir =
+        std::env::temp_dir().join(format!("sightline-bench-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+struct ThrowawayPostgres {
+    url: String,
+    vars: String,
+    root: PathBuf,
+}
+
+impl ThrowawayPostgres {
+    /// Starts a PostgreSQL server with its durable defaults (fsync on) via scripts/lib/postgres.sh.
+    fn start(root: &Path) -> anyhow::Result<Self> {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg("source scripts/lib/postgres.sh && PG_DURABLE=1 pg_start >&2 && echo \"$SIGHTLINE_TEST_POSTGRES_URL|PG_TMPDIR=$PG_TMPDIR PG_BINDIR=$PG_BINDIR\"")
+            .current_dir(root)
+            .stderr(Stdio::inherit())
+            .output()?;
+        if !out.status.success() {
+            bail!("could not start PostgreSQL (apt-get install postgresql)");
+        }
+        let line = String::from_utf8(out.stdout)?;
+        let (url, vars) = line
+            .trim()
+            .split_once('|')
+            .context("unexpected pg_start output")?;
+        Ok(Self {
+            url: url.to_owned(),
+            vars: vars.to_owned(),
+            root: root.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "source scripts/lib/postgres.sh && {} pg_stop >/dev/null 2>&1",
+                self.vars
+            ))
+            .current_dir(&self.root)
+            .status();
+    }
+}
+
+async fn create_database(admin: &str) -> anyhow::Result<String> {
+    let name = format!("sightline_bench_{}", uuid::Uuid::new_v4().simple());
+    let status = Command::new("psql")
+        .arg(admin)
+        .arg("-qc")
+        .arg(format!("CREATE DATABASE {name}"))
+        .status()?;
+    if !status.success() {
+        bail!("psql could not create the bench database");
+    }
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+    Ok(format!("{base}/{name}"))
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(bin: &Path, root: &Path, dir: &Path, url: &str) -> anyhow::Result<Server> {
+    let mut child = Command::new(bin)
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("DATABASE_URL", url)
+        .env("SIGHTLINE_LOG_LEVEL", "warn,sightline_platform::app=info")
+        .env("MOCK_DB_DIR", root.join("examples/mock_db"))
+        .stdout(Stdio::piped())
+        .spawn()?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains("server.listening") {
+                let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(60))
+        .context("server did not start")?;
+    Ok(Server {
+        child,
+        base: format!("http://{addr}"),
+    })
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+async fn bench_actions(
+    bin: &Path,
+    root: &Path,
+    dir: &Path,
+    url: &str,
+    p: &Params,
+) -> anyhow::Result<Figures> {
+    let server = start_server(bin, root, dir, url)?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(p.concurrency * 2)
+        .build()?;
+    let post_url = format!("{}/api/v1/internal/events/nba-calculation", server.base);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..p.concurrency {
+        let (client, post_url, next, total) =
+            (client.clone(), post_url.clone(), next.clone(), p.events);
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    return Ok::<_, anyhow::Error>(latencies);
+                }
+                // 2,000 accounts x 8 definitions: scopes both collide and differ.
+                let body = json!({
+                    "event_id": uuid::Uuid::new_v4().to_string(),
+                    "occurred_at": "2026-02-09T13:59:00Z",
+                    "source": "bench",
+                    "nba_definition_id": format!("def_{}", i % 8),
+                    "account_id": format!("acc_{}", (i * 7919) % 2000),
+                    "context": {"score": (i % 100) as f64 / 100.0},
+                });
+                let t = Instant::now();
+                let r = client.post(&post_url).json(&body).send().await?;
+                if r.status() != 202 {
+                    bail!("POST answered {}", r.status());
+                }
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    let mut post_lat = Vec::with_capacity(p.events);
+    for t in tasks {
+        post_lat.extend(t.await??);
+    }
+    let accept_time = started.elapsed().as_secs_f64();
+    // Wait until the queue holds nothing queued or running.
+    loop {
+        let counts: Value = client
+            .get(format!("{}/api/v1/queue", server.base))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let pending: i64 = counts["queues"]
+            .as_array()
+            .map(|qs| {
+                qs.iter()
+                    .map(|q| q["queued"].as_i64().unwrap_or(0) + q["running"].as_i64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0);
+        if pending == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let e2e_time = started.elapsed().as_secs_f64();
+
+    // GET phase: open loop at a fixed offered rate.
+    let n = (p.get_rate * p.get_seconds) as usize;
+    let interval = Duration::from_secs_f64(1.0 / p.get_rate as f64);
+    let get_started = Instant::now();
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut gets = Vec::with_capacity(n);
+    for i in 0..n {
+        ticker.tick().await;
+        let url = format!(
+            "{}/api/v1/nba?account_id=acc_{}&limit=50",
+            server.base,
+            (i * 31) % 2000
+        );
+        let client = client.clone();
+        gets.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = client.get(&url).send().await?;
+            let ok = r.status() == 200;
+            let _ = r.bytes().await?;
+            if !ok {
+                bail!("GET failed");
+            }
+            Ok::<_, anyhow::Error>(t.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut get_lat = Vec::with_capacity(n);
+    for g in gets {
+        get_lat.push(g.await??);
+    }
+    let get_time = get_started.elapsed().as_secs_f64();
+    post_lat.sort_by(f64::total_cmp);
+    get_lat.sort_by(f64::total_cmp);
+    Ok(Figures {
+        accepted_per_s: p.events as f64 / accept_time,
+        processed_per_s: p.events as f64 / e2e_time,
+        post_p50_ms: percentile(&post_lat, 0.50),
+        post_p99_ms: percentile(&post_lat, 0.99),
+        get_p50_ms: percentile(&get_lat, 0.50),
+        get_p99_ms: percentile(&get_lat, 0.99),
+        get_achieved_rate: n as f64 / get_time,
+        peak_rss_mb: peak_rss_mb(server.child.id()),
+    })
+}
+
+fn print_results(p: &Params, results: &[(&str, Figures)]) {
+    println!();
+    println!(
+        "actions bench: {} events, {} concurrent clients, GET at {} req/s for {} s (durable: SQLite WAL synchronous=FULL; PostgreSQL fsync on)",
+        p.events, p.concurrency, p.get_rate, p.get_seconds
+    );
+    println!(
+        "{:<9} {:>12} {:>13} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9}",
+        "backend",
+        "accepted/s",
+        "processed/s",
+        "POST p50",
+        "POST p99",
+        "GET p50",
+        "GET p99",
+        "GET rate",
+        "peak RSS"
+    );
+    for (name, f) in results {
+        println!(
+            "{:<9} {:>12.0} {:>13.0} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>9.0}/s {:>7.1}MB",
+            name,
+            f.accepted_per_s,
+            f.processed_per_s,
+            f.post_p50_ms,
+            f.post_p99_ms,
+            f.get_p50_ms,
+            f.get_p99_ms,
+            f.get_achieved_rate,
+            f.peak_rss_mb
+        );
+    }
+}

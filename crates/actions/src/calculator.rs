@@ -162,8 +162,8 @@ pub fn create_delete_event(
     Value::Object(event)
 }
 
-/// Options of `sightline calc income`.
-#[derive(Debug, Clone)]
+/// Options of `sightline calc income` (no `Debug`: it holds the API key).
+#[derive(Clone)]
 pub struct IncomeRun {
     /// Input file.
     pub input: PathBuf,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Html;
 use axum::Json;
@@ -11,7 +11,7 @@ use serde_json::json;
 use sightline_platform::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use sightline_platform::paging;
 use sightline_platform::request_id::current_request_id;
-use sightline_platform::validate::{JsonObject, ObjectChecker};
+use sightline_platform::validate::{has_control, ApiQuery, JsonObject, ObjectChecker};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -29,9 +29,9 @@ impl From<ActionsError> for ApiError {
         match err {
             ActionsError::NbaNotFound => ApiError::not_found("nba not found"),
             ActionsError::EventNotFound => ApiError::not_found("event not found"),
-            e @ (ActionsError::TransitionNotAllowed(_)
-            | ActionsError::Inactive
-            | ActionsError::EventIdReused(_)) => ApiError::conflict(e.to_string()),
+            e @ (ActionsError::TransitionNotAllowed(_) | ActionsError::Inactive) => {
+                ApiError::conflict(e.to_string())
+            }
             ActionsError::Database(e) => ApiError::internal(e),
         }
     }
@@ -51,20 +51,27 @@ pub fn router(service: ActionsService) -> OpenApiRouter {
         .with_state(service)
 }
 
-const MAX_WAIT_MS: u64 = 30_000;
+/// An id from the path: one with control characters can't exist (PostgreSQL TEXT refuses them).
+fn known_id(id: &str) -> ApiResult<&str> {
+    if has_control(id) || id.len() > 128 {
+        Err(ApiError::not_found("nba not found"))
+    } else {
+        Ok(id)
+    }
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 struct WaitQuery {
     /// Wait for the worker's result (`action`, `nba_id`) before answering.
     wait: Option<bool>,
-    /// How long to wait, in ms (default 5000 with `wait=true`, at most 30000).
+    /// How long to wait, in ms (default 5000 with `wait=true`; capped below the request timeout).
     wait_ms: Option<u64>,
 }
 
 impl WaitQuery {
     fn timeout(&self) -> Option<Duration> {
         match (self.wait, self.wait_ms) {
-            (_, Some(ms)) => Some(Duration::from_millis(ms.min(MAX_WAIT_MS))),
+            (_, Some(ms)) => Some(Duration::from_millis(ms)),
             (Some(true), None) => Some(Duration::from_millis(5_000)),
             _ => None,
         }
@@ -88,7 +95,7 @@ impl WaitQuery {
     ))]
 async fn enqueue_calculation_event(
     State(service): State<ActionsService>,
-    Query(wait): Query<WaitQuery>,
+    ApiQuery(wait): ApiQuery<WaitQuery>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<EventStatus>)> {
     let (event, occurred_at) = CalculationEvent::parse(&body)?;
@@ -111,7 +118,7 @@ async fn enqueue_calculation_event(
 async fn get_calculation_event(
     State(service): State<ActionsService>,
     Path(event_id): Path<String>,
-    Query(wait): Query<WaitQuery>,
+    ApiQuery(wait): ApiQuery<WaitQuery>,
 ) -> ApiResult<Json<EventStatus>> {
     let event_id = uuid::Uuid::parse_str(&event_id)
         .map(|u| u.hyphenated().to_string())
@@ -158,7 +165,7 @@ struct NbaPage {
         (status = 422, description = "invalid paging", body = ErrorBody)))]
 async fn list_nbas(
     State(service): State<ActionsService>,
-    Query(q): Query<NbaListQuery>,
+    ApiQuery(q): ApiQuery<NbaListQuery>,
 ) -> ApiResult<Json<NbaPage>> {
     if let Some(s) = &q.status {
         if !NBA_STATUSES.contains(&s.as_str()) {
@@ -205,7 +212,7 @@ async fn get_nba(
     State(service): State<ActionsService>,
     Path(nba_id): Path<String>,
 ) -> ApiResult<Json<NbaDetail>> {
-    Ok(Json(service.get(&nba_id).await?))
+    Ok(Json(service.get(known_id(&nba_id)?).await?))
 }
 
 /// An NBA's history.
@@ -223,7 +230,7 @@ async fn list_nba_events(
     State(service): State<ActionsService>,
     Path(nba_id): Path<String>,
 ) -> ApiResult<Json<NbaHistory>> {
-    let items = service.history(&nba_id).await?;
+    let items = service.history(known_id(&nba_id)?).await?;
     Ok(Json(NbaHistory {
         total: items.len(),
         items,
@@ -250,7 +257,7 @@ async fn create_nba_action(
 ) -> ApiResult<(StatusCode, Json<ActionRecord>)> {
     let mut c = ObjectChecker::new(&body);
     c.deny_unknown(&["status", "action_at", "comment"]);
-    let status = match c.required_str("status").as_deref() {
+    let status = match c.required_str("status", 16).as_deref() {
         Some("accepted") => Some(Decision::Accepted),
         Some("rejected") => Some(Decision::Rejected),
         Some(_) => {
@@ -268,7 +275,7 @@ async fn create_nba_action(
         .timestamp_millis();
     let record = service
         .decide(
-            &nba_id,
+            known_id(&nba_id)?,
             decision,
             action_at_ms,
             comment,

@@ -49,8 +49,17 @@ impl Module for ActionsModule {
             .or(config.mock_db_dir)
             .unwrap_or_else(|| PathBuf::from("examples/mock_db"));
         let reference = Arc::new(mockdb::ReferenceData::load(&dir)?);
-        let service =
-            service::ActionsService::new(platform.db.clone(), platform.queue.clone(), reference);
-        Ok(ModuleParts::new(http::router(service)).job(jobs::ProcessEventJob))
+        let timeout = platform.config.http.request_timeout_secs;
+        let max_wait = std::time::Duration::from_millis(timeout.saturating_sub(1) * 1000);
+        let service = service::ActionsService::new(
+            platform.db.clone(),
+            platform.queue.clone(),
+            reference,
+            max_wait,
+        );
+        let job = jobs::ProcessEventJob {
+            backend: platform.db.backend(),
+        };
+        Ok(ModuleParts::new(http::router(service)).job(job))
     }
 }

@@ -79,8 +79,8 @@ impl CalculationEvent {
         c.deny_unknown(&EVENT_FIELDS);
         let event_id = c.required_uuid("event_id");
         let occurred_at = c.datetime("occurred_at", true);
-        let source = c.required_str("source");
-        let nba_definition_id = c.required_str("nba_definition_id");
+        let source = c.required_str("source", 256);
+        let nba_definition_id = c.required_str("nba_definition_id", 256);
         let enterprise_number = c.optional_str("enterprise_number", 64);
         let account_id = c.optional_str("account_id", 128);
         let contact_id = c.optional_str("contact_id", 128);
@@ -102,12 +102,6 @@ impl CalculationEvent {
             c.error(
                 "enterprise_number",
                 "At least one target identifier is required: enterprise_number, account_id or contact_id",
-            );
-        }
-        if !create_nba && deactivate_nba_ids.is_empty() {
-            c.error(
-                "deactivate_nba_ids",
-                "a delete event (create_nba=false) must list the NBAs to deactivate",
             );
         }
         c.finish()?;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 use sightline_platform::db::{ms_to_rfc3339, now_ms};
-use sightline_platform::{Db, NewJob, Queue};
+use sightline_platform::{Backend, Db, NewJob, Queue};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
@@ -34,9 +34,6 @@ pub enum ActionsError {
     /// Deactivated before a decision.
     #[error("nba is inactive and can no longer be decided")]
     Inactive,
-    /// The same event id with other content.
-    #[error("event_id {0} was already used for a different event")]
-    EventIdReused(String),
     /// Database failure.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -55,7 +52,7 @@ pub struct EventStatus {
     pub status: &'static str,
     /// Event id.
     pub event_id: String,
-    /// `queued` or `processed`.
+    /// `queued`, `processed`, or `failed` (out of retries; see `error`).
     pub state: String,
     /// Whether this event id had been received before (no second effect).
     pub duplicate: bool,
@@ -67,6 +64,8 @@ pub struct EventStatus {
     pub deactivated: Option<i64>,
     /// Request that first sent it.
     pub request_id: Option<String>,
+    /// Why processing failed (state `failed`, after every retry).
+    pub error: Option<String>,
     /// When it was accepted.
     pub received_at: String,
     /// When it was processed.
@@ -86,6 +85,7 @@ impl EventStatus {
                 .or_else(|| row.processed_at.map(|_| "n/a".to_string())),
             deactivated: row.deactivated,
             request_id: row.request_id,
+            error: row.error,
             received_at: ms_to_rfc3339(row.received_at),
             processed_at: row.processed_at.map(ms_to_rfc3339),
         }
@@ -109,15 +109,18 @@ pub struct ActionsService {
     db: Db,
     queue: Queue,
     reference: Arc<ReferenceData>,
+    max_wait: Duration,
 }
 
 impl ActionsService {
-    /// A service over the platform's database and queue.
-    pub fn new(db: Db, queue: Queue, reference: Arc<ReferenceData>) -> Self {
+    /// A service over the platform's database and queue; waits for results last at most
+    /// `max_wait` (kept below the request timeout).
+    pub fn new(db: Db, queue: Queue, reference: Arc<ReferenceData>, max_wait: Duration) -> Self {
         Self {
             db,
             queue,
             reference,
+            max_wait,
         }
     }
 
@@ -147,29 +150,39 @@ impl ActionsService {
             request_id,
             now: now_ms(),
         };
-        let inserted = store::insert_event(&mut tx, &new).await?;
-        if inserted {
-            self.queue
-                .enqueue(
-                    &mut tx,
-                    NewJob::new(
-                        "actions",
-                        PROCESS_EVENT_JOB,
-                        json!({"event_id": event.event_id}),
-                    ),
-                )
-                .await?;
+        if store::insert_event(&mut tx, &new).await? {
+            let job = NewJob::new(
+                "actions",
+                PROCESS_EVENT_JOB,
+                json!({"event_id": event.event_id}),
+            );
+            self.queue.enqueue(&mut tx, job).await?;
+            tx.commit().await?;
+            self.queue.wake();
+            let received_at = new.now;
+            let row = EventRow {
+                event_id: event.event_id.clone(),
+                payload: String::new(),
+                state: "queued".into(),
+                action: None,
+                nba_id: None,
+                deactivated: None,
+                request_id: request_id.map(str::to_owned),
+                error: None,
+                received_at,
+                processed_at: None,
+            };
+            return Ok(EventStatus::from_row(row, false));
         }
         let row = store::get_event(&mut tx, &event.event_id)
             .await?
             .ok_or(ActionsError::EventNotFound)?;
         tx.commit().await?;
-        if inserted {
-            self.queue.wake();
-        } else if row.payload != payload {
-            return Err(ActionsError::EventIdReused(event.event_id));
+        if row.payload != payload {
+            // The original skips any repeat of an event id; keep that, but make it visible.
+            tracing::warn!(event_id = %row.event_id, "api.duplicate_event_differs");
         }
-        Ok(EventStatus::from_row(row, !inserted))
+        Ok(EventStatus::from_row(row, true))
     }
 
     /// An event's current state.
@@ -181,14 +194,14 @@ impl ActionsService {
         Ok(EventStatus::from_row(row, false))
     }
 
-    /// Waits up to `timeout` for the event to be processed (by any worker, in any process), then
-    /// answers its state.
+    /// Waits up to `timeout` (at most the service's `max_wait`) for the event to be processed or
+    /// to fail (by any worker, in any process), then answers its state.
     pub async fn wait_processed(
         &self,
         mut status: EventStatus,
         timeout: Duration,
     ) -> Result<EventStatus, ActionsError> {
-        let deadline = tokio::time::Instant::now() + timeout;
+        let deadline = tokio::time::Instant::now() + timeout.min(self.max_wait);
         while status.state == "queued" && tokio::time::Instant::now() < deadline {
             let finished = self.queue.batch_finished();
             tokio::select! {
@@ -243,22 +256,30 @@ impl ActionsService {
         request_id: Option<&str>,
     ) -> Result<ActionRecord, ActionsError> {
         let mut tx = self.db.begin().await?;
-        let nba = store::get_nba(&mut tx, id)
-            .await?
-            .ok_or(ActionsError::NbaNotFound)?;
-        if nba.item.status == decision.as_str() {
-            if let Some(existing) = store::find_decision(&mut tx, id, decision.as_str()).await? {
-                return Ok(existing);
+        // Twice at most: a concurrent decision or deactivation between our read and our update
+        // is answered by the rules applied to the fresh state.
+        for attempt in 0..2 {
+            let nba = store::get_nba(&mut tx, id)
+                .await?
+                .ok_or(ActionsError::NbaNotFound)?;
+            if nba.item.status == decision.as_str() {
+                if let Some(existing) = store::find_decision(&mut tx, id, decision.as_str()).await?
+                {
+                    return Ok(existing);
+                }
             }
-        }
-        if nba.item.status != "new" {
-            return Err(ActionsError::TransitionNotAllowed(nba.item.status));
-        }
-        if !nba.item.active {
-            return Err(ActionsError::Inactive);
-        }
-        if !store::decide(&mut tx, id, decision.as_str(), now_ms()).await? {
-            return Err(ActionsError::TransitionNotAllowed("decided".into()));
+            if nba.item.status != "new" {
+                return Err(ActionsError::TransitionNotAllowed(nba.item.status));
+            }
+            if !nba.item.active {
+                return Err(ActionsError::Inactive);
+            }
+            if store::decide(&mut tx, id, decision.as_str(), now_ms()).await? {
+                break;
+            }
+            if attempt == 1 {
+                return Err(ActionsError::TransitionNotAllowed("being decided".into()));
+            }
         }
         let context = match &comment {
             Some(c) => json!({"comment": c}),
@@ -298,8 +319,13 @@ fn log_seq() -> i64 {
 }
 
 /// Processes one stored event inside the worker's transaction (see the module docs for the
-/// rules). Already-processed events are skipped.
-pub async fn process_event(conn: &mut AnyConnection, event_id: &str) -> anyhow::Result<Processed> {
+/// rules). Already-processed events are skipped: the event's state changes in the same
+/// transaction as its effects, so each event is applied once.
+pub async fn process_event(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    event_id: &str,
+) -> anyhow::Result<Processed> {
     let Some(row) = store::get_event(conn, event_id).await? else {
         anyhow::bail!("event {event_id} is not stored");
     };
@@ -345,36 +371,33 @@ pub async fn process_event(conn: &mut AnyConnection, event_id: &str) -> anyhow::
         });
     }
     let scope_key = event.scope_key();
-    let nba_id = match store::nba_of_event(conn, event_id).await? {
-        Some(id) => id,
-        None => {
-            // A later calculation for the same scope may already have been processed.
-            let superseded = store::newer_in_scope(conn, &scope_key, occurred_at).await?;
-            let context = serde_json::Value::Object(event.context.clone()).to_string();
-            let mut id = short_id("nba_");
-            loop {
-                let new = NewNba {
-                    id: &id,
-                    nba_definition_id: &event.nba_definition_id,
-                    enterprise_number: event.enterprise_number.as_deref(),
-                    account_id: event.account_id.as_deref(),
-                    contact_id: event.contact_id.as_deref(),
-                    scope_key: &scope_key,
-                    active: !superseded,
-                    context: &context,
-                    source_event_id: event_id,
-                    occurred_at,
-                    now,
-                };
-                if store::insert_nba(conn, &new).await? {
-                    break;
-                }
-                id = short_id("nba_");
-            }
-            tracing::info!(nba.id = %id, event_id, superseded, "calc.nba_upserted");
-            id
+    if backend == Backend::Postgres {
+        store::lock_scope(conn, &scope_key).await?;
+    }
+    // A later calculation for the same scope may already have been processed.
+    let superseded = store::newer_in_scope(conn, &scope_key, occurred_at).await?;
+    let context = serde_json::Value::Object(event.context.clone()).to_string();
+    let mut nba_id = short_id("nba_");
+    loop {
+        let new = NewNba {
+            id: &nba_id,
+            nba_definition_id: &event.nba_definition_id,
+            enterprise_number: event.enterprise_number.as_deref(),
+            account_id: event.account_id.as_deref(),
+            contact_id: event.contact_id.as_deref(),
+            scope_key: &scope_key,
+            active: !superseded,
+            context: &context,
+            source_event_id: event_id,
+            occurred_at,
+            now,
+        };
+        if store::insert_nba(conn, &new).await? {
+            break;
         }
-    };
+        nba_id = short_id("nba_"); // 40-bit ids can collide; draw again
+    }
+    tracing::info!(nba.id = %nba_id, event_id, superseded, "calc.nba_upserted");
     let scope_deactivated =
         store::deactivate_scope(conn, &scope_key, &nba_id, occurred_at, now).await?;
     if scope_deactivated > 0 {

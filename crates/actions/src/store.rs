@@ -23,6 +23,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration::portable(
         nba_id TEXT,
         deactivated BIGINT,
         request_id TEXT,
+        error TEXT,
         received_at BIGINT NOT NULL,
         processed_at BIGINT
     );
@@ -77,6 +78,8 @@ pub struct EventRow {
     pub deactivated: Option<i64>,
     /// Request that sent it.
     pub request_id: Option<String>,
+    /// Why processing failed, once out of attempts.
+    pub error: Option<String>,
     /// When it was accepted (ms).
     pub received_at: i64,
     /// When it was processed (ms).
@@ -126,7 +129,7 @@ pub async fn get_event(
     event_id: &str,
 ) -> Result<Option<EventRow>, sqlx::Error> {
     let row = sqlx::query(
-        "SELECT event_id, payload, state, action, nba_id, deactivated, request_id, received_at, processed_at \
+        "SELECT event_id, payload, state, action, nba_id, deactivated, request_id, error, received_at, processed_at \
          FROM nba_events WHERE event_id = $1",
     )
     .bind(event_id)
@@ -140,6 +143,7 @@ pub async fn get_event(
         nba_id: r.get("nba_id"),
         deactivated: r.get("deactivated"),
         request_id: r.get("request_id"),
+        error: r.get("error"),
         received_at: r.get("received_at"),
         processed_at: r.get("processed_at"),
     }))
@@ -155,7 +159,7 @@ pub async fn mark_event_processed(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE nba_events SET state = 'processed', action = $1, nba_id = $2, deactivated = $3, \
+        "UPDATE nba_events SET state = 'processed', action = $1, nba_id = $2, deactivated = $3, error = NULL, \
          processed_at = $4 WHERE event_id = $5",
     )
     .bind(action)
@@ -168,16 +172,28 @@ pub async fn mark_event_processed(
     Ok(())
 }
 
-/// The NBA an event already created, if any.
-pub async fn nba_of_event(
+/// Records that an event's processing ran out of attempts.
+pub async fn mark_event_failed(
     conn: &mut AnyConnection,
     event_id: &str,
-) -> Result<Option<String>, sqlx::Error> {
-    let row = sqlx::query("SELECT id FROM nbas WHERE source_event_id = $1")
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE nba_events SET state = 'failed', error = $1 WHERE event_id = $2 AND state = 'queued'")
+        .bind(error)
         .bind(event_id)
-        .fetch_optional(conn)
+        .execute(conn)
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    Ok(())
+}
+
+/// Serialises the processing of one scope across PostgreSQL transactions (until commit), so
+/// two workers can't each keep their own NBA current. SQLite has a single writer already.
+pub async fn lock_scope(conn: &mut AnyConnection, scope_key: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked")
+        .bind(scope_key)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Whether the scope already has a current NBA from a later calculation.
@@ -399,7 +415,7 @@ pub async fn get_nba(conn: &mut AnyConnection, id: &str) -> Result<Option<NbaDet
     }))
 }
 
-/// Moves a `new` NBA to `status`; `false` when it was no longer `new`.
+/// Moves a current `new` NBA to `status`; `false` when it was no longer current and `new`.
 pub async fn decide(
     conn: &mut AnyConnection,
     id: &str,
@@ -407,7 +423,7 @@ pub async fn decide(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE nbas SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'new'",
+        "UPDATE nbas SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'new' AND active = 1",
     )
     .bind(status)
     .bind(now)

@@ -174,12 +174,13 @@ async fn the_same_event_id_twice_has_no_second_effect(backend: Backend) {
     assert_eq!(second["nba_id"], first["nba_id"]);
     let (_, list) = get(&app, "/api/v1/nba?account_id=acc_idem&active=all").await;
     assert_eq!(list["total"], 1);
-    // The same id with different content is refused, not silently dropped.
+    // As in the original, any repeat of the id is skipped, even with other content.
     let mut changed = body.clone();
     changed["nba_definition_id"] = json!("def_other");
-    let (status, err) = post_event(&app, &changed).await;
-    assert_eq!(status, 409);
-    assert_eq!(err["error"]["code"], "conflict");
+    let (status, third) = post_event(&app, &changed).await;
+    assert_eq!((status, &third["duplicate"]), (202, &json!(true)));
+    let (_, list) = get(&app, "/api/v1/nba?nba_definition_id=def_other&active=all").await;
+    assert_eq!(list["total"], 0);
 }
 
 async fn a_recalculation_deactivates_the_older_nba_of_the_same_scope_only(backend: Backend) {
@@ -249,6 +250,14 @@ async fn a_delete_event_deactivates_the_listed_nbas_and_creates_none(backend: Ba
     let mut delete = event("def_d1", json!({"account_id": "acc_del"}));
     delete["create_nba"] = json!(false);
     delete["deactivate_nba_ids"] = json!([a["nba_id"], a["nba_id"], "nba_unknown00"]);
+    // A delete event listing nothing is accepted and changes nothing, as in the original.
+    let mut empty = event("def_d1", json!({"account_id": "acc_del"}));
+    empty["create_nba"] = json!(false);
+    let (status, e) = post_event(&app, &empty).await;
+    assert_eq!(
+        (status, e["action"].as_str(), e["deactivated"].as_i64()),
+        (202, Some("deactivated_only"), Some(0))
+    );
     let (status, d) = post_event(&app, &delete).await;
     assert_eq!(status, 202);
     assert_eq!(d["action"], "deactivated_only");
@@ -437,10 +446,26 @@ async fn bad_payloads_are_refused_with_4xx_naming_the_field(backend: Backend) {
         (
             {
                 let mut e = good.clone();
-                e["create_nba"] = json!(false);
+                e["source"] = json!("nul\u{0}inside");
                 e
             },
-            "deactivate_nba_ids",
+            "source",
+        ),
+        (
+            {
+                let mut e = good.clone();
+                e["nba_definition_id"] = json!("d".repeat(257));
+                e
+            },
+            "nba_definition_id",
+        ),
+        (
+            {
+                let mut e = good.clone();
+                e["account_id"] = json!("a".repeat(129));
+                e
+            },
+            "account_id",
         ),
         (
             {
@@ -523,6 +548,18 @@ async fn bad_payloads_are_refused_with_4xx_naming_the_field(backend: Backend) {
     assert_eq!(s, 422);
     assert_eq!(err["error"]["details"].as_array().unwrap().len(), 2);
     let (s, _) = get(&app, "/api/v1/internal/events/not-a-uuid").await;
+    assert_eq!(s, 404);
+    let (s, err) = get(&app, "/api/v1/nba?account_id=%00").await;
+    assert_eq!(
+        (s, err["error"]["details"][0]["field"].as_str()),
+        (422, Some("account_id"))
+    );
+    let (s, err) = get(&app, "/api/v1/nba?limit=lots").await;
+    assert_eq!(
+        (s, err["error"]["details"][0]["field"].as_str()),
+        (422, Some("limit"))
+    );
+    let (s, _) = get(&app, "/api/v1/nba/nba_%00").await;
     assert_eq!(s, 404);
     // Nothing above was written.
     let (_, list) = get(&app, "/api/v1/nba?active=all").await;

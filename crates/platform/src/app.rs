@@ -148,14 +148,16 @@ impl Application {
         let config = platform.config.clone();
         let shutdown = platform.shutdown.clone();
         tokio::spawn(signal_to(shutdown.clone()));
+        // Workers stop after HTTP has drained, so in-flight requests that wait on jobs finish.
+        let background = CancellationToken::new();
         let mut tasks = Vec::new();
         if config.queue.run_in_server {
-            tasks.extend(workers.spawn(shutdown.clone()));
+            tasks.extend(workers.spawn(background.clone()));
         }
         if config.scheduler.enabled {
             tasks.push(scheduler.spawn(
                 Duration::from_millis(config.scheduler.tick_ms),
-                shutdown.clone(),
+                background.clone(),
             ));
         }
         tracing::info!(
@@ -164,13 +166,12 @@ impl Application {
             workers = config.queue.run_in_server,
             "server.listening"
         );
-        let drain = shutdown.clone();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move { drain.cancelled().await })
-            .await
-            .context("HTTP server failed")?;
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
+        background.cancel();
         finish(tasks, &platform, config.http.shutdown_grace_secs).await;
-        Ok(())
+        served.context("HTTP server failed")
     }
 }
 
@@ -197,16 +198,23 @@ pub async fn run_worker(config: Config, modules: &[Arc<dyn Module>]) -> anyhow::
     Ok(())
 }
 
-async fn finish(tasks: Vec<tokio::task::JoinHandle<()>>, platform: &Platform, grace_secs: u64) {
+async fn finish(mut tasks: Vec<tokio::task::JoinHandle<()>>, platform: &Platform, grace_secs: u64) {
     tracing::info!("server.draining");
-    let all = futures::future::join_all(tasks);
-    if tokio::time::timeout(Duration::from_secs(grace_secs), all)
+    let grace = Duration::from_secs(grace_secs);
+    if tokio::time::timeout(grace, futures::future::join_all(tasks.iter_mut()))
         .await
         .is_err()
     {
         tracing::warn!("server.drain_timeout");
+        // Unfinished batches roll back; their jobs run again once their lease expires.
+        tasks.iter().for_each(|t| t.abort());
     }
-    platform.db.close().await;
+    if tokio::time::timeout(Duration::from_secs(5), platform.db.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("server.database_close_timeout");
+    }
     tracing::info!("server.stopped");
 }
 

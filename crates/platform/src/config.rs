@@ -217,7 +217,16 @@ impl Config {
                 "key `database_url`: must start with sqlite:, postgres:// or postgresql://".into(),
             ));
         }
-        let checks: [(&str, bool); 6] = [
+        let checks: [(&str, bool); 9] = [
+            ("queue.backoff_base_ms", self.queue.backoff_base_ms >= 1),
+            (
+                "queue.backoff_max_ms",
+                self.queue.backoff_max_ms >= self.queue.backoff_base_ms,
+            ),
+            (
+                "http.request_timeout_secs",
+                self.http.request_timeout_secs >= 2,
+            ),
             ("queue.concurrency", self.queue.concurrency >= 1),
             ("queue.batch_size", self.queue.batch_size >= 1),
             ("queue.max_attempts", self.queue.max_attempts >= 1),

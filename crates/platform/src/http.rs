@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{from_fn, Next};
@@ -26,6 +26,7 @@ use crate::config::HttpConfig;
 use crate::error::{code_for_status, error_body, ApiError, ApiResult, ErrorBody};
 use crate::queue::{JobView, QueueCounts};
 use crate::request_id::{self, REQUEST_ID_HEADER};
+use crate::validate::ApiQuery;
 use crate::Platform;
 
 #[derive(OpenApi)]
@@ -215,14 +216,15 @@ async fn health() -> Json<Health> {
 #[utoipa::path(get, path = "/health/ready", tag = "platform",
     responses((status = 200, description = "ready"), (status = 503, description = "a dependency is down", body = ErrorBody)))]
 async fn ready(State(p): State<Platform>) -> ApiResult<Json<Value>> {
-    p.db.ping()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("database: {e}")))?;
-    let counts = p
-        .queue
-        .counts()
-        .await
-        .map_err(|e| ApiError::unavailable(format!("queue: {e}")))?;
+    // The cause goes to the log, not to the (unauthenticated) client.
+    let down = |what: &'static str| {
+        move |e: sqlx::Error| {
+            tracing::warn!(error = %e, dependency = what, "health.not_ready");
+            ApiError::unavailable(format!("{what} is unreachable"))
+        }
+    };
+    p.db.ping().await.map_err(down("database"))?;
+    let counts = p.queue.counts().await.map_err(down("queue"))?;
     let queued: i64 = counts.iter().map(|c| c.queued).sum();
     Ok(Json(json!({
         "status": "ready",
@@ -293,7 +295,7 @@ struct JobPage {
     responses((status = 200, body = JobPage), (status = 422, body = ErrorBody)))]
 async fn list_jobs(
     State(p): State<Platform>,
-    Query(q): Query<JobListQuery>,
+    ApiQuery(q): ApiQuery<JobListQuery>,
 ) -> ApiResult<Json<JobPage>> {
     let state = q.state.unwrap_or_else(|| "failed".into());
     if !["queued", "running", "succeeded", "failed"].contains(&state.as_str()) {

@@ -57,17 +57,16 @@ pub async fn apply(db: &Db, module: &str, migrations: &[Migration]) -> anyhow::R
         .acquire()
         .await
         .context("Failed to get a database connection")?;
-    sqlx::raw_sql(LEDGER)
-        .execute(&mut *conn)
-        .await
-        .context("Failed to create the migration ledger")?;
     if db.backend() == Backend::Postgres {
-        // Serialise concurrent starts of several processes.
+        // Serialise concurrent starts of several processes, the ledger's creation included.
         sqlx::raw_sql("SELECT pg_advisory_lock(7305541)")
             .execute(&mut *conn)
             .await?;
     }
-    let result = apply_locked(db.backend(), &mut conn, module, migrations).await;
+    let result = match sqlx::raw_sql(LEDGER).execute(&mut *conn).await {
+        Ok(_) => apply_locked(db.backend(), &mut conn, module, migrations).await,
+        Err(e) => Err(anyhow::Error::new(e).context("Failed to create the migration ledger")),
+    };
     if db.backend() == Backend::Postgres {
         sqlx::raw_sql("SELECT pg_advisory_unlock(7305541)")
             .execute(&mut *conn)

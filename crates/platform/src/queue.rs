@@ -1,10 +1,11 @@
 //! Durable, table-backed job queue (`queue_jobs`) on SQLite and PostgreSQL.
 //!
 //! Jobs are inserted in the same transaction as the write that causes them. Workers claim a batch
-//! under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer), then run each
-//! job's handler inside one transaction, in a savepoint per job, and mark the job done in that
-//! same transaction: a job's database effects and its completion commit together, so a job is
-//! never applied twice. A worker that dies leaves its jobs `running` until the lease expires;
+//! under a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; SQLite has one writer), then run the
+//! handlers of the whole batch in one transaction and mark the jobs done in that same
+//! transaction: a job's database effects and its completion commit together, so a job is never
+//! applied twice. If any job of the batch fails, the batch is rolled back and re-run one job per
+//! transaction, so a failure stays with its own job. A worker that dies leaves its jobs `running` until the lease expires;
 //! they are then queued again. Failures retry with exponential backoff and move to `failed` with
 //! their error after `max_attempts`.
 
@@ -18,7 +19,7 @@ use rand::Rng as _;
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::any::AnyRow;
-use sqlx::{AnyConnection, Connection as _, Row};
+use sqlx::{AnyConnection, Row};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -145,6 +146,17 @@ pub trait JobHandler: Send + Sync + 'static {
     fn job_type(&self) -> &'static str;
     /// Runs the job inside the worker's transaction.
     async fn run(&self, job: &JobContext, conn: &mut AnyConnection) -> anyhow::Result<()>;
+
+    /// Called in the transaction that moves the job to `failed` (out of attempts), so the
+    /// module can record the failure on its own rows.
+    async fn on_failed(
+        &self,
+        _job: &JobContext,
+        _error: &str,
+        _conn: &mut AnyConnection,
+    ) -> anyhow::Result<()> {
+        Ok(())
+    }
 }
 
 /// Job state counts for one queue.
@@ -473,12 +485,13 @@ impl Workers {
     }
 
     async fn run_loop(&self, n: usize, shutdown: CancellationToken) {
-        tracing::info!(worker = %self.worker_id, loop_no = n, "queue.worker_started");
+        let worker_id = format!("{}-{n}", self.worker_id);
+        tracing::info!(worker = %worker_id, "queue.worker_started");
         let idle = Duration::from_millis(self.queue.config.poll_interval_ms);
         while !shutdown.is_cancelled() {
             // Register interest before looking, so a wake between the look and the wait is kept.
             let notified = self.queue.new_work.notified();
-            match self.run_batch().await {
+            match self.run_batch(&worker_id).await {
                 Ok(0) => {
                     tokio::select! {
                         _ = notified => {}
@@ -496,7 +509,7 @@ impl Workers {
                 }
             }
         }
-        tracing::info!(worker = %self.worker_id, loop_no = n, "queue.worker_stopped");
+        tracing::info!(worker = %worker_id, "queue.worker_stopped");
     }
 
     async fn upkeep_loop(&self, shutdown: CancellationToken) {
@@ -524,9 +537,10 @@ impl Workers {
 
     /// Processes due jobs until none is left; returns how many ran. For tests and CLI tools.
     pub async fn run_pending(&self) -> anyhow::Result<usize> {
+        let worker_id = format!("{}-pending", self.worker_id);
         let mut total = 0;
         loop {
-            let n = self.run_batch().await?;
+            let n = self.run_batch(&worker_id).await?;
             if n == 0 {
                 return Ok(total);
             }
@@ -534,7 +548,7 @@ impl Workers {
         }
     }
 
-    async fn claim(&self) -> Result<Vec<Claimed>, sqlx::Error> {
+    async fn claim(&self, worker_id: &str) -> Result<Vec<Claimed>, sqlx::Error> {
         let types: Vec<&'static str> = self.handlers.keys().copied().collect();
         let placeholders: Vec<String> = (0..types.len()).map(|i| format!("${}", i + 5)).collect();
         let lock = match self.queue.db.backend() {
@@ -552,7 +566,7 @@ impl Workers {
         );
         let now = now_ms();
         let mut query = sqlx::query(&sql)
-            .bind(&self.worker_id)
+            .bind(worker_id)
             .bind(now + self.queue.config.lease_secs * 1000)
             .bind(now)
             .bind(self.queue.config.batch_size);
@@ -581,26 +595,32 @@ impl Workers {
         Ok(jobs)
     }
 
-    /// Claims one batch and runs it in one transaction; returns how many jobs it held.
-    async fn run_batch(&self) -> anyhow::Result<usize> {
-        let jobs = self.claim().await.context("Failed to claim jobs")?;
+    /// Claims one batch and runs it; returns how many jobs it held.
+    ///
+    /// Fast path: every job of the batch in one transaction, completed with one statement. If any
+    /// job fails (or its completion does), that transaction is rolled back and the batch is run
+    /// again one job per transaction, so a failure only affects its own job.
+    async fn run_batch(&self, worker_id: &str) -> anyhow::Result<usize> {
+        let jobs = self
+            .claim(worker_id)
+            .await
+            .context("Failed to claim jobs")?;
         if jobs.is_empty() {
             return Ok(0);
         }
         let n = jobs.len();
-        let mut tx = self
-            .queue
-            .db
-            .begin()
-            .await
-            .context("Failed to begin the job transaction")?;
-        let mut outcomes = Vec::with_capacity(n);
-        for job in &jobs {
-            outcomes.push(self.run_one(job, &mut tx).await?);
-        }
-        tx.commit()
-            .await
-            .context("Failed to commit the job batch")?;
+        let started = Instant::now();
+        let batch_ok = self.run_together(&jobs, worker_id).await?;
+        let outcomes = if batch_ok {
+            let per_job = started.elapsed().as_secs_f64() / n as f64;
+            vec![("succeeded", per_job); n]
+        } else {
+            let mut outcomes = Vec::with_capacity(n);
+            for job in &jobs {
+                outcomes.push(self.run_alone(job, worker_id).await?);
+            }
+            outcomes
+        };
         for (job, (outcome, elapsed)) in jobs.iter().zip(outcomes) {
             metrics::counter!("sightline_jobs_total", "job_type" => job.ctx.job_type.clone(), "outcome" => outcome)
                 .increment(1);
@@ -611,95 +631,205 @@ impl Workers {
         Ok(n)
     }
 
-    async fn run_one(
-        &self,
-        job: &Claimed,
-        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
-    ) -> anyhow::Result<(&'static str, f64)> {
+    /// Runs `job`'s handler on `conn` inside its log span and request-id scope.
+    async fn call_handler(&self, job: &Claimed, conn: &mut AnyConnection) -> anyhow::Result<()> {
         let ctx = &job.ctx;
-        let span = tracing::info_span!(
-            "job",
-            request_id = ctx.request_id.as_deref().unwrap_or(""),
-            job.id = ctx.id,
-            job.r#type = %ctx.job_type,
-            job.attempt = ctx.attempt,
-        );
-        let started = Instant::now();
-        let handler = self.handlers.get(ctx.job_type.as_str()).cloned();
+        let Some(handler) = self.handlers.get(ctx.job_type.as_str()).cloned() else {
+            anyhow::bail!("no handler for job type {}", ctx.job_type);
+        };
         let rid = ctx.request_id.clone().unwrap_or_default();
-        async {
+        let fut = request_id::scope(rid, async {
             tracing::info!(queue = %job.queue, "queue.consume");
-            let mut sp = tx.begin().await?;
-            let result = match handler {
-                Some(h) => {
-                    let fut = request_id::scope(rid, async { h.run(ctx, &mut sp).await });
-                    match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
-                        Ok(r) => r,
-                        Err(_) => Err(anyhow::anyhow!("job handler panicked")),
-                    }
-                }
-                None => Err(anyhow::anyhow!("no handler for job type {}", ctx.job_type)),
-            };
-            let now = now_ms();
-            match result {
-                Ok(()) => {
-                    let done = sqlx::query(
-                        "UPDATE queue_jobs SET state = 'succeeded', finished_at = $1, updated_at = $1, \
-                         locked_by = NULL, lease_until = NULL, last_error = NULL \
-                         WHERE id = $2 AND locked_by = $3 AND state = 'running'",
-                    )
-                    .bind(now)
-                    .bind(ctx.id)
-                    .bind(&self.worker_id)
-                    .execute(&mut *sp)
-                    .await?;
-                    if done.rows_affected() == 1 {
-                        sp.commit().await?;
-                        let elapsed = started.elapsed().as_secs_f64();
-                        tracing::info!(elapsed_ms = elapsed * 1000.0, "queue.processed");
-                        Ok(("succeeded", elapsed))
-                    } else {
-                        // The lease ran out and another worker owns the job now: undo our effects.
-                        sp.rollback().await?;
-                        tracing::warn!("queue.lease_lost");
-                        Ok(("lease_lost", started.elapsed().as_secs_f64()))
-                    }
-                }
-                Err(err) => {
-                    sp.rollback().await?;
-                    let message = format!("{err:#}");
-                    let final_attempt = ctx.attempt >= job.max_attempts;
-                    let (state, run_at, finished) = if final_attempt {
-                        ("failed", now, Some(now))
-                    } else {
-                        ("queued", now + self.queue.backoff_ms(ctx.attempt), None)
-                    };
-                    sqlx::query(
-                        "UPDATE queue_jobs SET state = $1, run_at = $2, finished_at = $3, updated_at = $4, \
-                         locked_by = NULL, lease_until = NULL, last_error = $5 \
-                         WHERE id = $6 AND locked_by = $7",
-                    )
-                    .bind(state)
-                    .bind(run_at)
-                    .bind(finished)
-                    .bind(now)
-                    .bind(&message)
-                    .bind(ctx.id)
-                    .bind(&self.worker_id)
-                    .execute(&mut **tx)
-                    .await?;
-                    if final_attempt {
-                        tracing::error!(error = %message, "queue.failed");
-                    } else {
-                        tracing::warn!(error = %message, retry_at = %ms_to_rfc3339(run_at), "queue.retry_scheduled");
-                    }
-                    Ok((if final_attempt { "failed" } else { "retried" }, started.elapsed().as_secs_f64()))
-                }
+            handler.run(ctx, conn).await
+        });
+        match std::panic::AssertUnwindSafe(fut.instrument(job_span(ctx)))
+            .catch_unwind()
+            .await
+        {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::anyhow!("job handler panicked")),
+        }
+    }
+
+    /// The fast path; `Ok(false)` when the batch must be re-run job by job.
+    async fn run_together(&self, jobs: &[Claimed], worker_id: &str) -> anyhow::Result<bool> {
+        let mut tx = self
+            .queue
+            .db
+            .begin()
+            .await
+            .context("Failed to begin the job transaction")?;
+        for job in jobs {
+            if let Err(e) = self.call_handler(job, &mut tx).await {
+                job_span(&job.ctx)
+                    .in_scope(|| tracing::debug!(error = format!("{e:#}"), "queue.batch_fallback"));
+                tx.rollback().await?;
+                return Ok(false);
             }
         }
-        .instrument(span)
-        .await
+        let placeholders: Vec<String> = (0..jobs.len()).map(|i| format!("${}", i + 3)).collect();
+        // Only placeholders are spliced in; every value is bound.
+        let sql = format!(
+            "UPDATE queue_jobs SET state = 'succeeded', finished_at = $1, updated_at = $1, locked_by = NULL, \
+             lease_until = NULL, last_error = NULL WHERE locked_by = $2 AND state = 'running' AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(&sql).bind(now_ms()).bind(worker_id);
+        for job in jobs {
+            query = query.bind(job.ctx.id);
+        }
+        match query.execute(&mut *tx).await {
+            // Every job still ours: commit effects and completions together.
+            Ok(done) if done.rows_affected() == jobs.len() as u64 => {
+                tx.commit()
+                    .await
+                    .context("Failed to commit the job batch")?;
+                for job in jobs {
+                    job_span(&job.ctx).in_scope(|| tracing::info!("queue.processed"));
+                }
+                Ok(true)
+            }
+            _ => {
+                tx.rollback().await?;
+                Ok(false)
+            }
+        }
     }
+
+    /// The slow path: one job in its own transaction; failures are recorded on the job.
+    async fn run_alone(
+        &self,
+        job: &Claimed,
+        worker_id: &str,
+    ) -> anyhow::Result<(&'static str, f64)> {
+        let ctx = &job.ctx;
+        let started = Instant::now();
+        let mut tx = self.queue.db.begin().await?;
+        let mut result = self.call_handler(job, &mut tx).await;
+        if result.is_ok() {
+            let done = sqlx::query(
+                "UPDATE queue_jobs SET state = 'succeeded', finished_at = $1, updated_at = $1, locked_by = NULL, \
+                 lease_until = NULL, last_error = NULL WHERE id = $2 AND locked_by = $3 AND state = 'running'",
+            )
+            .bind(now_ms())
+            .bind(ctx.id)
+            .bind(worker_id)
+            .execute(&mut *tx)
+            .await;
+            match done {
+                Ok(d) if d.rows_affected() == 1 => match tx.commit().await {
+                    Ok(()) => {
+                        let elapsed = started.elapsed().as_secs_f64();
+                        job_span(ctx).in_scope(|| {
+                            tracing::info!(elapsed_ms = elapsed * 1000.0, "queue.processed")
+                        });
+                        return Ok(("succeeded", elapsed));
+                    }
+                    Err(e) => return Err(anyhow::Error::new(e).context("Failed to commit a job")),
+                },
+                Ok(_) => {
+                    // The lease ran out and another worker owns the job now: undo our effects.
+                    tx.rollback().await?;
+                    job_span(ctx).in_scope(|| tracing::warn!("queue.lease_lost"));
+                    return Ok(("lease_lost", started.elapsed().as_secs_f64()));
+                }
+                Err(e) => {
+                    result = Err(anyhow::Error::new(e).context("Failed to mark the job done"))
+                }
+            }
+        } else {
+            tx.rollback().await?;
+        }
+        let message = format!("{:#}", result.expect_err("only failures reach here"));
+        let now = now_ms();
+        let final_attempt = ctx.attempt >= job.max_attempts;
+        let (state, run_at, finished) = if final_attempt {
+            ("failed", now, Some(now))
+        } else {
+            ("queued", now + self.queue.backoff_ms(ctx.attempt), None)
+        };
+        let record = sqlx::query(
+            "UPDATE queue_jobs SET state = $1, run_at = $2, finished_at = $3, updated_at = $4, \
+             locked_by = NULL, lease_until = NULL, last_error = $5 WHERE id = $6 AND locked_by = $7",
+        )
+        .bind(state)
+        .bind(run_at)
+        .bind(finished)
+        .bind(now)
+        .bind(&message)
+        .bind(ctx.id)
+        .bind(worker_id);
+        let handler = self
+            .handlers
+            .get(ctx.job_type.as_str())
+            .filter(|_| final_attempt);
+        match handler {
+            Some(handler) => {
+                // The module's failure record commits with the job's, or not at all.
+                let mut tx = self.queue.db.begin().await?;
+                record.execute(&mut *tx).await?;
+                match handler.on_failed(ctx, &message, &mut tx).await {
+                    Ok(()) => tx.commit().await?,
+                    Err(e) => {
+                        tx.rollback().await?;
+                        tracing::warn!(
+                            error = format!("{e:#}"),
+                            job.id = ctx.id,
+                            "queue.on_failed_error"
+                        );
+                        self.record_failure(ctx.id, worker_id, &message, now)
+                            .await?;
+                    }
+                }
+            }
+            None => {
+                record.execute(self.queue.db.writer()).await?;
+            }
+        }
+        job_span(ctx).in_scope(|| {
+            if final_attempt {
+                tracing::error!(error = %message, "queue.failed");
+            } else {
+                tracing::warn!(error = %message, retry_at = %ms_to_rfc3339(run_at), "queue.retry_scheduled");
+            }
+        });
+        Ok((
+            if final_attempt { "failed" } else { "retried" },
+            started.elapsed().as_secs_f64(),
+        ))
+    }
+}
+
+impl Workers {
+    async fn record_failure(
+        &self,
+        id: i64,
+        worker_id: &str,
+        message: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE queue_jobs SET state = 'failed', finished_at = $1, updated_at = $1, locked_by = NULL, \
+             lease_until = NULL, last_error = $2 WHERE id = $3 AND locked_by = $4",
+        )
+        .bind(now)
+        .bind(message)
+        .bind(id)
+        .bind(worker_id)
+        .execute(self.queue.db.writer())
+        .await?;
+        Ok(())
+    }
+}
+
+fn job_span(ctx: &JobContext) -> tracing::Span {
+    tracing::info_span!(
+        "job",
+        request_id = ctx.request_id.as_deref().unwrap_or(""),
+        job.id = ctx.id,
+        job.r#type = %ctx.job_type,
+        job.attempt = ctx.attempt,
+    )
 }
 
 #[cfg(test)]

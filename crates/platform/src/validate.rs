@@ -15,6 +15,50 @@ pub struct JsonObject(pub Map<String, Value>);
 /// JSON body deserialized into `T`; a type error names the field path.
 pub struct ApiJson<T>(pub T);
 
+/// Query string deserialized into `T`; a bad parameter is a 422 naming it, and values with
+/// control characters are refused.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::validation(vec![FieldError::new("query", e.to_string())]))?;
+        let bad: Vec<FieldError> = pairs
+            .iter()
+            .filter(|(_, v)| has_control(v))
+            .map(|(k, _)| FieldError::new(k.clone(), CONTROL_MESSAGE))
+            .collect();
+        if !bad.is_empty() {
+            return Err(ApiError::validation(bad));
+        }
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(ApiQuery)
+            .map_err(|e| {
+                let field = e.path().to_string();
+                let field = if field == "." {
+                    "query".to_string()
+                } else {
+                    field
+                };
+                ApiError::validation(vec![FieldError::new(field, e.inner().to_string())])
+            })
+    }
+}
+
+const CONTROL_MESSAGE: &str = "must not contain control characters";
+
+/// Whether `s` holds control characters (NUL and friends), which PostgreSQL TEXT refuses.
+pub fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
 fn json_content_type(req: &Request) -> bool {
     req.headers()
         .get(CONTENT_TYPE)
@@ -123,8 +167,8 @@ impl<'a> ObjectChecker<'a> {
         }
     }
 
-    /// A required non-empty string.
-    pub fn required_str(&mut self, field: &str) -> Option<String> {
+    /// A required non-empty string of at most `max_len` characters.
+    pub fn required_str(&mut self, field: &str, max_len: usize) -> Option<String> {
         match self.obj.get(field) {
             None | Some(Value::Null) => {
                 self.error(field, "field required");
@@ -132,6 +176,14 @@ impl<'a> ObjectChecker<'a> {
             }
             Some(Value::String(s)) if s.trim().is_empty() => {
                 self.error(field, "must not be empty");
+                None
+            }
+            Some(Value::String(s)) if s.chars().count() > max_len => {
+                self.error(field, format!("must be at most {max_len} characters"));
+                None
+            }
+            Some(Value::String(s)) if has_control(s) => {
+                self.error(field, CONTROL_MESSAGE);
                 None
             }
             Some(Value::String(s)) => Some(s.clone()),
@@ -151,6 +203,10 @@ impl<'a> ObjectChecker<'a> {
                 None
             }
             Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) if has_control(s) => {
+                self.error(field, CONTROL_MESSAGE);
+                None
+            }
             Some(Value::String(s)) => Some(s.clone()),
             Some(_) => {
                 self.error(field, "must be a string or null");
@@ -161,7 +217,7 @@ impl<'a> ObjectChecker<'a> {
 
     /// A required UUID (any version), returned in canonical hyphenated lower case.
     pub fn required_uuid(&mut self, field: &str) -> Option<uuid::Uuid> {
-        let s = self.required_str(field)?;
+        let s = self.required_str(field, 64)?;
         match uuid::Uuid::parse_str(s.trim()) {
             Ok(u) => Some(u),
             Err(_) => {
@@ -178,7 +234,7 @@ impl<'a> ObjectChecker<'a> {
         required: bool,
     ) -> Option<chrono::DateTime<chrono::Utc>> {
         let raw = if required {
-            self.required_str(field)?
+            self.required_str(field, 64)?
         } else {
             self.optional_str(field, 64)?
         };
@@ -214,8 +270,13 @@ impl<'a> ObjectChecker<'a> {
                 let mut out = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     match item {
-                        Value::String(s) if !s.is_empty() => out.push(s.clone()),
-                        _ => self.error(format!("{field}.{i}"), "must be a non-empty string"),
+                        Value::String(s) if !s.is_empty() && s.len() <= 128 && !has_control(s) => {
+                            out.push(s.clone())
+                        }
+                        _ => self.error(
+                            format!("{field}.{i}"),
+                            "must be a non-empty string of at most 128 printable characters",
+                        ),
                     }
                 }
                 out
@@ -271,7 +332,7 @@ mod tests {
         let v = json!({"source": "", "extra": 1, "when": "yesterday", "ids": ["a", 3]});
         let mut c = ObjectChecker::new(v.as_object().unwrap());
         c.deny_unknown(&["source", "when", "ids"]);
-        c.required_str("source");
+        c.required_str("source", 256);
         c.datetime("when", true);
         c.string_list("ids");
         let err = c.finish().unwrap_err();
