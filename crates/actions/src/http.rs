@@ -33,6 +33,7 @@ impl From<ActionsError> for ApiError {
                 ApiError::conflict(e.to_string())
             }
             ActionsError::Database(e) => ApiError::internal(e),
+            ActionsError::Storage(e) => ApiError::internal(anyhow::anyhow!(e)),
         }
     }
 }

@@ -1,14 +1,14 @@
-//! The module's job: process one calculation event.
+//! The module's job: process calculation events (one, or a batch in one transaction).
 
 use sightline_platform::{Backend, JobContext, JobHandler};
 use sqlx::AnyConnection;
 
-use crate::service::{process_event, PROCESS_EVENT_JOB};
+use crate::service::{process_events, Processed, PROCESS_EVENT_JOB};
 use crate::store;
 
-/// Runs [`process_event`] for `{"event_id": …}`.
+/// Runs [`process_events`] for jobs `{"event_id": …}`.
 pub struct ProcessEventJob {
-    /// The database kind (PostgreSQL needs a scope lock).
+    /// The database kind (PostgreSQL needs scope locks).
     pub backend: Backend,
 }
 
@@ -19,6 +19,23 @@ fn event_id(job: &JobContext) -> anyhow::Result<&str> {
         .ok_or_else(|| anyhow::anyhow!("payload has no event_id"))
 }
 
+/// Logs the seed's markers for one processed event, in its job's span (with its request id).
+fn log_outcome(job: &JobContext, event_id: &str, outcome: &Processed) {
+    job.span().in_scope(|| {
+        if outcome.action == "duplicate_skipped" {
+            tracing::info!(event_id, "calc.skip_duplicate");
+            return;
+        }
+        if let Some(nba_id) = &outcome.nba_id {
+            tracing::info!(nba.id = %nba_id, event_id, superseded = outcome.superseded, "calc.nba_upserted");
+        }
+        if outcome.deactivated > 0 {
+            tracing::info!(event_id, count = outcome.deactivated, "calc.nba_deactivated");
+        }
+        tracing::info!(event_id, action = outcome.action, "calc.event_processed");
+    });
+}
+
 #[async_trait::async_trait]
 impl JobHandler for ProcessEventJob {
     fn job_type(&self) -> &'static str {
@@ -26,7 +43,22 @@ impl JobHandler for ProcessEventJob {
     }
 
     async fn run(&self, job: &JobContext, conn: &mut AnyConnection) -> anyhow::Result<()> {
-        process_event(conn, self.backend, event_id(job)?).await?;
+        self.run_batch(&[job], conn).await
+    }
+
+    async fn run_batch(
+        &self,
+        jobs: &[&JobContext],
+        conn: &mut AnyConnection,
+    ) -> anyhow::Result<()> {
+        let ids = jobs
+            .iter()
+            .map(|j| event_id(j))
+            .collect::<anyhow::Result<Vec<&str>>>()?;
+        let outcomes = process_events(conn, self.backend, &ids).await?;
+        for ((job, id), outcome) in jobs.iter().zip(&ids).zip(&outcomes) {
+            log_outcome(job, id, outcome);
+        }
         Ok(())
     }
 

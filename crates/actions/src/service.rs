@@ -1,10 +1,12 @@
 //! NBA logic: accepting calculation events, processing them, listing NBAs and deciding on them.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
+use sightline_platform::batch::Batcher;
 use sightline_platform::db::{ms_to_rfc3339, now_ms};
 use sightline_platform::{Backend, Db, NewJob, Queue};
 use sqlx::AnyConnection;
@@ -14,7 +16,7 @@ use crate::mockdb::ReferenceData;
 use crate::model::{
     short_id, ActionRecord, CalculationEvent, Decision, EventLogEntry, NbaDetail, NbaItem,
 };
-use crate::store::{self, EventRow, NbaFilter, NewEvent, NewNba};
+use crate::store::{self, EventRow, NbaFilter, NewEvent};
 
 /// Job type that processes one calculation event.
 pub const PROCESS_EVENT_JOB: &str = "actions.process_event";
@@ -37,6 +39,9 @@ pub enum ActionsError {
     /// Database failure.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The intake writer could not store the event.
+    #[error("could not store the event: {0}")]
+    Storage(String),
 }
 
 /// An event's state, as the POST and GET event endpoints answer it.
@@ -101,25 +106,54 @@ pub struct Processed {
     pub nba_id: Option<String>,
     /// NBAs deactivated.
     pub deactivated: i64,
+    /// Created inactive: the scope already had a later calculation.
+    pub superseded: bool,
+}
+
+/// An event on its way into the intake batch.
+struct Intake {
+    event: CalculationEvent,
+    payload: String,
+    occurred_at_ms: i64,
+    request_id: Option<String>,
 }
 
 /// The module's service.
 #[derive(Clone)]
 pub struct ActionsService {
     db: Db,
-    queue: Queue,
     reference: Arc<ReferenceData>,
+    intake: Batcher<Intake, Result<EventStatus, String>>,
+    queue: Queue,
     max_wait: Duration,
 }
 
+/// Events written per intake transaction at most.
+const INTAKE_BATCH: usize = 256;
+
 impl ActionsService {
     /// A service over the platform's database and queue; waits for results last at most
-    /// `max_wait` (kept below the request timeout).
+    /// `max_wait` (kept below the request timeout). Starts the intake writer.
     pub fn new(db: Db, queue: Queue, reference: Arc<ReferenceData>, max_wait: Duration) -> Self {
+        let (writer_db, writer_queue) = (db.clone(), queue.clone());
+        let intake = Batcher::spawn(INTAKE_BATCH, move |batch: Vec<Intake>| {
+            let (db, queue) = (writer_db.clone(), writer_queue.clone());
+            async move {
+                let n = batch.len();
+                match write_intake(&db, &queue, batch).await {
+                    Ok(statuses) => statuses.into_iter().map(Ok).collect(),
+                    Err(e) => {
+                        tracing::error!(error = %e, events = n, "api.intake_failed");
+                        vec![Err(e.to_string()); n]
+                    }
+                }
+            }
+        });
         Self {
             db,
-            queue,
             reference,
+            intake,
+            queue,
             max_wait,
         }
     }
@@ -129,8 +163,9 @@ impl ActionsService {
         &self.reference
     }
 
-    /// Enriches and stores a checked event with its processing job, in one transaction. A repeat
-    /// of a known event id changes nothing and is reported as a duplicate.
+    /// Enriches and stores a checked event with its processing job. Events arriving together are
+    /// written in one transaction (group commit); each is answered only once it is durable. A
+    /// repeat of a known event id changes nothing and is reported as a duplicate.
     pub async fn accept_event(
         &self,
         mut event: CalculationEvent,
@@ -140,49 +175,17 @@ impl ActionsService {
         self.reference
             .enrich(&mut event.enterprise_number, &mut event.account_id);
         let payload = serde_json::to_string(&event).expect("events serialise");
-        let mut tx = self.db.begin().await?;
-        let new = NewEvent {
-            event_id: &event.event_id,
-            source: &event.source,
-            nba_definition_id: &event.nba_definition_id,
-            payload: &payload,
-            occurred_at: occurred_at_ms,
-            request_id,
-            now: now_ms(),
+        let intake = Intake {
+            event,
+            payload,
+            occurred_at_ms,
+            request_id: request_id.map(str::to_owned),
         };
-        if store::insert_event(&mut tx, &new).await? {
-            let job = NewJob::new(
-                "actions",
-                PROCESS_EVENT_JOB,
-                json!({"event_id": event.event_id}),
-            );
-            self.queue.enqueue(&mut tx, job).await?;
-            tx.commit().await?;
-            self.queue.wake();
-            let received_at = new.now;
-            let row = EventRow {
-                event_id: event.event_id.clone(),
-                payload: String::new(),
-                state: "queued".into(),
-                action: None,
-                nba_id: None,
-                deactivated: None,
-                request_id: request_id.map(str::to_owned),
-                error: None,
-                received_at,
-                processed_at: None,
-            };
-            return Ok(EventStatus::from_row(row, false));
+        match self.intake.submit(intake).await {
+            Ok(Ok(status)) => Ok(status),
+            Ok(Err(message)) => Err(ActionsError::Storage(message)),
+            Err(stopped) => Err(ActionsError::Storage(stopped.to_string())),
         }
-        let row = store::get_event(&mut tx, &event.event_id)
-            .await?
-            .ok_or(ActionsError::EventNotFound)?;
-        tx.commit().await?;
-        if row.payload != payload {
-            // The original skips any repeat of an event id; keep that, but make it visible.
-            tracing::warn!(event_id = %row.event_id, "api.duplicate_event_differs");
-        }
-        Ok(EventStatus::from_row(row, true))
     }
 
     /// An event's current state.
@@ -295,7 +298,7 @@ impl ActionsService {
             request_id: request_id.map(str::to_owned),
             event_id: None,
         };
-        store::insert_log(&mut tx, &entry, action_at_ms, log_seq()).await?;
+        store::insert_logs(&mut tx, &[(entry.clone(), action_at_ms)], log_seq()).await?;
         tx.commit().await?;
         tracing::info!(
             nba.id = id,
@@ -313,113 +316,304 @@ impl ActionsService {
     }
 }
 
+/// Writes a batch of accepted events and their jobs in one transaction.
+async fn write_intake(
+    db: &Db,
+    queue: &Queue,
+    batch: Vec<Intake>,
+) -> Result<Vec<EventStatus>, sqlx::Error> {
+    let now = now_ms();
+    let rows: Vec<NewEvent> = batch
+        .iter()
+        .map(|i| NewEvent {
+            event_id: i.event.event_id.clone(),
+            source: i.event.source.clone(),
+            nba_definition_id: i.event.nba_definition_id.clone(),
+            payload: i.payload.clone(),
+            occurred_at: i.occurred_at_ms,
+            request_id: i.request_id.clone(),
+            now,
+        })
+        .collect();
+    let mut tx = db.begin().await?;
+    let inserted = store::insert_events(&mut tx, &rows).await?;
+    // The first of several equal ids in one batch is the one inserted.
+    let mut first = HashSet::new();
+    let is_new: Vec<bool> = batch
+        .iter()
+        .map(|i| inserted.contains(&i.event.event_id) && first.insert(i.event.event_id.as_str()))
+        .collect();
+    let jobs = batch
+        .iter()
+        .zip(&is_new)
+        .filter(|(_, new)| **new)
+        .map(|(i, _)| {
+            NewJob::new(
+                "actions",
+                PROCESS_EVENT_JOB,
+                json!({"event_id": i.event.event_id}),
+            )
+            .with_request_id(i.request_id.clone())
+        })
+        .collect();
+    queue.enqueue_many(&mut tx, jobs).await?;
+    let repeated: Vec<&str> = batch
+        .iter()
+        .zip(&is_new)
+        .filter(|(_, new)| !**new)
+        .map(|(i, _)| i.event.event_id.as_str())
+        .collect();
+    let existing: HashMap<String, EventRow> = if repeated.is_empty() {
+        HashMap::new()
+    } else {
+        store::get_events(&mut tx, &repeated)
+            .await?
+            .into_iter()
+            .map(|r| (r.event_id.clone(), r))
+            .collect()
+    };
+    tx.commit().await?;
+    queue.wake();
+    Ok(batch
+        .into_iter()
+        .zip(is_new)
+        .map(|(i, new)| match existing.get(&i.event.event_id) {
+            Some(row) if !new => {
+                if row.payload != i.payload {
+                    // The original skips any repeat of an event id; keep that, but make it visible.
+                    tracing::warn!(event_id = %row.event_id, "api.duplicate_event_differs");
+                }
+                EventStatus::from_row(row.clone(), true)
+            }
+            _ => EventStatus::from_row(
+                EventRow {
+                    event_id: i.event.event_id,
+                    payload: String::new(),
+                    state: "queued".into(),
+                    action: None,
+                    nba_id: None,
+                    deactivated: None,
+                    request_id: i.request_id,
+                    error: None,
+                    received_at: now,
+                    processed_at: None,
+                },
+                false,
+            ),
+        })
+        .collect())
+}
+
 /// Ordering key for history entries written in the same millisecond.
 fn log_seq() -> i64 {
     chrono::Utc::now().timestamp_micros()
 }
 
-/// Processes one stored event inside the worker's transaction (see the module docs for the
-/// rules). Already-processed events are skipped: the event's state changes in the same
+/// An event being processed.
+struct Pending {
+    /// Position in the input.
+    at: usize,
+    event: CalculationEvent,
+    occurred_at: i64,
+    request_id: Option<String>,
+}
+
+/// What the batch knows of one scope.
+struct ScopeState {
+    /// Latest `occurred_at` among its current NBAs.
+    latest: Option<i64>,
+    /// Its NBAs created in this batch (indexes into the new rows).
+    members: Vec<usize>,
+    /// First event of the batch that became the scope's current NBA.
+    first_winner: Option<usize>,
+}
+
+/// Processes stored events, in order, inside the worker's transaction (see the module docs for
+/// the rules). A batch shares its statements: one read of the events, one of the scopes'
+/// current NBAs, one deactivation, one insert each of NBAs and history entries, one update of
+/// the events. Already-processed events are skipped: an event's state changes in the same
 /// transaction as its effects, so each event is applied once.
-pub async fn process_event(
+pub async fn process_events(
     conn: &mut AnyConnection,
     backend: Backend,
-    event_id: &str,
-) -> anyhow::Result<Processed> {
-    let Some(row) = store::get_event(conn, event_id).await? else {
-        anyhow::bail!("event {event_id} is not stored");
-    };
-    if row.state == "processed" {
-        tracing::info!(event_id, "calc.skip_duplicate");
-        return Ok(Processed {
-            action: "duplicate_skipped",
-            nba_id: row.nba_id,
-            deactivated: row.deactivated.unwrap_or(0),
-        });
-    }
-    let event: CalculationEvent = serde_json::from_str(&row.payload)?;
-    let occurred_at = sightline_platform::validate::parse_datetime(&event.occurred_at)
-        .map(|d| d.timestamp_millis())
-        .unwrap_or(row.received_at);
+    event_ids: &[&str],
+) -> anyhow::Result<Vec<Processed>> {
     let now = now_ms();
-    let mut deactivated = 0_i64;
-    let mut seen = std::collections::HashSet::new();
-    for id in event
-        .deactivate_nba_ids
-        .iter()
-        .filter(|id| seen.insert(id.as_str()))
-    {
-        if store::deactivate(conn, id, now).await? {
-            deactivated += 1;
+    let rows: HashMap<String, EventRow> = store::get_events(conn, event_ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.event_id.clone(), r))
+        .collect();
+    let mut results: Vec<Option<Processed>> = vec![None; event_ids.len()];
+    let mut pending = Vec::with_capacity(event_ids.len());
+    let mut seen = HashSet::new();
+    for (at, id) in event_ids.iter().enumerate() {
+        let row = rows
+            .get(*id)
+            .ok_or_else(|| anyhow::anyhow!("event {id} is not stored"))?;
+        if row.state == "processed" || !seen.insert(*id) {
+            results[at] = Some(Processed {
+                action: "duplicate_skipped",
+                nba_id: row.nba_id.clone(),
+                deactivated: row.deactivated.unwrap_or(0),
+                superseded: false,
+            });
+            continue;
         }
-    }
-    if !event.deactivate_nba_ids.is_empty() {
-        tracing::info!(event_id, deactivated, "calc.nba_deactivated_by_ids");
-    }
-    if !event.create_nba {
-        store::mark_event_processed(conn, event_id, "deactivated_only", None, deactivated, now)
-            .await?;
-        tracing::info!(
-            event_id,
-            action = "deactivated_only",
-            "calc.event_processed"
-        );
-        return Ok(Processed {
-            action: "deactivated_only",
-            nba_id: None,
-            deactivated,
+        let event: CalculationEvent = serde_json::from_str(&row.payload)?;
+        let occurred_at = sightline_platform::validate::parse_datetime(&event.occurred_at)
+            .map(|d| d.timestamp_millis())
+            .unwrap_or(row.received_at);
+        pending.push(Pending {
+            at,
+            event,
+            occurred_at,
+            request_id: row.request_id.clone(),
         });
     }
-    let scope_key = event.scope_key();
-    if backend == Backend::Postgres {
-        store::lock_scope(conn, &scope_key).await?;
-    }
-    // A later calculation for the same scope may already have been processed.
-    let superseded = store::newer_in_scope(conn, &scope_key, occurred_at).await?;
-    let context = serde_json::Value::Object(event.context.clone()).to_string();
-    let mut nba_id = short_id("nba_");
-    loop {
-        let new = NewNba {
-            id: &nba_id,
-            nba_definition_id: &event.nba_definition_id,
-            enterprise_number: event.enterprise_number.as_deref(),
-            account_id: event.account_id.as_deref(),
-            contact_id: event.contact_id.as_deref(),
-            scope_key: &scope_key,
-            active: !superseded,
-            context: &context,
-            source_event_id: event_id,
-            occurred_at,
-            now,
-        };
-        if store::insert_nba(conn, &new).await? {
-            break;
+    let mut deactivated = vec![0_i64; event_ids.len()];
+
+    // Explicit deactivations (delete events), in order.
+    for p in &pending {
+        let mut listed = HashSet::new();
+        for id in p
+            .event
+            .deactivate_nba_ids
+            .iter()
+            .filter(|id| listed.insert(id.as_str()))
+        {
+            if store::deactivate(conn, id, now).await? {
+                deactivated[p.at] += 1;
+            }
         }
-        nba_id = short_id("nba_"); // 40-bit ids can collide; draw again
     }
-    tracing::info!(nba.id = %nba_id, event_id, superseded, "calc.nba_upserted");
-    let scope_deactivated =
-        store::deactivate_scope(conn, &scope_key, &nba_id, occurred_at, now).await?;
-    if scope_deactivated > 0 {
-        tracing::info!(nba.id = %nba_id, count = scope_deactivated, "calc.nba_deactivated");
+
+    // New NBAs: decide in memory which become current, against the scopes' current NBAs.
+    let creates: Vec<(&Pending, String)> = pending
+        .iter()
+        .filter(|p| p.event.create_nba)
+        .map(|p| (p, p.event.scope_key()))
+        .collect();
+    let mut keys: Vec<&str> = creates.iter().map(|(_, k)| k.as_str()).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    if backend == Backend::Postgres && !keys.is_empty() {
+        store::lock_scopes(conn, &keys).await?;
     }
-    deactivated += scope_deactivated as i64;
-    let entry = EventLogEntry {
-        id: short_id("evt_"),
-        nba_id: nba_id.clone(),
-        status: "new".into(),
-        context: json!({"source": event.source, "occurred_at": event.occurred_at}),
-        acted_by: None,
-        action_at: ms_to_rfc3339(now),
-        request_id: row.request_id.clone(),
-        event_id: Some(event_id.to_string()),
+    let current = if keys.is_empty() {
+        HashMap::new()
+    } else {
+        store::current_by_scope(conn, &keys).await?
     };
-    store::insert_log(conn, &entry, now, log_seq()).await?;
-    store::mark_event_processed(conn, event_id, "created", Some(&nba_id), deactivated, now).await?;
-    tracing::info!(event_id, action = "created", nba.id = %nba_id, "calc.event_processed");
-    Ok(Processed {
-        action: "created",
-        nba_id: Some(nba_id),
-        deactivated,
-    })
+    let mut scopes: HashMap<&str, ScopeState> = HashMap::with_capacity(keys.len());
+    let mut new_nbas: Vec<store::NewNba<'_>> = Vec::with_capacity(creates.len());
+    let mut superseded_at = HashSet::new();
+    for (p, key) in &creates {
+        let scope = scopes.entry(key.as_str()).or_insert_with(|| ScopeState {
+            latest: current.get(key.as_str()).copied(),
+            members: Vec::new(),
+            first_winner: None,
+        });
+        // A later calculation for the same scope may already be current.
+        let superseded = scope.latest.is_some_and(|latest| latest > p.occurred_at);
+        if superseded {
+            superseded_at.insert(p.at);
+        } else {
+            for &m in &scope.members {
+                if new_nbas[m].active {
+                    new_nbas[m].active = false;
+                    deactivated[p.at] += 1;
+                }
+            }
+            scope.first_winner.get_or_insert(p.at);
+            scope.latest = Some(scope.latest.map_or(p.occurred_at, |l| l.max(p.occurred_at)));
+        }
+        scope.members.push(new_nbas.len());
+        new_nbas.push(store::NewNba {
+            id: short_id("nba_"),
+            nba_definition_id: &p.event.nba_definition_id,
+            enterprise_number: p.event.enterprise_number.as_deref(),
+            account_id: p.event.account_id.as_deref(),
+            contact_id: p.event.contact_id.as_deref(),
+            scope_key: key,
+            active: !superseded,
+            context: serde_json::Value::Object(p.event.context.clone()).to_string(),
+            source_event_id: &event_ids[p.at],
+            occurred_at: p.occurred_at,
+        });
+    }
+    // The scopes' previously current NBAs give way to this batch's (credited to its first).
+    let winning: Vec<&str> = keys
+        .iter()
+        .copied()
+        .filter(|k| scopes[k].first_winner.is_some())
+        .collect();
+    if !winning.is_empty() {
+        for (key, count) in store::deactivate_scopes(conn, &winning, now).await? {
+            if let Some(at) = scopes.get(key.as_str()).and_then(|s| s.first_winner) {
+                deactivated[at] += count;
+            }
+        }
+    }
+    if store::insert_nbas(conn, &new_nbas, now).await? != new_nbas.len() {
+        // 40-bit ids can collide; the job runs again and draws new ones.
+        anyhow::bail!("an NBA id was already taken");
+    }
+
+    let nba_of: HashMap<usize, &str> = creates
+        .iter()
+        .zip(&new_nbas)
+        .map(|((p, _), n)| (p.at, n.id.as_str()))
+        .collect();
+    let history: Vec<(EventLogEntry, i64)> = creates
+        .iter()
+        .map(|(p, _)| {
+            let entry = EventLogEntry {
+                id: short_id("evt_"),
+                nba_id: nba_of[&p.at].to_owned(),
+                status: "new".into(),
+                context: json!({"source": p.event.source, "occurred_at": p.event.occurred_at}),
+                acted_by: None,
+                action_at: ms_to_rfc3339(now),
+                request_id: p.request_id.clone(),
+                event_id: Some(event_ids[p.at].to_owned()),
+            };
+            (entry, now)
+        })
+        .collect();
+    if !history.is_empty() {
+        store::insert_logs(conn, &history, log_seq()).await?;
+    }
+    let outcomes: Vec<store::EventOutcome<'_>> = pending
+        .iter()
+        .map(|p| store::EventOutcome {
+            event_id: event_ids[p.at],
+            action: if p.event.create_nba {
+                "created"
+            } else {
+                "deactivated_only"
+            },
+            nba_id: nba_of.get(&p.at).copied(),
+            deactivated: deactivated[p.at],
+        })
+        .collect();
+    if !outcomes.is_empty() {
+        store::mark_events_processed(conn, &outcomes, now).await?;
+    }
+    for p in &pending {
+        results[p.at] = Some(Processed {
+            action: if p.event.create_nba {
+                "created"
+            } else {
+                "deactivated_only"
+            },
+            nba_id: nba_of.get(&p.at).map(|id| (*id).to_owned()),
+            deactivated: deactivated[p.at],
+            superseded: superseded_at.contains(&p.at),
+        });
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every event has an outcome"))
+        .collect())
 }

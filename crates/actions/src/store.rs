@@ -1,7 +1,9 @@
 //! SQL for the tables this module owns: `nba_events`, `nbas`, `nba_event_log`.
 
+use std::collections::{HashMap, HashSet};
+
 use serde_json::Value;
-use sightline_platform::db::ms_to_rfc3339;
+use sightline_platform::db::{ms_to_rfc3339, placeholders, row_placeholders, rows_per_statement};
 use sightline_platform::migrate::Migration;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -68,7 +70,7 @@ pub struct EventRow {
     pub event_id: String,
     /// Checked, enriched payload (JSON).
     pub payload: String,
-    /// `queued`, `processed`.
+    /// `queued`, `processed` or `failed`.
     pub state: String,
     /// `created`, `deactivated_only`.
     pub action: Option<String>,
@@ -87,55 +89,60 @@ pub struct EventRow {
 }
 
 /// New event row.
-pub struct NewEvent<'a> {
+pub struct NewEvent {
     /// Event id.
-    pub event_id: &'a str,
+    pub event_id: String,
     /// Source.
-    pub source: &'a str,
+    pub source: String,
     /// Definition.
-    pub nba_definition_id: &'a str,
+    pub nba_definition_id: String,
     /// Payload JSON.
-    pub payload: &'a str,
+    pub payload: String,
     /// Occurred at (ms).
     pub occurred_at: i64,
     /// Request id.
-    pub request_id: Option<&'a str>,
+    pub request_id: Option<String>,
     /// Now (ms).
     pub now: i64,
 }
 
-/// Inserts the event unless its id exists; `true` when inserted.
-pub async fn insert_event(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO nba_events (event_id, source, nba_definition_id, payload, occurred_at, state, \
-         request_id, received_at) VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7) \
-         ON CONFLICT (event_id) DO NOTHING",
-    )
-    .bind(e.event_id)
-    .bind(e.source)
-    .bind(e.nba_definition_id)
-    .bind(e.payload)
-    .bind(e.occurred_at)
-    .bind(e.request_id)
-    .bind(e.now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
+/// Inserts the events whose ids are new; returns the ids inserted.
+pub async fn insert_events(
+    conn: &mut AnyConnection,
+    events: &[NewEvent],
+) -> Result<HashSet<String>, sqlx::Error> {
+    const COLS: usize = 7;
+    let mut inserted = HashSet::with_capacity(events.len());
+    for chunk in events.chunks(rows_per_statement(COLS)) {
+        let sql = format!(
+            "INSERT INTO nba_events (event_id, source, nba_definition_id, payload, occurred_at, request_id, \
+             received_at, state) SELECT v.*, 'queued' FROM (VALUES {}) AS v \
+             WHERE true ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+            row_placeholders(chunk.len(), COLS, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for e in chunk {
+            query = query
+                .bind(&e.event_id)
+                .bind(&e.source)
+                .bind(&e.nba_definition_id)
+                .bind(&e.payload)
+                .bind(e.occurred_at)
+                .bind(&e.request_id)
+                .bind(e.now);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            inserted.insert(row.get::<String, _>(0));
+        }
+    }
+    Ok(inserted)
 }
 
-/// One event.
-pub async fn get_event(
-    conn: &mut AnyConnection,
-    event_id: &str,
-) -> Result<Option<EventRow>, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT event_id, payload, state, action, nba_id, deactivated, request_id, error, received_at, processed_at \
-         FROM nba_events WHERE event_id = $1",
-    )
-    .bind(event_id)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.map(|r| EventRow {
+const EVENT_COLUMNS: &str =
+    "event_id, payload, state, action, nba_id, deactivated, request_id, error, received_at, processed_at";
+
+fn event_row(r: &AnyRow) -> EventRow {
+    EventRow {
         event_id: r.get("event_id"),
         payload: r.get("payload"),
         state: r.get("state"),
@@ -146,29 +153,73 @@ pub async fn get_event(
         error: r.get("error"),
         received_at: r.get("received_at"),
         processed_at: r.get("processed_at"),
-    }))
+    }
 }
 
-/// Records an event's outcome.
-pub async fn mark_event_processed(
+/// One event.
+pub async fn get_event(
     conn: &mut AnyConnection,
     event_id: &str,
-    action: &str,
-    nba_id: Option<&str>,
-    deactivated: i64,
+) -> Result<Option<EventRow>, sqlx::Error> {
+    Ok(get_events(conn, &[event_id]).await?.into_iter().next())
+}
+
+/// The events with these ids (in no particular order; unknown ids are left out).
+pub async fn get_events(
+    conn: &mut AnyConnection,
+    ids: &[&str],
+) -> Result<Vec<EventRow>, sqlx::Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(rows_per_statement(1)) {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM nba_events WHERE event_id IN ({})",
+            placeholders(chunk.len(), 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for id in chunk {
+            query = query.bind(*id);
+        }
+        out.extend(query.fetch_all(&mut *conn).await?.iter().map(event_row));
+    }
+    Ok(out)
+}
+
+/// An event's outcome.
+pub struct EventOutcome<'a> {
+    /// Event id.
+    pub event_id: &'a str,
+    /// `created` or `deactivated_only`.
+    pub action: &'a str,
+    /// The NBA created.
+    pub nba_id: Option<&'a str>,
+    /// NBAs it deactivated.
+    pub deactivated: i64,
+}
+
+/// Records events' outcomes, one statement per chunk.
+pub async fn mark_events_processed(
+    conn: &mut AnyConnection,
+    outcomes: &[EventOutcome<'_>],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE nba_events SET state = 'processed', action = $1, nba_id = $2, deactivated = $3, error = NULL, \
-         processed_at = $4 WHERE event_id = $5",
-    )
-    .bind(action)
-    .bind(nba_id)
-    .bind(deactivated)
-    .bind(now)
-    .bind(event_id)
-    .execute(conn)
-    .await?;
+    const COLS: usize = 4;
+    for chunk in outcomes.chunks(rows_per_statement(COLS)) {
+        let sql = format!(
+            "UPDATE nba_events SET state = 'processed', error = NULL, processed_at = $1, \
+             action = v.column2, nba_id = v.column3, deactivated = v.column4 \
+             FROM (VALUES {}) AS v WHERE nba_events.event_id = v.column1",
+            row_placeholders(chunk.len(), COLS, 2),
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for o in chunk {
+            query = query
+                .bind(o.event_id)
+                .bind(o.action)
+                .bind(o.nba_id)
+                .bind(o.deactivated);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
@@ -186,100 +237,74 @@ pub async fn mark_event_failed(
     Ok(())
 }
 
-/// Serialises the processing of one scope across PostgreSQL transactions (until commit), so
-/// two workers can't each keep their own NBA current. SQLite has a single writer already.
-pub async fn lock_scope(conn: &mut AnyConnection, scope_key: &str) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT 1 FROM (SELECT pg_advisory_xact_lock(hashtext($1))) AS locked")
-        .bind(scope_key)
-        .execute(conn)
-        .await?;
+/// Serialises the processing of these scopes across PostgreSQL transactions (until commit), so
+/// two workers can't each keep their own NBA current. Locks are taken in hash order, so two
+/// batches can't deadlock on them. SQLite has a single writer already.
+pub async fn lock_scopes(conn: &mut AnyConnection, scope_keys: &[&str]) -> Result<(), sqlx::Error> {
+    for chunk in scope_keys.chunks(rows_per_statement(1)) {
+        let rows: Vec<String> = (1..=chunk.len()).map(|i| format!("(${i})")).collect();
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT pg_advisory_xact_lock(h) FROM \
+             (SELECT DISTINCT hashtext(v.column1) AS h FROM (VALUES {}) AS v ORDER BY h) AS ordered) AS locked",
+            rows.join(", ")
+        );
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            query = query.bind(*key);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 
-/// Whether the scope already has a current NBA from a later calculation.
-pub async fn newer_in_scope(
+/// The latest `occurred_at` among each scope's current `new` NBAs.
+pub async fn current_by_scope(
     conn: &mut AnyConnection,
-    scope_key: &str,
-    occurred_at: i64,
-) -> Result<bool, sqlx::Error> {
-    let row = sqlx::query(
-        "SELECT id FROM nbas WHERE scope_key = $1 AND active = 1 AND status = 'new' AND occurred_at > $2 LIMIT 1",
-    )
-    .bind(scope_key)
-    .bind(occurred_at)
-    .fetch_optional(conn)
-    .await?;
-    Ok(row.is_some())
+    scope_keys: &[&str],
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let mut out = HashMap::new();
+    for chunk in scope_keys.chunks(rows_per_statement(1)) {
+        let sql = format!(
+            "SELECT scope_key, MAX(occurred_at) AS latest FROM nbas \
+             WHERE active = 1 AND status = 'new' AND scope_key IN ({}) GROUP BY scope_key",
+            placeholders(chunk.len(), 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for key in chunk {
+            query = query.bind(*key);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            out.insert(
+                row.get::<String, _>("scope_key"),
+                row.get::<i64, _>("latest"),
+            );
+        }
+    }
+    Ok(out)
 }
 
-/// New NBA row.
-pub struct NewNba<'a> {
-    /// Id.
-    pub id: &'a str,
-    /// Definition.
-    pub nba_definition_id: &'a str,
-    /// Enterprise number.
-    pub enterprise_number: Option<&'a str>,
-    /// Account.
-    pub account_id: Option<&'a str>,
-    /// Contact.
-    pub contact_id: Option<&'a str>,
-    /// Scope key.
-    pub scope_key: &'a str,
-    /// Active at creation.
-    pub active: bool,
-    /// Context JSON.
-    pub context: &'a str,
-    /// Creating event.
-    pub source_event_id: &'a str,
-    /// Occurred at (ms).
-    pub occurred_at: i64,
-    /// Now (ms).
-    pub now: i64,
-}
-
-/// Inserts an NBA; `false` when the id is taken.
-pub async fn insert_nba(conn: &mut AnyConnection, n: &NewNba<'_>) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "INSERT INTO nbas (id, nba_definition_id, enterprise_number, account_id, contact_id, scope_key, \
-         active, status, priority, context, source_event_id, occurred_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'new', 0, $8, $9, $10, $11, $11) ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(n.id)
-    .bind(n.nba_definition_id)
-    .bind(n.enterprise_number)
-    .bind(n.account_id)
-    .bind(n.contact_id)
-    .bind(n.scope_key)
-    .bind(i64::from(n.active))
-    .bind(n.context)
-    .bind(n.source_event_id)
-    .bind(n.occurred_at)
-    .bind(n.now)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Deactivates the scope's other current `new` NBAs calculated no later than `occurred_at`.
-pub async fn deactivate_scope(
+/// Deactivates every current `new` NBA of these scopes; returns how many per scope.
+pub async fn deactivate_scopes(
     conn: &mut AnyConnection,
-    scope_key: &str,
-    keep_id: &str,
-    occurred_at: i64,
+    scope_keys: &[&str],
     now: i64,
-) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE nbas SET active = 0, updated_at = $1 WHERE scope_key = $2 AND active = 1 \
-         AND status = 'new' AND id <> $3 AND occurred_at <= $4",
-    )
-    .bind(now)
-    .bind(scope_key)
-    .bind(keep_id)
-    .bind(occurred_at)
-    .execute(conn)
-    .await?;
-    Ok(done.rows_affected())
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let mut out: HashMap<String, i64> = HashMap::new();
+    for chunk in scope_keys.chunks(rows_per_statement(1)) {
+        let sql = format!(
+            "UPDATE nbas SET active = 0, updated_at = $1 \
+             WHERE active = 1 AND status = 'new' AND scope_key IN ({}) RETURNING scope_key",
+            placeholders(chunk.len(), 2)
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for key in chunk {
+            query = query.bind(*key);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            *out.entry(row.get::<String, _>(0)).or_default() += 1;
+        }
+    }
+    Ok(out)
 }
 
 /// Deactivates one NBA if active; `true` when it changed.
@@ -293,28 +318,94 @@ pub async fn deactivate(conn: &mut AnyConnection, id: &str, now: i64) -> Result<
     Ok(done.rows_affected() == 1)
 }
 
-/// Appends to an NBA's history.
-pub async fn insert_log(
+/// New NBA row.
+pub struct NewNba<'a> {
+    /// Id.
+    pub id: String,
+    /// Definition.
+    pub nba_definition_id: &'a str,
+    /// Enterprise number.
+    pub enterprise_number: Option<&'a str>,
+    /// Account.
+    pub account_id: Option<&'a str>,
+    /// Contact.
+    pub contact_id: Option<&'a str>,
+    /// Scope key.
+    pub scope_key: &'a str,
+    /// Active at creation.
+    pub active: bool,
+    /// Context JSON.
+    pub context: String,
+    /// Creating event.
+    pub source_event_id: &'a str,
+    /// Occurred at (ms).
+    pub occurred_at: i64,
+}
+
+/// Inserts NBAs; returns how many were inserted (fewer when an id was taken).
+pub async fn insert_nbas(
     conn: &mut AnyConnection,
-    e: &EventLogEntry,
-    action_at: i64,
+    nbas: &[NewNba<'_>],
+    now: i64,
+) -> Result<usize, sqlx::Error> {
+    const COLS: usize = 11;
+    let mut inserted = 0;
+    for chunk in nbas.chunks(rows_per_statement(COLS)) {
+        let sql = format!(
+            "INSERT INTO nbas (id, nba_definition_id, enterprise_number, account_id, contact_id, scope_key, \
+             active, context, source_event_id, occurred_at, created_at, updated_at, status, priority) \
+             SELECT v.*, v.column11, 'new', 0 FROM (VALUES {}) AS v \
+             WHERE true ON CONFLICT (id) DO NOTHING RETURNING id",
+            row_placeholders(chunk.len(), COLS, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for n in chunk {
+            query = query
+                .bind(&n.id)
+                .bind(n.nba_definition_id)
+                .bind(n.enterprise_number)
+                .bind(n.account_id)
+                .bind(n.contact_id)
+                .bind(n.scope_key)
+                .bind(i64::from(n.active))
+                .bind(&n.context)
+                .bind(n.source_event_id)
+                .bind(n.occurred_at)
+                .bind(now);
+        }
+        inserted += query.fetch_all(&mut *conn).await?.len();
+    }
+    Ok(inserted)
+}
+
+/// Appends entries to NBAs' histories; `seq` orders entries written in the same millisecond.
+pub async fn insert_logs(
+    conn: &mut AnyConnection,
+    entries: &[(EventLogEntry, i64)],
     seq: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO nba_event_log (id, nba_id, status, context, acted_by, action_at, request_id, event_id, seq) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(&e.id)
-    .bind(&e.nba_id)
-    .bind(&e.status)
-    .bind(e.context.to_string())
-    .bind(&e.acted_by)
-    .bind(action_at)
-    .bind(&e.request_id)
-    .bind(&e.event_id)
-    .bind(seq)
-    .execute(conn)
-    .await?;
+    const COLS: usize = 9;
+    for (c, chunk) in entries.chunks(rows_per_statement(COLS)).enumerate() {
+        let sql = format!(
+            "INSERT INTO nba_event_log (id, nba_id, status, context, acted_by, action_at, request_id, event_id, seq) \
+             VALUES {}",
+            row_placeholders(chunk.len(), COLS, 1)
+        );
+        let mut query = sqlx::query(&sql);
+        for (i, (e, action_at)) in chunk.iter().enumerate() {
+            query = query
+                .bind(&e.id)
+                .bind(&e.nba_id)
+                .bind(&e.status)
+                .bind(e.context.to_string())
+                .bind(&e.acted_by)
+                .bind(*action_at)
+                .bind(&e.request_id)
+                .bind(&e.event_id)
+                .bind(seq + (c * rows_per_statement(COLS) + i) as i64);
+        }
+        query.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

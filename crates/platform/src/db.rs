@@ -15,6 +15,7 @@ use sqlx::{Any, AnyPool, Executor, Transaction};
 
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::exhaustive_enums)]
 pub enum Backend {
     /// Embedded SQLite file in WAL mode with `synchronous=FULL`.
     Sqlite,
@@ -155,6 +156,28 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
                 Ok(())
             })
         })
+}
+
+/// `$first, $first+1, …` for an `IN (…)` list of `n` bound values.
+pub fn placeholders(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($first, …), (…), …` for a multi-row `VALUES` of `rows` × `cols` bound values.
+pub fn row_placeholders(rows: usize, cols: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", placeholders(cols, first + r * cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows per multi-row statement, so `cols` bound values per row stay far below both databases'
+/// parameter limits.
+pub fn rows_per_statement(cols: usize) -> usize {
+    (8_000 / cols.max(1)).max(1)
 }
 
 /// Milliseconds since the Unix epoch, the portable time column type.

@@ -2,6 +2,7 @@
 //! telemetry and the module contract. It knows no module; the server composes them.
 
 pub mod app;
+pub mod batch;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -26,7 +26,7 @@ use tracing::Instrument as _;
 use utoipa::ToSchema;
 
 use crate::config::QueueConfig;
-use crate::db::{ms_to_rfc3339, now_ms, Backend, Db};
+use crate::db::{ms_to_rfc3339, now_ms, placeholders, Backend, Db};
 use crate::migrate::Migration;
 use crate::request_id;
 
@@ -109,6 +109,8 @@ pub struct NewJob {
     pub payload: Value,
     /// Earliest start; now when `None`.
     pub run_at_ms: Option<i64>,
+    /// Request id to carry; the current request's when `None`.
+    pub request_id: Option<String>,
 }
 
 impl NewJob {
@@ -119,7 +121,14 @@ impl NewJob {
             job_type: job_type.into(),
             payload,
             run_at_ms: None,
+            request_id: None,
         }
+    }
+
+    /// Carries `request_id` (for jobs enqueued outside the request's task).
+    pub fn with_request_id(mut self, request_id: Option<String>) -> Self {
+        self.request_id = request_id;
+        self
     }
 }
 
@@ -138,6 +147,19 @@ pub struct JobContext {
     pub payload: Value,
 }
 
+impl JobContext {
+    /// The job's log span: its id, type, attempt and the request id that enqueued it.
+    pub fn span(&self) -> tracing::Span {
+        tracing::info_span!(
+            "job",
+            request_id = self.request_id.as_deref().unwrap_or(""),
+            job.id = self.id,
+            job.r#type = %self.job_type,
+            job.attempt = self.attempt,
+        )
+    }
+}
+
 /// Runs one type of job. Handlers must be idempotent in what they do outside `conn`; what they
 /// write through `conn` commits together with the job's completion.
 #[async_trait::async_trait]
@@ -146,6 +168,23 @@ pub trait JobHandler: Send + Sync + 'static {
     fn job_type(&self) -> &'static str;
     /// Runs the job inside the worker's transaction.
     async fn run(&self, job: &JobContext, conn: &mut AnyConnection) -> anyhow::Result<()>;
+
+    /// Runs several jobs of this type in the worker's transaction, all or nothing: on error the
+    /// worker rolls back and runs each job alone with [`JobHandler::run`]. Override it to share
+    /// statements across jobs; the default runs them one by one.
+    async fn run_batch(
+        &self,
+        jobs: &[&JobContext],
+        conn: &mut AnyConnection,
+    ) -> anyhow::Result<()> {
+        for job in jobs {
+            let rid = job.request_id.clone().unwrap_or_default();
+            request_id::scope(rid, self.run(job, conn))
+                .instrument(job.span())
+                .await?;
+        }
+        Ok(())
+    }
 
     /// Called in the transaction that moves the job to `failed` (out of attempts), so the
     /// module can record the failure on its own rows.
@@ -253,6 +292,7 @@ impl Queue {
     /// id. Call [`Queue::wake`] after the transaction commits.
     pub async fn enqueue(&self, conn: &mut AnyConnection, job: NewJob) -> Result<i64, sqlx::Error> {
         let now = now_ms();
+        let request_id = job.request_id.or_else(request_id::current_request_id);
         let row = sqlx::query(
             "INSERT INTO queue_jobs (queue, job_type, payload, state, attempts, max_attempts, \
              run_at, request_id, created_at, updated_at) \
@@ -263,11 +303,50 @@ impl Queue {
         .bind(job.payload.to_string())
         .bind(self.config.max_attempts)
         .bind(job.run_at_ms.unwrap_or(now))
-        .bind(request_id::current_request_id())
+        .bind(request_id)
         .bind(now)
         .fetch_one(conn)
         .await?;
         Ok(row.get(0))
+    }
+
+    /// Inserts many jobs through `conn` with multi-row statements. Call [`Queue::wake`] after
+    /// the transaction commits.
+    pub async fn enqueue_many(
+        &self,
+        conn: &mut AnyConnection,
+        jobs: Vec<NewJob>,
+    ) -> Result<(), sqlx::Error> {
+        const COLS: usize = 8;
+        let now = now_ms();
+        let current = request_id::current_request_id();
+        let mut jobs = jobs.into_iter().peekable();
+        while jobs.peek().is_some() {
+            let chunk: Vec<NewJob> = jobs
+                .by_ref()
+                .take(crate::db::rows_per_statement(COLS))
+                .collect();
+            let sql = format!(
+                "INSERT INTO queue_jobs (queue, job_type, payload, max_attempts, run_at, request_id, \
+                 created_at, updated_at, state, attempts) \
+                 SELECT v.*, 'queued', 0 FROM (VALUES {}) AS v",
+                crate::db::row_placeholders(chunk.len(), COLS, 1)
+            );
+            let mut query = sqlx::query(&sql);
+            for job in chunk {
+                query = query
+                    .bind(job.queue)
+                    .bind(job.job_type)
+                    .bind(job.payload.to_string())
+                    .bind(self.config.max_attempts)
+                    .bind(job.run_at_ms.unwrap_or(now))
+                    .bind(job.request_id.or_else(|| current.clone()))
+                    .bind(now)
+                    .bind(now);
+            }
+            query.execute(&mut *conn).await?;
+        }
+        Ok(())
     }
 
     /// Wakes this process's idle workers (after enqueuing).
@@ -550,7 +629,6 @@ impl Workers {
 
     async fn claim(&self, worker_id: &str) -> Result<Vec<Claimed>, sqlx::Error> {
         let types: Vec<&'static str> = self.handlers.keys().copied().collect();
-        let placeholders: Vec<String> = (0..types.len()).map(|i| format!("${}", i + 5)).collect();
         let lock = match self.queue.db.backend() {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
@@ -562,7 +640,7 @@ impl Workers {
              WHERE id IN (SELECT id FROM queue_jobs WHERE state = 'queued' AND run_at <= $3 \
              AND job_type IN ({}) ORDER BY run_at, id LIMIT $4{lock}) \
              RETURNING id, queue, job_type, payload, attempts, max_attempts, request_id",
-            placeholders.join(", ")
+            placeholders(types.len(), 5)
         );
         let now = now_ms();
         let mut query = sqlx::query(&sql)
@@ -631,6 +709,32 @@ impl Workers {
         Ok(n)
     }
 
+    /// Runs the handler of a group of same-type jobs on `conn`.
+    async fn call_batch_handler(
+        &self,
+        group: &[Claimed],
+        conn: &mut AnyConnection,
+    ) -> anyhow::Result<()> {
+        if let [job] = group {
+            return self.call_handler(job, conn).await;
+        }
+        let job_type = group[0].ctx.job_type.as_str();
+        let Some(handler) = self.handlers.get(job_type).cloned() else {
+            anyhow::bail!("no handler for job type {job_type}");
+        };
+        for job in group {
+            job.ctx
+                .span()
+                .in_scope(|| tracing::info!(queue = %job.queue, "queue.consume"));
+        }
+        let contexts: Vec<&JobContext> = group.iter().map(|j| &j.ctx).collect();
+        let fut = handler.run_batch(&contexts, conn);
+        match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+            Ok(result) => result,
+            Err(_) => Err(anyhow::anyhow!("job handler panicked")),
+        }
+    }
+
     /// Runs `job`'s handler on `conn` inside its log span and request-id scope.
     async fn call_handler(&self, job: &Claimed, conn: &mut AnyConnection) -> anyhow::Result<()> {
         let ctx = &job.ctx;
@@ -642,7 +746,7 @@ impl Workers {
             tracing::info!(queue = %job.queue, "queue.consume");
             handler.run(ctx, conn).await
         });
-        match std::panic::AssertUnwindSafe(fut.instrument(job_span(ctx)))
+        match std::panic::AssertUnwindSafe(fut.instrument(ctx.span()))
             .catch_unwind()
             .await
         {
@@ -659,20 +763,23 @@ impl Workers {
             .begin()
             .await
             .context("Failed to begin the job transaction")?;
-        for job in jobs {
-            if let Err(e) = self.call_handler(job, &mut tx).await {
-                job_span(&job.ctx)
-                    .in_scope(|| tracing::debug!(error = format!("{e:#}"), "queue.batch_fallback"));
+        // Consecutive jobs of one type go to their handler together.
+        for group in jobs.chunk_by(|a, b| a.ctx.job_type == b.ctx.job_type) {
+            if let Err(e) = self.call_batch_handler(group, &mut tx).await {
+                tracing::debug!(
+                    error = format!("{e:#}"),
+                    jobs = group.len(),
+                    "queue.batch_fallback"
+                );
                 tx.rollback().await?;
                 return Ok(false);
             }
         }
-        let placeholders: Vec<String> = (0..jobs.len()).map(|i| format!("${}", i + 3)).collect();
         // Only placeholders are spliced in; every value is bound.
         let sql = format!(
             "UPDATE queue_jobs SET state = 'succeeded', finished_at = $1, updated_at = $1, locked_by = NULL, \
              lease_until = NULL, last_error = NULL WHERE locked_by = $2 AND state = 'running' AND id IN ({})",
-            placeholders.join(", ")
+            placeholders(jobs.len(), 3)
         );
         let mut query = sqlx::query(&sql).bind(now_ms()).bind(worker_id);
         for job in jobs {
@@ -685,7 +792,9 @@ impl Workers {
                     .await
                     .context("Failed to commit the job batch")?;
                 for job in jobs {
-                    job_span(&job.ctx).in_scope(|| tracing::info!("queue.processed"));
+                    job.ctx
+                        .span()
+                        .in_scope(|| tracing::info!("queue.processed"));
                 }
                 Ok(true)
             }
@@ -720,7 +829,7 @@ impl Workers {
                 Ok(d) if d.rows_affected() == 1 => match tx.commit().await {
                     Ok(()) => {
                         let elapsed = started.elapsed().as_secs_f64();
-                        job_span(ctx).in_scope(|| {
+                        ctx.span().in_scope(|| {
                             tracing::info!(elapsed_ms = elapsed * 1000.0, "queue.processed")
                         });
                         return Ok(("succeeded", elapsed));
@@ -730,7 +839,7 @@ impl Workers {
                 Ok(_) => {
                     // The lease ran out and another worker owns the job now: undo our effects.
                     tx.rollback().await?;
-                    job_span(ctx).in_scope(|| tracing::warn!("queue.lease_lost"));
+                    ctx.span().in_scope(|| tracing::warn!("queue.lease_lost"));
                     return Ok(("lease_lost", started.elapsed().as_secs_f64()));
                 }
                 Err(e) => {
@@ -786,7 +895,7 @@ impl Workers {
                 record.execute(self.queue.db.writer()).await?;
             }
         }
-        job_span(ctx).in_scope(|| {
+        ctx.span().in_scope(|| {
             if final_attempt {
                 tracing::error!(error = %message, "queue.failed");
             } else {
@@ -820,16 +929,6 @@ impl Workers {
         .await?;
         Ok(())
     }
-}
-
-fn job_span(ctx: &JobContext) -> tracing::Span {
-    tracing::info_span!(
-        "job",
-        request_id = ctx.request_id.as_deref().unwrap_or(""),
-        job.id = ctx.id,
-        job.r#type = %ctx.job_type,
-        job.attempt = ctx.attempt,
-    )
 }
 
 #[cfg(test)]

@@ -170,6 +170,17 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
         assert_eq!(created, 1, "event {id} was applied {created} times");
         assert!(nba_ids.insert(nba_id), "two events share an NBA");
     }
+    // Scopes collided across concurrent batches: each still has exactly one current NBA.
+    for definition in 0..3 {
+        for account in 0..11 {
+            let url = format!(
+                "{}/api/v1/nba?account_id=acc_{account}&nba_definition_id=def_{definition}&status=new",
+                server.base
+            );
+            let page: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+            assert_eq!(page["total"], 1, "scope def_{definition}/acc_{account}: {page}");
+        }
+    }
 }
 
 storage_tests!(events_answered_202_survive_kill_9_and_none_is_applied_twice);
