@@ -91,7 +91,6 @@ impl WaitQuery {
     request_body = CalculationEvent,
     responses(
         (status = 202, description = "stored and queued (or a duplicate)", body = EventStatus),
-        (status = 409, description = "event_id reused with different content", body = ErrorBody),
         (status = 422, description = "invalid fields, each named", body = ErrorBody),
     ))]
 async fn enqueue_calculation_event(

@@ -44,10 +44,17 @@ impl Module for ActionsModule {
 
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
         let config: ActionsConfig = platform.config.module_section("actions")?;
-        let dir = std::env::var_os("MOCK_DB_DIR")
+        let chosen = std::env::var_os("MOCK_DB_DIR")
             .map(PathBuf::from)
-            .or(config.mock_db_dir)
-            .unwrap_or_else(|| PathBuf::from("examples/mock_db"));
+            .or(config.mock_db_dir);
+        // A directory the user named must exist; the default may be absent (empty tables).
+        if let Some(dir) = chosen.as_ref().filter(|d| !d.is_dir()) {
+            anyhow::bail!(
+                "reference data directory {} (MOCK_DB_DIR or actions.mock_db_dir) does not exist",
+                dir.display()
+            );
+        }
+        let dir = chosen.unwrap_or_else(|| PathBuf::from("examples/mock_db"));
         let reference = Arc::new(mockdb::ReferenceData::load(&dir)?);
         let timeout = platform.config.http.request_timeout_secs;
         let max_wait = std::time::Duration::from_millis(timeout.saturating_sub(1) * 1000);

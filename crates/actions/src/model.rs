@@ -235,7 +235,7 @@ pub struct EventLogEntry {
     pub id: String,
     /// The NBA.
     pub nba_id: String,
-    /// Status recorded (`new`, `accepted`, `rejected`, `deactivated`).
+    /// Status recorded (`new` for the calculation, `accepted` or `rejected` for a decision).
     pub status: String,
     /// Details: source and occurred_at for calculations, comment for decisions.
     #[schema(value_type = Object)]

@@ -538,7 +538,7 @@ pub async fn process_events(
             scope_key: key,
             active: !superseded,
             context: serde_json::Value::Object(p.event.context.clone()).to_string(),
-            source_event_id: &event_ids[p.at],
+            source_event_id: event_ids[p.at],
             occurred_at: p.occurred_at,
         });
     }

@@ -46,9 +46,9 @@ pub const MIGRATIONS: &[Migration] = &[Migration::portable(
         updated_at BIGINT NOT NULL
     );
     CREATE INDEX nbas_scope_current ON nbas (scope_key, occurred_at) WHERE active = 1 AND status = 'new';
-    CREATE INDEX nbas_account ON nbas (account_id, active, created_at);
-    CREATE INDEX nbas_enterprise ON nbas (enterprise_number, active, created_at);
-    CREATE INDEX nbas_listing ON nbas (active, created_at);
+    CREATE INDEX nbas_account ON nbas (account_id, created_at);
+    CREATE INDEX nbas_enterprise ON nbas (enterprise_number, created_at);
+    CREATE INDEX nbas_listing ON nbas (created_at);
     CREATE TABLE nba_event_log (
         id TEXT PRIMARY KEY,
         nba_id TEXT NOT NULL,

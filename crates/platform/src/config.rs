@@ -111,7 +111,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; empty means `sqlite://<data_dir>/sightline.db`.
     pub database_url: String,
-    /// Modules to enable; empty means every module built into the binary.
+    /// Modules to enable; empty means every module built into the binary. A list, or a
+    /// comma-separated string (`SIGHTLINE_MODULES=actions,usage`).
+    #[serde(deserialize_with = "list_or_comma_separated")]
     pub modules: Vec<String>,
     /// Log output format.
     pub log_format: LogFormat,
@@ -135,7 +137,7 @@ impl Default for Config {
             database_url: String::new(),
             modules: Vec::new(),
             log_format: LogFormat::Pretty,
-            log_level: "info".into(),
+            log_level: "info,sqlx=warn".into(),
             http: HttpConfig::default(),
             queue: QueueConfig::default(),
             scheduler: SchedulerConfig::default(),
@@ -269,7 +271,7 @@ impl Config {
             Ok(_) => self
                 .figment
                 .extract_inner(name)
-                .map_err(|e| ConfigError(one_line(&e))),
+                .map_err(|e| ConfigError(format!("section `[{name}]`: {}", e.kind))),
             Err(_) => Ok(T::default()),
         }
     }
@@ -278,6 +280,26 @@ impl Config {
     pub fn module_enabled(&self, module: &str) -> bool {
         self.modules.is_empty() || self.modules.iter().any(|m| m == module)
     }
+}
+
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrString {
+        List(Vec<String>),
+        String(String),
+    }
+    Ok(match ListOrString::deserialize(d)? {
+        ListOrString::List(list) => list,
+        ListOrString::String(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            .map(String::from)
+            .collect(),
+    })
 }
 
 fn one_line(e: &figment::Error) -> String {
@@ -318,6 +340,16 @@ mod tests {
         let f = Figment::from(Serialized::defaults(Config::default())).merge(("bind", "nowhere"));
         let err = Config::from_figment(f).unwrap_err().to_string();
         assert!(err.contains("`bind`"), "{err}");
+    }
+
+    #[test]
+    fn modules_can_be_a_comma_separated_string() {
+        let f = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("modules", "actions, usage"));
+        assert_eq!(
+            Config::from_figment(f).unwrap().modules,
+            ["actions", "usage"]
+        );
     }
 
     #[test]

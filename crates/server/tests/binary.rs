@@ -178,7 +178,10 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
                 server.base
             );
             let page: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
-            assert_eq!(page["total"], 1, "scope def_{definition}/acc_{account}: {page}");
+            assert_eq!(
+                page["total"], 1,
+                "scope def_{definition}/acc_{account}: {page}"
+            );
         }
     }
 }
