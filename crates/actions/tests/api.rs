@@ -32,31 +32,15 @@ fn event(definition: &str, target: Value) -> Value {
     e
 }
 
-async fn post_event(app: &TestApp, body: &Value) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url("/api/v1/internal/events/nba-calculation?wait=true"))
-        .json(body)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
+const EVENTS: &str = "/api/v1/internal/events/nba-calculation?wait=true";
 
-async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let r = app.client.get(app.url(path)).send().await.unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
+async fn post_event(app: &TestApp, body: &Value) -> (u16, Value) {
+    app.post_json(EVENTS, body).await
 }
 
 async fn act(app: &TestApp, nba_id: &str, body: Value) -> (u16, Value) {
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/nba/{nba_id}/actions")))
-        .json(&body)
-        .send()
+    app.post_json(&format!("/api/v1/nba/{nba_id}/actions"), &body)
         .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
 }
 
 async fn the_seed_demo_enqueues_processes_lists_and_accepts(backend: Backend) {
@@ -92,7 +76,7 @@ async fn the_seed_demo_enqueues_processes_lists_and_accepts(backend: Backend) {
     let nba_id = accepted["nba_id"].as_str().unwrap().to_owned();
     assert!(nba_id.starts_with("nba_") && nba_id.len() == 14, "{nba_id}");
 
-    let (status, list) = get(&app, "/api/v1/nba?account_id=acc_123").await;
+    let (status, list) = app.get_json("/api/v1/nba?account_id=acc_123").await;
     assert_eq!(status, 200);
     assert_eq!(list["total"], 1);
     assert_eq!(
@@ -132,13 +116,13 @@ async fn the_seed_demo_enqueues_processes_lists_and_accepts(backend: Backend) {
     assert_eq!(action["acted_by"], "system");
     assert!(action["event_id"].as_str().unwrap().starts_with("evt_"));
 
-    let (_, nba) = get(&app, &format!("/api/v1/nba/{nba_id}")).await;
+    let (_, nba) = app.get_json(&format!("/api/v1/nba/{nba_id}")).await;
     assert_eq!(nba["status"], "accepted");
     assert_eq!(
         nba["source_event_id"],
         "9f6849e6-6110-4bd8-8397-a8f9a6ec7d5a"
     );
-    let (_, history) = get(&app, &format!("/api/v1/nba/{nba_id}/events")).await;
+    let (_, history) = app.get_json(&format!("/api/v1/nba/{nba_id}/events")).await;
     let statuses: Vec<&str> = history["items"]
         .as_array()
         .unwrap()
@@ -152,11 +136,9 @@ async fn the_seed_demo_enqueues_processes_lists_and_accepts(backend: Backend) {
     );
     assert_eq!(history["items"][0]["request_id"], "demo-trace-001");
 
-    let (_, ev) = get(
-        &app,
-        "/api/v1/internal/events/9f6849e6-6110-4bd8-8397-a8f9a6ec7d5a",
-    )
-    .await;
+    let (_, ev) = app
+        .get_json("/api/v1/internal/events/9f6849e6-6110-4bd8-8397-a8f9a6ec7d5a")
+        .await;
     assert_eq!(ev["state"], "processed");
     assert_eq!(ev["nba_id"], nba_id.as_str());
 }
@@ -172,14 +154,18 @@ async fn the_same_event_id_twice_has_no_second_effect(backend: Backend) {
     assert_eq!(first["duplicate"], false);
     assert_eq!(second["duplicate"], true);
     assert_eq!(second["nba_id"], first["nba_id"]);
-    let (_, list) = get(&app, "/api/v1/nba?account_id=acc_idem&active=all").await;
+    let (_, list) = app
+        .get_json("/api/v1/nba?account_id=acc_idem&active=all")
+        .await;
     assert_eq!(list["total"], 1);
     // As in the original, any repeat of the id is skipped, even with other content.
     let mut changed = body.clone();
     changed["nba_definition_id"] = json!("def_other");
     let (status, third) = post_event(&app, &changed).await;
     assert_eq!((status, &third["duplicate"]), (202, &json!(true)));
-    let (_, list) = get(&app, "/api/v1/nba?nba_definition_id=def_other&active=all").await;
+    let (_, list) = app
+        .get_json("/api/v1/nba?nba_definition_id=def_other&active=all")
+        .await;
     assert_eq!(list["total"], 0);
 }
 
@@ -202,42 +188,39 @@ async fn a_recalculation_deactivates_the_older_nba_of_the_same_scope_only(backen
     let (_, c) = post_event(&app, &other_definition).await;
     let (_, d) = post_event(&app, &other_contact).await;
     assert_eq!(b["deactivated"], 1);
-    let (_, nba_a) = get(
-        &app,
-        &format!("/api/v1/nba/{}", a["nba_id"].as_str().unwrap()),
-    )
-    .await;
+    let (_, nba_a) = app
+        .get_json(&format!("/api/v1/nba/{}", a["nba_id"].as_str().unwrap()))
+        .await;
     assert_eq!(
         nba_a["active"], false,
         "the older NBA of the scope is deactivated"
     );
     for current in [&b, &c, &d] {
-        let (_, n) = get(
-            &app,
-            &format!("/api/v1/nba/{}", current["nba_id"].as_str().unwrap()),
-        )
-        .await;
+        let (_, n) = app
+            .get_json(&format!(
+                "/api/v1/nba/{}",
+                current["nba_id"].as_str().unwrap()
+            ))
+            .await;
         assert_eq!(n["active"], true, "{current}");
     }
     // A calculation older than the scope's current NBA arriving late does not replace it.
     let mut late = event("def_s", target);
     late["occurred_at"] = json!("2026-02-01T10:00:00Z");
     let (_, e) = post_event(&app, &late).await;
-    let (_, nba_e) = get(
-        &app,
-        &format!("/api/v1/nba/{}", e["nba_id"].as_str().unwrap()),
-    )
-    .await;
+    let (_, nba_e) = app
+        .get_json(&format!("/api/v1/nba/{}", e["nba_id"].as_str().unwrap()))
+        .await;
     assert_eq!(nba_e["active"], false);
-    let (_, nba_b) = get(
-        &app,
-        &format!("/api/v1/nba/{}", b["nba_id"].as_str().unwrap()),
-    )
-    .await;
+    let (_, nba_b) = app
+        .get_json(&format!("/api/v1/nba/{}", b["nba_id"].as_str().unwrap()))
+        .await;
     assert_eq!(nba_b["active"], true);
-    let (_, list) = get(&app, "/api/v1/nba?account_id=acc_scope").await;
+    let (_, list) = app.get_json("/api/v1/nba?account_id=acc_scope").await;
     assert_eq!(list["total"], 3, "active only by default");
-    let (_, list) = get(&app, "/api/v1/nba?account_id=acc_scope&active=false").await;
+    let (_, list) = app
+        .get_json("/api/v1/nba?account_id=acc_scope&active=false")
+        .await;
     assert_eq!(list["total"], 2);
 }
 
@@ -263,10 +246,12 @@ async fn a_delete_event_deactivates_the_listed_nbas_and_creates_none(backend: Ba
     assert_eq!(d["action"], "deactivated_only");
     assert_eq!(d["nba_id"], "n/a");
     assert_eq!(d["deactivated"], 1);
-    let (_, list) = get(&app, "/api/v1/nba?account_id=acc_del").await;
+    let (_, list) = app.get_json("/api/v1/nba?account_id=acc_del").await;
     assert_eq!(list["total"], 1);
     assert_eq!(list["items"][0]["id"], b["nba_id"]);
-    let (_, all) = get(&app, "/api/v1/nba?account_id=acc_del&active=all").await;
+    let (_, all) = app
+        .get_json("/api/v1/nba?account_id=acc_del&active=all")
+        .await;
     assert_eq!(all["total"], 2);
 }
 
@@ -331,7 +316,7 @@ async fn decisions_follow_the_documented_lifecycle(backend: Backend) {
         .as_str()
         .unwrap()
         .contains("inactive"));
-    let (_, history) = get(&app, &format!("/api/v1/nba/{id}/events")).await;
+    let (_, history) = app.get_json(&format!("/api/v1/nba/{id}/events")).await;
     assert_eq!(history["total"], 2);
     assert_eq!(history["items"][1]["context"]["comment"], "not now");
     assert_eq!(history["items"][1]["acted_by"], "system");
@@ -342,24 +327,20 @@ async fn a_missing_identifier_is_filled_from_the_reference_data(backend: Backend
         return;
     };
     let (_, a) = post_event(&app, &event("def_enrich", json!({"account_id": "acc_123"}))).await;
-    let (_, nba) = get(
-        &app,
-        &format!("/api/v1/nba/{}", a["nba_id"].as_str().unwrap()),
-    )
-    .await;
+    let (_, nba) = app
+        .get_json(&format!("/api/v1/nba/{}", a["nba_id"].as_str().unwrap()))
+        .await;
     assert_eq!(nba["enterprise_number"], "0123456789");
     let (_, b) = post_event(
         &app,
         &event("def_enrich", json!({"enterprise_number": "1111111111"})),
     )
     .await;
-    let (_, nba) = get(
-        &app,
-        &format!("/api/v1/nba/{}", b["nba_id"].as_str().unwrap()),
-    )
-    .await;
+    let (_, nba) = app
+        .get_json(&format!("/api/v1/nba/{}", b["nba_id"].as_str().unwrap()))
+        .await;
     assert_eq!(nba["account_id"], "acc_999");
-    let (_, overview) = get(&app, "/api/v1/mock-db/overview").await;
+    let (_, overview) = app.get_json("/api/v1/mock-db/overview").await;
     assert_eq!(overview["users"], 40);
     assert!(overview["client_employees"].as_i64().unwrap() > 0);
 }
@@ -539,30 +520,30 @@ async fn bad_payloads_are_refused_with_4xx_naming_the_field(backend: Backend) {
         r.json::<Value>().await.unwrap()["error"]["code"],
         "payload_too_large"
     );
-    let (s, err) = get(&app, "/api/v1/nba?status=done").await;
+    let (s, err) = app.get_json("/api/v1/nba?status=done").await;
     assert_eq!(
         (s, err["error"]["message"].as_str()),
         (400, Some("invalid status filter"))
     );
-    let (s, err) = get(&app, "/api/v1/nba?limit=500&offset=-1").await;
+    let (s, err) = app.get_json("/api/v1/nba?limit=500&offset=-1").await;
     assert_eq!(s, 422);
     assert_eq!(err["error"]["details"].as_array().unwrap().len(), 2);
-    let (s, _) = get(&app, "/api/v1/internal/events/not-a-uuid").await;
+    let (s, _) = app.get_json("/api/v1/internal/events/not-a-uuid").await;
     assert_eq!(s, 404);
-    let (s, err) = get(&app, "/api/v1/nba?account_id=%00").await;
+    let (s, err) = app.get_json("/api/v1/nba?account_id=%00").await;
     assert_eq!(
         (s, err["error"]["details"][0]["field"].as_str()),
         (422, Some("account_id"))
     );
-    let (s, err) = get(&app, "/api/v1/nba?limit=lots").await;
+    let (s, err) = app.get_json("/api/v1/nba?limit=lots").await;
     assert_eq!(
         (s, err["error"]["details"][0]["field"].as_str()),
         (422, Some("limit"))
     );
-    let (s, _) = get(&app, "/api/v1/nba/nba_%00").await;
+    let (s, _) = app.get_json("/api/v1/nba/nba_%00").await;
     assert_eq!(s, 404);
     // Nothing above was written.
-    let (_, list) = get(&app, "/api/v1/nba?active=all").await;
+    let (_, list) = app.get_json("/api/v1/nba?active=all").await;
     assert_eq!(list["total"], 0);
 }
 
@@ -583,28 +564,22 @@ async fn listing_pages_and_filters_by_enterprise_number_and_status(backend: Back
         ids.push(r["nba_id"].as_str().unwrap().to_owned());
     }
     act(&app, &ids[0], json!({"status": "accepted"})).await;
-    let (_, page) = get(
-        &app,
-        "/api/v1/nba?enterprise_number=7770000001&status=new&limit=2&offset=1",
-    )
-    .await;
+    let (_, page) = app
+        .get_json("/api/v1/nba?enterprise_number=7770000001&status=new&limit=2&offset=1")
+        .await;
     assert_eq!(page["total"], 4);
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     assert_eq!(
         (page["limit"].as_i64(), page["offset"].as_i64()),
         (Some(2), Some(1))
     );
-    let (_, accepted) = get(
-        &app,
-        "/api/v1/nba?enterprise_number=7770000001&status_filter=accepted",
-    )
-    .await;
+    let (_, accepted) = app
+        .get_json("/api/v1/nba?enterprise_number=7770000001&status_filter=accepted")
+        .await;
     assert_eq!(accepted["total"], 1);
-    let (_, page) = get(
-        &app,
-        "/api/v1/nba?enterprise_number=7770000001&nba_definition_id=def_page_3",
-    )
-    .await;
+    let (_, page) = app
+        .get_json("/api/v1/nba?enterprise_number=7770000001&nba_definition_id=def_page_3")
+        .await;
     assert_eq!(page["items"][0]["id"], ids[3].as_str());
 }
 
@@ -624,7 +599,7 @@ async fn the_active_nbas_page_is_served_and_documented(backend: Backend) {
         .unwrap()
         .starts_with("text/html"));
     assert!(r.text().await.unwrap().contains("/api/v1/nba"));
-    let (_, spec) = get(&app, "/openapi.json").await;
+    let (_, spec) = app.get_json("/openapi.json").await;
     for path in [
         "/api/v1/internal/events/nba-calculation",
         "/api/v1/internal/events/{event_id}",

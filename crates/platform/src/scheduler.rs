@@ -87,10 +87,14 @@ impl Scheduler {
                 .next_after(Utc::now())
                 .ok_or_else(|| anyhow!("schedule {} never runs", spec.name))?
                 .timestamp_millis();
-            let now = now_ms();
+            // New schedules are recorded; a changed expression or zone takes effect from now.
             sqlx::query(
                 "INSERT INTO schedules (name, cron, timezone, queue, job_type, payload, next_run_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (name) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, \
+                 queue = excluded.queue, job_type = excluded.job_type, payload = excluded.payload, \
+                 next_run_at = excluded.next_run_at, updated_at = excluded.updated_at \
+                 WHERE schedules.cron <> excluded.cron OR schedules.timezone <> excluded.timezone",
             )
             .bind(&spec.name)
             .bind(&spec.cron)
@@ -99,22 +103,7 @@ impl Scheduler {
             .bind(&spec.job_type)
             .bind(spec.payload.to_string())
             .bind(next)
-            .bind(now)
-            .execute(db.writer())
-            .await?;
-            // A changed expression or zone takes effect from now.
-            sqlx::query(
-                "UPDATE schedules SET cron = $2, timezone = $3, queue = $4, job_type = $5, payload = $6, \
-                 next_run_at = $7, updated_at = $8 WHERE name = $1 AND (cron <> $2 OR timezone <> $3)",
-            )
-            .bind(&spec.name)
-            .bind(&spec.cron)
-            .bind(&spec.timezone)
-            .bind(&spec.queue)
-            .bind(&spec.job_type)
-            .bind(spec.payload.to_string())
-            .bind(next)
-            .bind(now)
+            .bind(now_ms())
             .execute(db.writer())
             .await?;
             parsed.push((spec, cron));

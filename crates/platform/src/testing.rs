@@ -123,10 +123,52 @@ impl TestApp {
         format!("{}{}", self.address, path)
     }
 
+    /// GETs `path`; answers the status and the JSON body (`Null` when it is not JSON).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        answer(
+            self.client
+                .get(self.url(path))
+                .send()
+                .await
+                .expect("request sent"),
+        )
+        .await
+    }
+
+    /// POSTs `body` as JSON to `path`; answers the status and the JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        answer(
+            self.client
+                .post(self.url(path))
+                .json(body)
+                .send()
+                .await
+                .expect("request sent"),
+        )
+        .await
+    }
+
+    /// POSTs nothing to `path`; answers the status and the JSON body.
+    pub async fn post_empty(&self, path: &str) -> (u16, Value) {
+        answer(
+            self.client
+                .post(self.url(path))
+                .send()
+                .await
+                .expect("request sent"),
+        )
+        .await
+    }
+
     /// Runs every due job now; returns how many ran.
     pub async fn run_pending_jobs(&self) -> usize {
         self.workers.run_pending().await.expect("jobs run")
     }
+}
+
+async fn answer(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 impl Drop for TestApp {

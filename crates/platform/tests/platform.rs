@@ -149,15 +149,7 @@ async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_
     };
     let id = enqueue(&app, json!({"fail_times": 99})).await;
     drain(&app).await;
-    let page: Value = app
-        .client
-        .get(app.url("/api/v1/queue/jobs?state=failed"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: Value = app.get_json("/api/v1/queue/jobs?state=failed").await.1;
     assert_eq!(page["total"], 1);
     assert_eq!(page["items"][0]["id"], id);
     assert_eq!(page["items"][0]["attempts"], 3);
@@ -165,15 +157,7 @@ async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_
         .as_str()
         .unwrap()
         .contains("planned failure 3"));
-    let counts: Value = app
-        .client
-        .get(app.url("/api/v1/queue"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let counts: Value = app.get_json("/api/v1/queue").await.1;
     assert_eq!(counts["queues"][0]["queue"], "test");
     assert_eq!(counts["queues"][0]["failed"], 1);
 
@@ -203,15 +187,7 @@ async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_
         .unwrap();
     assert_eq!(r.status(), 409);
     drain(&app).await;
-    let r: Value = app
-        .client
-        .post(app.url("/api/v1/queue/failed/retry"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = app.post_empty("/api/v1/queue/failed/retry").await.1;
     assert_eq!(r["retried"], 1);
 }
 
@@ -360,15 +336,7 @@ async fn readiness_metrics_and_docs_are_served(backend: Backend) {
     let Some((app, _)) = spawn(backend, &[]).await else {
         return;
     };
-    let r: Value = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r: Value = app.get_json("/health/ready").await.1;
     assert_eq!(r["status"], "ready");
     assert_eq!(
         r["database"]["backend"],
@@ -398,15 +366,7 @@ async fn readiness_metrics_and_docs_are_served(backend: Backend) {
         text.contains("sightline_queue_jobs{queue=\"test\",state=\"queued\"}"),
         "{text}"
     );
-    let spec: Value = app
-        .client
-        .get(app.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let spec: Value = app.get_json("/openapi.json").await.1;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
     for path in [
         "/health",

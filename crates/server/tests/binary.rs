@@ -188,6 +188,19 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
 
 storage_tests!(events_answered_202_survive_kill_9_and_none_is_applied_twice);
 
+/// GETs a list until its `total` is `want` (processing is asynchronous), for up to 2 s.
+async fn poll_until_total(client: &reqwest::Client, url: &str, want: i64) -> Value {
+    let mut list = Value::Null;
+    for _ in 0..100 {
+        list = client.get(url).send().await.unwrap().json().await.unwrap();
+        if list["total"] == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    list
+}
+
 fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     let mut cmd = Command::new(BIN);
     cmd.args(args).env_remove("DATABASE_URL");
@@ -337,21 +350,7 @@ async fn the_income_calculator_posts_events_and_later_deactivates_clients_that_n
         "{}/api/v1/nba?enterprise_number=0123456789&nba_definition_id=optimization",
         server.base
     );
-    let mut list: Value = Value::Null;
-    for _ in 0..100 {
-        list = client
-            .get(&list_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if list["total"] == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let list = poll_until_total(&client, &list_url, 1).await;
     assert_eq!(list["total"], 1);
     assert_eq!(
         list["items"][0]["account_id"], "acc_123",
@@ -360,20 +359,7 @@ async fn the_income_calculator_posts_events_and_later_deactivates_clients_that_n
     // The client's income drops: its NBA is withdrawn with a delete event.
     std::fs::write(&input, r#"{"0123456789": 1500}"#).unwrap();
     assert!(run_calc(&input).contains("emitted 0, skipped 1, delete events 1, failed 0"));
-    for _ in 0..100 {
-        list = client
-            .get(&list_url)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if list["total"] == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let list = poll_until_total(&client, &list_url, 0).await;
     assert_eq!(list["total"], 0);
     // An unreachable API (its NBA lookup fails after retries) exits non-zero.
     let out = run(
