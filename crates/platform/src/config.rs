@@ -52,7 +52,7 @@ pub struct QueueConfig {
     pub run_in_server: bool,
     /// Worker loops per process.
     pub concurrency: usize,
-    /// Jobs claimed and processed per transaction.
+    /// Jobs claimed and processed per transaction (1..=1000).
     pub batch_size: i64,
     /// How often an idle worker looks for new jobs (it is also woken on local enqueue).
     pub poll_interval_ms: u64,
@@ -230,7 +230,10 @@ impl Config {
                 self.http.request_timeout_secs >= 2,
             ),
             ("queue.concurrency", self.queue.concurrency >= 1),
-            ("queue.batch_size", self.queue.batch_size >= 1),
+            (
+                "queue.batch_size",
+                (1..=1000).contains(&self.queue.batch_size),
+            ),
             ("queue.max_attempts", self.queue.max_attempts >= 1),
             ("queue.lease_secs", self.queue.lease_secs >= 1),
             ("http.body_limit_bytes", self.http.body_limit_bytes >= 1024),

@@ -56,10 +56,6 @@ pub fn build_router(platform: &Platform, modules: Vec<OpenApiRouter>) -> Router 
     let http = &platform.config.http;
     router
         .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
-        .route(
-            "/metrics",
-            axum::routing::get(metrics).with_state(platform.clone()),
-        )
         .fallback(not_found)
         .layer(
             ServiceBuilder::new()
@@ -187,6 +183,7 @@ fn platform_routes(platform: Platform) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(ready))
+        .routes(routes!(metrics))
         .routes(routes!(queue_counts))
         .routes(routes!(list_jobs))
         .routes(routes!(get_job))
@@ -235,6 +232,8 @@ async fn ready(State(p): State<Platform>) -> ApiResult<Json<Value>> {
 
 /// Prometheus metrics: HTTP requests and latency by route and status; jobs by type and outcome;
 /// queue depth by queue and state.
+#[utoipa::path(get, path = "/metrics", tag = "platform",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 async fn metrics(State(p): State<Platform>) -> Response {
     if let Ok(counts) = p.queue.counts().await {
         for c in counts {

@@ -373,6 +373,7 @@ async fn readiness_metrics_and_docs_are_served(backend: Backend) {
         "/health/ready",
         "/api/v1/queue",
         "/api/v1/queue/jobs/{id}/retry",
+        "/metrics",
     ] {
         assert!(
             spec["paths"][path].is_object(),
