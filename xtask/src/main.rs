@@ -62,21 +62,10 @@ enum Which {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     match cli.task {
         Task::Bench {
-            target:
-                BenchTarget::Actions {
-                    events,
-                    concurrency,
-                    get_rate,
-                    get_seconds,
-                    backend,
-                    postgres_url,
-                },
+            target: BenchTarget::Actions { events, concurrency, get_rate, get_seconds, backend, postgres_url },
         } => {
             let status = Command::new("cargo")
                 .args(["build", "--release", "--quiet", "--bin", "sightline"])
@@ -86,23 +75,13 @@ fn main() -> anyhow::Result<()> {
                 bail!("release build failed");
             }
             let bin = root.join("target/release/sightline");
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let params = Params {
-                events,
-                concurrency,
-                get_rate,
-                get_seconds,
-            };
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let params = Params { events, concurrency, get_rate, get_seconds };
             let mut results = Vec::new();
             if backend != Which::Postgres {
                 let dir = tempdir()?;
                 let url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
-                results.push((
-                    "sqlite",
-                    rt.block_on(bench_actions(&bin, &root, &dir, &url, &params))?,
-                ));
+                results.push(("sqlite", rt.block_on(bench_actions(&bin, &root, &dir, &url, &params))?));
                 let _ = std::fs::remove_dir_all(&dir);
             }
             if backend != Which::Sqlite {
@@ -115,10 +94,7 @@ fn main() -> anyhow::Result<()> {
                 };
                 let url = rt.block_on(create_database(&admin))?;
                 let dir = tempdir()?;
-                results.push((
-                    "postgres",
-                    rt.block_on(bench_actions(&bin, &root, &dir, &url, &params))?,
-                ));
+                results.push(("postgres", rt.block_on(bench_actions(&bin, &root, &dir, &url, &params))?));
                 let _ = std::fs::remove_dir_all(&dir);
                 drop(pg);
             }
@@ -147,8 +123,7 @@ struct Figures {
 }
 
 fn tempdir() -> anyhow::Result<PathBuf> {
-    let dir =
-        std::env::temp_dir().join(format!("sightline-bench-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!("sightline-bench-{}", uuid::Uuid::new_v4().simple()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }
@@ -172,15 +147,8 @@ impl ThrowawayPostgres {
             bail!("could not start PostgreSQL (apt-get install postgresql)");
         }
         let line = String::from_utf8(out.stdout)?;
-        let (url, vars) = line
-            .trim()
-            .split_once('|')
-            .context("unexpected pg_start output")?;
-        Ok(Self {
-            url: url.to_owned(),
-            vars: vars.to_owned(),
-            root: root.to_path_buf(),
-        })
+        let (url, vars) = line.trim().split_once('|').context("unexpected pg_start output")?;
+        Ok(Self { url: url.to_owned(), vars: vars.to_owned(), root: root.to_path_buf() })
     }
 }
 
@@ -188,10 +156,7 @@ impl Drop for ThrowawayPostgres {
     fn drop(&mut self) {
         let _ = Command::new("bash")
             .arg("-c")
-            .arg(format!(
-                "source scripts/lib/postgres.sh && {} pg_stop >/dev/null 2>&1",
-                self.vars
-            ))
+            .arg(format!("source scripts/lib/postgres.sh && {} pg_stop >/dev/null 2>&1", self.vars))
             .current_dir(&self.root)
             .status();
     }
@@ -199,11 +164,8 @@ impl Drop for ThrowawayPostgres {
 
 async fn create_database(admin: &str) -> anyhow::Result<String> {
     let name = format!("sightline_bench_{}", uuid::Uuid::new_v4().simple());
-    let status = Command::new("psql")
-        .arg(admin)
-        .arg("-qc")
-        .arg(format!("CREATE DATABASE {name}"))
-        .status()?;
+    let status =
+        Command::new("psql").arg(admin).arg("-qc").arg(format!("CREATE DATABASE {name}")).status()?;
     if !status.success() {
         bail!("psql could not create the bench database");
     }
@@ -218,23 +180,14 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
     }
 }
 
 fn start_server(bin: &Path, root: &Path, dir: &Path, url: &str) -> anyhow::Result<Server> {
     let mut child = Command::new(bin)
-        .args([
-            "serve",
-            "--bind",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-            "--data-dir",
-        ])
+        .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
         .arg(dir)
         .env("DATABASE_URL", url)
         .env("SIGHTLINE_LOG_LEVEL", "warn,sightline_platform::app=info")
@@ -251,13 +204,8 @@ fn start_server(bin: &Path, root: &Path, dir: &Path, url: &str) -> anyhow::Resul
             }
         }
     });
-    let addr = rx
-        .recv_timeout(Duration::from_secs(60))
-        .context("server did not start")?;
-    Ok(Server {
-        child,
-        base: format!("http://{addr}"),
-    })
+    let addr = rx.recv_timeout(Duration::from_secs(60)).context("server did not start")?;
+    Ok(Server { child, base: format!("http://{addr}") })
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {
@@ -289,16 +237,13 @@ async fn bench_actions(
     p: &Params,
 ) -> anyhow::Result<Figures> {
     let server = start_server(bin, root, dir, url)?;
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(p.concurrency * 2)
-        .build()?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(p.concurrency * 2).build()?;
     let post_url = format!("{}/api/v1/internal/events/nba-calculation", server.base);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..p.concurrency {
-        let (client, post_url, next, total) =
-            (client.clone(), post_url.clone(), next.clone(), p.events);
+        let (client, post_url, next, total) = (client.clone(), post_url.clone(), next.clone(), p.events);
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             loop {
@@ -331,12 +276,7 @@ async fn bench_actions(
     let accept_time = started.elapsed().as_secs_f64();
     // Wait until the queue holds nothing queued or running.
     loop {
-        let counts: Value = client
-            .get(format!("{}/api/v1/queue", server.base))
-            .send()
-            .await?
-            .json()
-            .await?;
+        let counts: Value = client.get(format!("{}/api/v1/queue", server.base)).send().await?.json().await?;
         let pending: i64 = counts["queues"]
             .as_array()
             .map(|qs| {
@@ -361,11 +301,7 @@ async fn bench_actions(
     let mut gets = Vec::with_capacity(n);
     for i in 0..n {
         ticker.tick().await;
-        let url = format!(
-            "{}/api/v1/nba?account_id=acc_{}&limit=50",
-            server.base,
-            (i * 31) % 2000
-        );
+        let url = format!("{}/api/v1/nba?account_id=acc_{}&limit=50", server.base, (i * 31) % 2000);
         let client = client.clone();
         gets.push(tokio::spawn(async move {
             let t = Instant::now();

@@ -31,14 +31,8 @@ pub fn parse_input(text: &str) -> anyhow::Result<Vec<IncomeRecord>> {
         Value::Object(map) => map
             .into_iter()
             .map(|(en, v)| {
-                let income = v
-                    .as_f64()
-                    .with_context(|| format!("entry {en}: income must be a number"))?;
-                Ok(IncomeRecord {
-                    enterprise_number: en,
-                    monthly_income: income,
-                    account_id: None,
-                })
+                let income = v.as_f64().with_context(|| format!("entry {en}: income must be a number"))?;
+                Ok(IncomeRecord { enterprise_number: en, monthly_income: income, account_id: None })
             })
             .collect(),
         Value::Array(items) => items
@@ -55,15 +49,8 @@ pub fn parse_input(text: &str) -> anyhow::Result<Vec<IncomeRecord>> {
                     .get("monthly_income")
                     .and_then(Value::as_f64)
                     .with_context(|| format!("entry {n}: monthly_income must be a number"))?;
-                let account_id = item
-                    .get("account_id")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned);
-                Ok(IncomeRecord {
-                    enterprise_number: en.to_owned(),
-                    monthly_income: income,
-                    account_id,
-                })
+                let account_id = item.get("account_id").and_then(Value::as_str).map(str::to_owned);
+                Ok(IncomeRecord { enterprise_number: en.to_owned(), monthly_income: income, account_id })
             })
             .collect(),
         _ => bail!("input must be a JSON object (mapping) or array (list)"),
@@ -80,11 +67,7 @@ fn canonical(value: &Value) -> Value {
         Value::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            Value::Object(
-                keys.into_iter()
-                    .map(|k| (k.clone(), canonical(&map[k])))
-                    .collect(),
-            )
+            Value::Object(keys.into_iter().map(|k| (k.clone(), canonical(&map[k]))).collect())
         }
         Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
         other => other.clone(),
@@ -139,12 +122,7 @@ fn base_event(
 }
 
 /// A create event (`create_nba` omitted, as it defaults to true).
-pub fn create_event(
-    definition: &str,
-    source: &str,
-    target: &Target,
-    context: Map<String, Value>,
-) -> Value {
+pub fn create_event(definition: &str, source: &str, target: &Target, context: Map<String, Value>) -> Value {
     Value::Object(base_event(definition, source, target, context))
 }
 
@@ -219,10 +197,7 @@ pub async fn run_income(run: &IncomeRun) -> anyhow::Result<IncomeSummary> {
         };
         let mut context = Map::new();
         context.insert("monthly_income".into(), json!(record.monthly_income));
-        context.insert(
-            "rule".into(),
-            json!(format!("monthly_income > {INCOME_THRESHOLD}")),
-        );
+        context.insert("rule".into(), json!(format!("monthly_income > {INCOME_THRESHOLD}")));
         if qualifies(record) {
             let event = create_event(&run.definition, &run.source, &target, context);
             match &client {
@@ -241,18 +216,11 @@ pub async fn run_income(run: &IncomeRun) -> anyhow::Result<IncomeSummary> {
         } else {
             summary.skipped += 1;
             let Some(api) = &client else { continue };
-            match api
-                .active_nbas(&record.enterprise_number, &run.definition)
-                .await
-            {
+            match api.active_nbas(&record.enterprise_number, &run.definition).await {
                 Ok(ids) if ids.is_empty() => {}
                 Ok(ids) => {
-                    context.insert(
-                        "reason".into(),
-                        json!("monthly income no longer above threshold"),
-                    );
-                    let event =
-                        create_delete_event(&run.definition, &run.source, &target, &ids, context);
+                    context.insert("reason".into(), json!("monthly income no longer above threshold"));
+                    let event = create_delete_event(&run.definition, &run.source, &target, &ids, context);
                     match api.post_event(&event).await {
                         Ok(()) => summary.delete_events += 1,
                         Err(e) => {
@@ -286,12 +254,7 @@ impl ApiClient {
             .timeout(Duration::from_secs(15))
             .connect_timeout(Duration::from_secs(5))
             .build()?;
-        Ok(Self {
-            http,
-            base: base.trim_end_matches('/').to_owned(),
-            api_key,
-            attempts: attempts.max(1),
-        })
+        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), api_key, attempts: attempts.max(1) })
     }
 
     fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -314,8 +277,7 @@ impl ApiClient {
                         return Ok(body);
                     }
                     last = format!("HTTP {status}: {body}");
-                    if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS
-                    {
+                    if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
                         bail!(last);
                     }
                 }
@@ -331,17 +293,11 @@ impl ApiClient {
 
     async fn post_event(&self, event: &Value) -> anyhow::Result<()> {
         let url = format!("{}/api/v1/internal/events/nba-calculation", self.base);
-        self.send(|| self.http.post(&url).json(event))
-            .await
-            .map(|_| ())
+        self.send(|| self.http.post(&url).json(event)).await.map(|_| ())
     }
 
     /// Ids of the client's current `new` NBAs of `definition` (pages through the list).
-    async fn active_nbas(
-        &self,
-        enterprise_number: &str,
-        definition: &str,
-    ) -> anyhow::Result<Vec<String>> {
+    async fn active_nbas(&self, enterprise_number: &str, definition: &str) -> anyhow::Result<Vec<String>> {
         let mut ids = Vec::new();
         let mut offset = 0;
         loop {
@@ -354,17 +310,8 @@ impl ApiClient {
                 ("offset", offset.to_string()),
             ];
             let page = self.send(|| self.http.get(&url).query(&query)).await?;
-            let items = page
-                .get("items")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            ids.extend(
-                items
-                    .iter()
-                    .filter_map(|i| i.get("id").and_then(Value::as_str))
-                    .map(str::to_owned),
-            );
+            let items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
+            ids.extend(items.iter().filter_map(|i| i.get("id").and_then(Value::as_str)).map(str::to_owned));
             let total = page.get("total").and_then(Value::as_i64).unwrap_or(0);
             offset += items.len() as i64;
             if items.is_empty() || offset >= total {
@@ -382,9 +329,7 @@ mod tests {
     fn both_input_formats_parse() {
         let mapping = parse_input(r#"{"0123456789": 3200, "1111111111": 1800}"#).unwrap();
         assert_eq!(mapping.len(), 2);
-        assert!(mapping
-            .iter()
-            .any(|r| r.enterprise_number == "0123456789" && qualifies(r)));
+        assert!(mapping.iter().any(|r| r.enterprise_number == "0123456789" && qualifies(r)));
         let list = parse_input(
             r#"[{"enterprise_number": "0123456789", "monthly_income": 3200, "account_id": "acc_123"},
                 {"enterprise_number": "1111111111", "monthly_income": 1800}]"#,
@@ -396,27 +341,19 @@ mod tests {
 
     #[test]
     fn the_threshold_is_strict() {
-        let at = IncomeRecord {
-            enterprise_number: "1".into(),
-            monthly_income: 2000.0,
-            account_id: None,
-        };
+        let at = IncomeRecord { enterprise_number: "1".into(), monthly_income: 2000.0, account_id: None };
         assert!(!qualifies(&at));
     }
 
     #[test]
     fn bad_entries_are_named() {
-        let err =
-            parse_input(r#"[{"enterprise_number": "1", "monthly_income": "lots"}]"#).unwrap_err();
+        let err = parse_input(r#"[{"enterprise_number": "1", "monthly_income": "lots"}]"#).unwrap_err();
         assert!(format!("{err:#}").contains("entry 1"), "{err:#}");
     }
 
     #[test]
     fn events_omit_defaults_and_delete_events_set_them() {
-        let target = Target {
-            enterprise_number: Some("0123456789".into()),
-            ..Default::default()
-        };
+        let target = Target { enterprise_number: Some("0123456789".into()), ..Default::default() };
         let e = create_event("optimization", "calc", &target, Map::new());
         assert!(
             e.get("create_nba").is_none()
@@ -424,13 +361,7 @@ mod tests {
                 && e.get("account_id").is_none()
         );
         assert_eq!(e["context"]["hash"].as_str().unwrap().len(), 64);
-        let d = create_delete_event(
-            "optimization",
-            "calc",
-            &target,
-            &["nba_1".into()],
-            Map::new(),
-        );
+        let d = create_delete_event("optimization", "calc", &target, &["nba_1".into()], Map::new());
         assert_eq!(d["create_nba"], json!(false));
         assert_eq!(d["deactivate_nba_ids"], json!(["nba_1"]));
     }

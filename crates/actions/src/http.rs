@@ -9,17 +9,15 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sightline_platform::error::{ApiError, ApiResult, ErrorBody, FieldError};
-use sightline_platform::paging;
 use sightline_platform::request_id::current_request_id;
 use sightline_platform::validate::{has_control, ApiQuery, JsonObject, ObjectChecker};
+use sightline_platform::{audit, paging, Access, Principal, SecureRouter};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::mockdb::Overview;
 use crate::model::{
-    ActionRecord, ActionRequest, CalculationEvent, Decision, EventLogEntry, NbaDetail, NbaItem,
-    NBA_STATUSES,
+    ActionRecord, ActionRequest, CalculationEvent, Decision, EventLogEntry, NbaDetail, NbaItem, NBA_STATUSES,
 };
 use crate::service::{ActionsError, ActionsService, EventStatus};
 use crate::store::NbaFilter;
@@ -39,16 +37,17 @@ impl From<ActionsError> for ApiError {
 }
 
 /// The module's routes.
-pub fn router(service: ActionsService) -> OpenApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(enqueue_calculation_event))
-        .routes(routes!(get_calculation_event))
-        .routes(routes!(list_nbas))
-        .routes(routes!(get_nba))
-        .routes(routes!(list_nba_events))
-        .routes(routes!(create_nba_action))
-        .routes(routes!(mock_db_overview))
-        .routes(routes!(active_nbas_page))
+pub fn router(service: ActionsService) -> SecureRouter {
+    SecureRouter::new()
+        .route(Access::Permission("events:write"), routes!(enqueue_calculation_event))
+        .route(Access::Permission("nba:read"), routes!(get_calculation_event))
+        .route(Access::Permission("nba:read"), routes!(list_nbas))
+        .route(Access::Permission("nba:read"), routes!(get_nba))
+        .route(Access::Permission("nba:read"), routes!(list_nba_events))
+        .route(Access::Permission("nba:act"), routes!(create_nba_action))
+        .route(Access::Permission("nba:read"), routes!(mock_db_overview))
+        // The page is a static shell: it signs in and reads data through the API above.
+        .route(Access::Public, routes!(active_nbas_page))
         .with_state(service)
 }
 
@@ -101,9 +100,10 @@ async fn enqueue_calculation_event(
     let (event, occurred_at) = CalculationEvent::parse(&body)?;
     let request_id = current_request_id();
     tracing::info!(event_id = %event.event_id, nba_definition_id = %event.nba_definition_id, source = %event.source, "api.enqueue_event");
-    let mut status = service
-        .accept_event(event, occurred_at.timestamp_millis(), request_id.as_deref())
-        .await?;
+    let mut status =
+        service.accept_event(event, occurred_at.timestamp_millis(), request_id.as_deref()).await?;
+    // The intake wrote this event's audit entry with the event itself.
+    audit::mark_audited();
     tracing::info!(event_id = %status.event_id, duplicate = status.duplicate, "api.enqueued_event");
     if let Some(timeout) = wait.timeout() {
         status = service.wait_processed(status, timeout).await?;
@@ -169,11 +169,8 @@ async fn list_nbas(
 ) -> ApiResult<Json<NbaPage>> {
     if let Some(s) = &q.status {
         if !NBA_STATUSES.contains(&s.as_str()) {
-            return Err(
-                ApiError::bad_request("invalid status filter").with_details(json!([
-                    FieldError::new("status", "must be one of new, accepted, rejected")
-                ])),
-            );
+            return Err(ApiError::bad_request("invalid status filter")
+                .with_details(json!([FieldError::new("status", "must be one of new, accepted, rejected")])));
         }
     }
     let active = match q.active.as_deref() {
@@ -181,10 +178,7 @@ async fn list_nbas(
         Some("false") => Some(false),
         Some("all") => None,
         Some(_) => {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "active",
-                "must be true, false or all",
-            )]));
+            return Err(ApiError::validation(vec![FieldError::new("active", "must be true, false or all")]));
         }
     };
     let (limit, offset) = paging(q.limit, q.offset)?;
@@ -196,12 +190,7 @@ async fn list_nbas(
         active,
     };
     let (items, total) = service.list(&filter, limit, offset).await?;
-    Ok(Json(NbaPage {
-        items,
-        total,
-        limit,
-        offset,
-    }))
+    Ok(Json(NbaPage { items, total, limit, offset }))
 }
 
 /// One NBA with its timestamps.
@@ -231,10 +220,7 @@ async fn list_nba_events(
     Path(nba_id): Path<String>,
 ) -> ApiResult<Json<NbaHistory>> {
     let items = service.history(known_id(&nba_id)?).await?;
-    Ok(Json(NbaHistory {
-        total: items.len(),
-        items,
-    }))
+    Ok(Json(NbaHistory { total: items.len(), items }))
 }
 
 /// Accept or reject an NBA.
@@ -252,6 +238,7 @@ async fn list_nba_events(
     ))]
 async fn create_nba_action(
     State(service): State<ActionsService>,
+    principal: Principal,
     Path(nba_id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<ActionRecord>)> {
@@ -270,16 +257,14 @@ async fn create_nba_action(
     let comment = c.optional_str("comment", 1000);
     c.finish()?;
     let decision = status.expect("checked above");
-    let action_at_ms = action_at
-        .unwrap_or_else(chrono::Utc::now)
-        .timestamp_millis();
+    let action_at_ms = action_at.unwrap_or_else(chrono::Utc::now).timestamp_millis();
     let record = service
         .decide(
             known_id(&nba_id)?,
             decision,
             action_at_ms,
             comment,
-            "system",
+            &principal.actor(),
             current_request_id().as_deref(),
         )
         .await?;

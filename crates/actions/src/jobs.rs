@@ -46,15 +46,8 @@ impl JobHandler for ProcessEventJob {
         self.run_batch(&[job], conn).await
     }
 
-    async fn run_batch(
-        &self,
-        jobs: &[&JobContext],
-        conn: &mut AnyConnection,
-    ) -> anyhow::Result<()> {
-        let ids = jobs
-            .iter()
-            .map(|j| event_id(j))
-            .collect::<anyhow::Result<Vec<&str>>>()?;
+    async fn run_batch(&self, jobs: &[&JobContext], conn: &mut AnyConnection) -> anyhow::Result<()> {
+        let ids = jobs.iter().map(|j| event_id(j)).collect::<anyhow::Result<Vec<&str>>>()?;
         let outcomes = process_events(conn, self.backend, &ids).await?;
         for ((job, id), outcome) in jobs.iter().zip(&ids).zip(&outcomes) {
             log_outcome(job, id, outcome);
@@ -62,12 +55,7 @@ impl JobHandler for ProcessEventJob {
         Ok(())
     }
 
-    async fn on_failed(
-        &self,
-        job: &JobContext,
-        error: &str,
-        conn: &mut AnyConnection,
-    ) -> anyhow::Result<()> {
+    async fn on_failed(&self, job: &JobContext, error: &str, conn: &mut AnyConnection) -> anyhow::Result<()> {
         store::mark_event_failed(conn, event_id(job)?, error).await?;
         Ok(())
     }

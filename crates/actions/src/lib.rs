@@ -19,7 +19,35 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
-use sightline_platform::{migrate::Migration, Module, ModuleParts, Platform};
+use sightline_platform::{migrate::Migration, Module, ModuleParts, PermissionSpec, Platform};
+
+/// What the module's routes check, and who holds it.
+pub const PERMISSIONS: &[PermissionSpec] = &[
+    PermissionSpec {
+        name: "nba:read",
+        description: "List and read next-best-actions, their history and the reference data",
+        roles: &[
+            "executive",
+            "demand_planner",
+            "supply_planner",
+            "inventory_manager",
+            "finance_analyst",
+            "sop_coordinator",
+            "viewer",
+            "analyst",
+        ],
+    },
+    PermissionSpec {
+        name: "nba:act",
+        description: "Accept or reject next-best-actions",
+        roles: &["executive", "sop_coordinator", "analyst"],
+    },
+    PermissionSpec {
+        name: "events:write",
+        description: "Send calculation events (calculators, usually with an API key)",
+        roles: &[],
+    },
+];
 
 /// The module's configuration section `[actions]`.
 #[derive(Debug, Default, Deserialize)]
@@ -42,11 +70,13 @@ impl Module for ActionsModule {
         store::MIGRATIONS
     }
 
+    fn permissions(&self) -> &'static [PermissionSpec] {
+        PERMISSIONS
+    }
+
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
         let config: ActionsConfig = platform.config.module_section("actions")?;
-        let chosen = std::env::var_os("MOCK_DB_DIR")
-            .map(PathBuf::from)
-            .or(config.mock_db_dir);
+        let chosen = std::env::var_os("MOCK_DB_DIR").map(PathBuf::from).or(config.mock_db_dir);
         // A directory the user named must exist; the default may be absent (empty tables).
         if let Some(dir) = chosen.as_ref().filter(|d| !d.is_dir()) {
             anyhow::bail!(
@@ -61,12 +91,11 @@ impl Module for ActionsModule {
         let service = service::ActionsService::new(
             platform.db.clone(),
             platform.queue.clone(),
+            platform.bus.clone(),
             reference,
             max_wait,
         );
-        let job = jobs::ProcessEventJob {
-            backend: platform.db.backend(),
-        };
+        let job = jobs::ProcessEventJob { backend: platform.db.backend() };
         Ok(ModuleParts::new(http::router(service)).job(job))
     }
 }

@@ -127,22 +127,14 @@ fn load_table<T: DeserializeOwned>(dir: &Path, name: &str) -> Result<Vec<T>, Ref
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => {
-            return Err(ReferenceDataError::File {
-                file,
-                message: e.to_string(),
-            })
-        }
+        Err(e) => return Err(ReferenceDataError::File { file, message: e.to_string() }),
     };
     let value: Value = serde_json::from_str(&text).map_err(|e| ReferenceDataError::File {
         file: file.clone(),
         message: format!("not valid JSON: {e}"),
     })?;
     let Value::Array(rows) = value else {
-        return Err(ReferenceDataError::File {
-            file,
-            message: "must be a JSON array of objects".into(),
-        });
+        return Err(ReferenceDataError::File { file, message: "must be a JSON array of objects".into() });
     };
     rows.into_iter()
         .enumerate()
@@ -178,8 +170,7 @@ impl ReferenceData {
                 data.by_account.insert(acc.clone(), i);
             }
         }
-        let known: std::collections::HashSet<&str> =
-            data.clients.iter().map(|c| c.id.as_str()).collect();
+        let known: std::collections::HashSet<&str> = data.clients.iter().map(|c| c.id.as_str()).collect();
         let orphans = data
             .invoices
             .iter()
@@ -237,8 +228,7 @@ mod tests {
     use super::*;
 
     fn shipped() -> ReferenceData {
-        ReferenceData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mock_db"))
-            .unwrap()
+        ReferenceData::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mock_db")).unwrap()
     }
 
     #[test]
@@ -271,13 +261,7 @@ mod tests {
         let data = ReferenceData::load(Path::new("/nonexistent/mock_db")).unwrap();
         assert_eq!(
             data.overview(),
-            Overview {
-                users: 0,
-                invoices: 0,
-                user_products: 0,
-                client_employees: 0,
-                source: None
-            }
+            Overview { users: 0, invoices: 0, user_products: 0, client_employees: 0, source: None }
         );
     }
 }

@@ -87,17 +87,10 @@ impl CalculationEvent {
         let create_nba = c.bool_or("create_nba", true);
         let deactivate_nba_ids = c.string_list("deactivate_nba_ids");
         let context = c.object_or_empty("context");
-        let no_target = [&enterprise_number, &account_id, &contact_id]
-            .iter()
-            .all(|v| v.is_none());
+        let no_target = [&enterprise_number, &account_id, &contact_id].iter().all(|v| v.is_none());
         let target_fields_ok = ["enterprise_number", "account_id", "contact_id"]
             .iter()
-            .all(|f| {
-                matches!(
-                    body.get(*f),
-                    None | Some(Value::Null) | Some(Value::String(_))
-                )
-            });
+            .all(|f| matches!(body.get(*f), None | Some(Value::Null) | Some(Value::String(_))));
         if no_target && target_fields_ok {
             c.error(
                 "enterprise_number",
@@ -128,13 +121,8 @@ impl CalculationEvent {
     /// The scope an NBA of this event belongs to: definition plus the exact target identifiers
     /// (absent ones included, so they compare equal).
     pub fn scope_key(&self) -> String {
-        serde_json::json!([
-            self.nba_definition_id,
-            self.enterprise_number,
-            self.account_id,
-            self.contact_id
-        ])
-        .to_string()
+        serde_json::json!([self.nba_definition_id, self.enterprise_number, self.account_id, self.contact_id])
+            .to_string()
     }
 }
 

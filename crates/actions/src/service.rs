@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
+use sightline_platform::audit::{current_actor, Actor, DomainEvent, EventBus};
 use sightline_platform::batch::Batcher;
 use sightline_platform::db::{ms_to_rfc3339, now_ms};
 use sightline_platform::{Backend, Db, NewJob, Queue};
@@ -13,9 +14,7 @@ use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
 use crate::mockdb::ReferenceData;
-use crate::model::{
-    short_id, ActionRecord, CalculationEvent, Decision, EventLogEntry, NbaDetail, NbaItem,
-};
+use crate::model::{short_id, ActionRecord, CalculationEvent, Decision, EventLogEntry, NbaDetail, NbaItem};
 use crate::store::{self, EventRow, NbaFilter, NewEvent};
 
 /// Job type that processes one calculation event.
@@ -85,9 +84,7 @@ impl EventStatus {
             state: row.state,
             duplicate,
             action: row.action,
-            nba_id: row
-                .nba_id
-                .or_else(|| row.processed_at.map(|_| "n/a".to_string())),
+            nba_id: row.nba_id.or_else(|| row.processed_at.map(|_| "n/a".to_string())),
             deactivated: row.deactivated,
             request_id: row.request_id,
             error: row.error,
@@ -116,6 +113,7 @@ struct Intake {
     payload: String,
     occurred_at_ms: i64,
     request_id: Option<String>,
+    actor: Option<Actor>,
 }
 
 /// The module's service.
@@ -125,6 +123,7 @@ pub struct ActionsService {
     reference: Arc<ReferenceData>,
     intake: Batcher<Intake, Result<EventStatus, String>>,
     queue: Queue,
+    bus: EventBus,
     max_wait: Duration,
 }
 
@@ -134,13 +133,19 @@ const INTAKE_BATCH: usize = 256;
 impl ActionsService {
     /// A service over the platform's database and queue; waits for results last at most
     /// `max_wait` (kept below the request timeout). Starts the intake writer.
-    pub fn new(db: Db, queue: Queue, reference: Arc<ReferenceData>, max_wait: Duration) -> Self {
-        let (writer_db, writer_queue) = (db.clone(), queue.clone());
+    pub fn new(
+        db: Db,
+        queue: Queue,
+        bus: EventBus,
+        reference: Arc<ReferenceData>,
+        max_wait: Duration,
+    ) -> Self {
+        let (writer_db, writer_queue, writer_bus) = (db.clone(), queue.clone(), bus.clone());
         let intake = Batcher::spawn(INTAKE_BATCH, move |batch: Vec<Intake>| {
-            let (db, queue) = (writer_db.clone(), writer_queue.clone());
+            let (db, queue, bus) = (writer_db.clone(), writer_queue.clone(), writer_bus.clone());
             async move {
                 let n = batch.len();
-                match write_intake(&db, &queue, batch).await {
+                match write_intake(&db, &queue, &bus, batch).await {
                     Ok(statuses) => statuses.into_iter().map(Ok).collect(),
                     Err(e) => {
                         tracing::error!(error = %e, events = n, "api.intake_failed");
@@ -149,13 +154,7 @@ impl ActionsService {
                 }
             }
         });
-        Self {
-            db,
-            reference,
-            intake,
-            queue,
-            max_wait,
-        }
+        Self { db, reference, intake, queue, bus, max_wait }
     }
 
     /// Reference data.
@@ -172,14 +171,14 @@ impl ActionsService {
         occurred_at_ms: i64,
         request_id: Option<&str>,
     ) -> Result<EventStatus, ActionsError> {
-        self.reference
-            .enrich(&mut event.enterprise_number, &mut event.account_id);
+        self.reference.enrich(&mut event.enterprise_number, &mut event.account_id);
         let payload = serde_json::to_string(&event).expect("events serialise");
         let intake = Intake {
             event,
             payload,
             occurred_at_ms,
             request_id: request_id.map(str::to_owned),
+            actor: current_actor(),
         };
         match self.intake.submit(intake).await {
             Ok(Ok(status)) => Ok(status),
@@ -191,9 +190,7 @@ impl ActionsService {
     /// An event's current state.
     pub async fn event_status(&self, event_id: &str) -> Result<EventStatus, ActionsError> {
         let mut conn = self.db.reader().acquire().await?;
-        let row = store::get_event(&mut conn, event_id)
-            .await?
-            .ok_or(ActionsError::EventNotFound)?;
+        let row = store::get_event(&mut conn, event_id).await?.ok_or(ActionsError::EventNotFound)?;
         Ok(EventStatus::from_row(row, false))
     }
 
@@ -233,17 +230,13 @@ impl ActionsService {
     /// One NBA.
     pub async fn get(&self, id: &str) -> Result<NbaDetail, ActionsError> {
         let mut conn = self.db.reader().acquire().await?;
-        store::get_nba(&mut conn, id)
-            .await?
-            .ok_or(ActionsError::NbaNotFound)
+        store::get_nba(&mut conn, id).await?.ok_or(ActionsError::NbaNotFound)
     }
 
     /// An NBA's history.
     pub async fn history(&self, id: &str) -> Result<Vec<EventLogEntry>, ActionsError> {
         let mut conn = self.db.reader().acquire().await?;
-        store::get_nba(&mut conn, id)
-            .await?
-            .ok_or(ActionsError::NbaNotFound)?;
+        store::get_nba(&mut conn, id).await?.ok_or(ActionsError::NbaNotFound)?;
         Ok(store::list_log(&mut conn, id).await?)
     }
 
@@ -255,19 +248,16 @@ impl ActionsService {
         decision: Decision,
         action_at_ms: i64,
         comment: Option<String>,
-        actor: &str,
+        actor: &Actor,
         request_id: Option<&str>,
     ) -> Result<ActionRecord, ActionsError> {
         let mut tx = self.db.begin().await?;
         // Twice at most: a concurrent decision or deactivation between our read and our update
         // is answered by the rules applied to the fresh state.
         for attempt in 0..2 {
-            let nba = store::get_nba(&mut tx, id)
-                .await?
-                .ok_or(ActionsError::NbaNotFound)?;
+            let nba = store::get_nba(&mut tx, id).await?.ok_or(ActionsError::NbaNotFound)?;
             if nba.item.status == decision.as_str() {
-                if let Some(existing) = store::find_decision(&mut tx, id, decision.as_str()).await?
-                {
+                if let Some(existing) = store::find_decision(&mut tx, id, decision.as_str()).await? {
                     return Ok(existing);
                 }
             }
@@ -293,19 +283,19 @@ impl ActionsService {
             nba_id: id.to_string(),
             status: decision.as_str().to_string(),
             context,
-            acted_by: Some(actor.to_string()),
+            acted_by: Some(actor.name.clone()),
             action_at: ms_to_rfc3339(action_at_ms),
             request_id: request_id.map(str::to_owned),
             event_id: None,
         };
         store::insert_logs(&mut tx, &[(entry.clone(), action_at_ms)], log_seq()).await?;
+        let event = DomainEvent::new(format!("nba.{}", decision.as_str()), "nba", id)
+            .before(json!({"status": "new"}))
+            .after(json!({"status": decision.as_str(), "comment": comment, "action_at": entry.action_at}))
+            .by(Some(actor.clone()), request_id.map(str::to_owned));
+        self.bus.publish(&mut tx, vec![event]).await.map_err(|e| ActionsError::Storage(format!("{e:#}")))?;
         tx.commit().await?;
-        tracing::info!(
-            nba.id = id,
-            status = decision.as_str(),
-            acted_by = actor,
-            "nba.decided"
-        );
+        tracing::info!(nba.id = id, status = decision.as_str(), acted_by = %actor.name, "nba.decided");
         Ok(ActionRecord {
             event_id: entry.id,
             nba_id: entry.nba_id,
@@ -320,8 +310,9 @@ impl ActionsService {
 async fn write_intake(
     db: &Db,
     queue: &Queue,
+    bus: &EventBus,
     batch: Vec<Intake>,
-) -> Result<Vec<EventStatus>, sqlx::Error> {
+) -> anyhow::Result<Vec<EventStatus>> {
     let now = now_ms();
     let rows: Vec<NewEvent> = batch
         .iter()
@@ -348,29 +339,28 @@ async fn write_intake(
         .zip(&is_new)
         .filter(|(_, new)| **new)
         .map(|(i, _)| {
-            NewJob::new(
-                "actions",
-                PROCESS_EVENT_JOB,
-                json!({"event_id": i.event.event_id}),
-            )
-            .with_request_id(i.request_id.clone())
+            NewJob::new("actions", PROCESS_EVENT_JOB, json!({"event_id": i.event.event_id}))
+                .with_request_id(i.request_id.clone())
         })
         .collect();
     queue.enqueue_many(&mut tx, jobs).await?;
-    let repeated: Vec<&str> = batch
+    let accepted = batch
         .iter()
         .zip(&is_new)
-        .filter(|(_, new)| !**new)
-        .map(|(i, _)| i.event.event_id.as_str())
+        .filter(|(_, new)| **new)
+        .map(|(i, _)| {
+            DomainEvent::new("nba_event.accepted", "nba_event", &i.event.event_id)
+                .after(json!({"source": i.event.source, "nba_definition_id": i.event.nba_definition_id}))
+                .by(i.actor.clone(), i.request_id.clone())
+        })
         .collect();
+    bus.publish(&mut tx, accepted).await?;
+    let repeated: Vec<&str> =
+        batch.iter().zip(&is_new).filter(|(_, new)| !**new).map(|(i, _)| i.event.event_id.as_str()).collect();
     let existing: HashMap<String, EventRow> = if repeated.is_empty() {
         HashMap::new()
     } else {
-        store::get_events(&mut tx, &repeated)
-            .await?
-            .into_iter()
-            .map(|r| (r.event_id.clone(), r))
-            .collect()
+        store::get_events(&mut tx, &repeated).await?.into_iter().map(|r| (r.event_id.clone(), r)).collect()
     };
     tx.commit().await?;
     queue.wake();
@@ -439,18 +429,13 @@ pub async fn process_events(
     event_ids: &[&str],
 ) -> anyhow::Result<Vec<Processed>> {
     let now = now_ms();
-    let rows: HashMap<String, EventRow> = store::get_events(conn, event_ids)
-        .await?
-        .into_iter()
-        .map(|r| (r.event_id.clone(), r))
-        .collect();
+    let rows: HashMap<String, EventRow> =
+        store::get_events(conn, event_ids).await?.into_iter().map(|r| (r.event_id.clone(), r)).collect();
     let mut results: Vec<Option<Processed>> = vec![None; event_ids.len()];
     let mut pending = Vec::with_capacity(event_ids.len());
     let mut seen = HashSet::new();
     for (at, id) in event_ids.iter().enumerate() {
-        let row = rows
-            .get(*id)
-            .ok_or_else(|| anyhow::anyhow!("event {id} is not stored"))?;
+        let row = rows.get(*id).ok_or_else(|| anyhow::anyhow!("event {id} is not stored"))?;
         if row.state == "processed" || !seen.insert(*id) {
             results[at] = Some(Processed {
                 action: "duplicate_skipped",
@@ -464,24 +449,14 @@ pub async fn process_events(
         let occurred_at = sightline_platform::validate::parse_datetime(&event.occurred_at)
             .map(|d| d.timestamp_millis())
             .unwrap_or(row.received_at);
-        pending.push(Pending {
-            at,
-            event,
-            occurred_at,
-            request_id: row.request_id.clone(),
-        });
+        pending.push(Pending { at, event, occurred_at, request_id: row.request_id.clone() });
     }
     let mut deactivated = vec![0_i64; event_ids.len()];
 
     // Explicit deactivations (delete events), in order.
     for p in &pending {
         let mut listed = HashSet::new();
-        for id in p
-            .event
-            .deactivate_nba_ids
-            .iter()
-            .filter(|id| listed.insert(id.as_str()))
-        {
+        for id in p.event.deactivate_nba_ids.iter().filter(|id| listed.insert(id.as_str())) {
             if store::deactivate(conn, id, now).await? {
                 deactivated[p.at] += 1;
             }
@@ -489,22 +464,15 @@ pub async fn process_events(
     }
 
     // New NBAs: decide in memory which become current, against the scopes' current NBAs.
-    let creates: Vec<(&Pending, String)> = pending
-        .iter()
-        .filter(|p| p.event.create_nba)
-        .map(|p| (p, p.event.scope_key()))
-        .collect();
+    let creates: Vec<(&Pending, String)> =
+        pending.iter().filter(|p| p.event.create_nba).map(|p| (p, p.event.scope_key())).collect();
     let mut keys: Vec<&str> = creates.iter().map(|(_, k)| k.as_str()).collect();
     keys.sort_unstable();
     keys.dedup();
     if backend == Backend::Postgres && !keys.is_empty() {
         store::lock_scopes(conn, &keys).await?;
     }
-    let current = if keys.is_empty() {
-        HashMap::new()
-    } else {
-        store::current_by_scope(conn, &keys).await?
-    };
+    let current = if keys.is_empty() { HashMap::new() } else { store::current_by_scope(conn, &keys).await? };
     let mut scopes: HashMap<&str, ScopeState> = HashMap::with_capacity(keys.len());
     let mut new_nbas: Vec<store::NewNba<'_>> = Vec::with_capacity(creates.len());
     let mut superseded_at = HashSet::new();
@@ -543,11 +511,7 @@ pub async fn process_events(
         });
     }
     // The scopes' previously current NBAs give way to this batch's (credited to its first).
-    let winning: Vec<&str> = keys
-        .iter()
-        .copied()
-        .filter(|k| scopes[k].first_winner.is_some())
-        .collect();
+    let winning: Vec<&str> = keys.iter().copied().filter(|k| scopes[k].first_winner.is_some()).collect();
     if !winning.is_empty() {
         for (key, count) in store::deactivate_scopes(conn, &winning, now).await? {
             if let Some(at) = scopes.get(key.as_str()).and_then(|s| s.first_winner) {
@@ -560,11 +524,8 @@ pub async fn process_events(
         anyhow::bail!("an NBA id was already taken");
     }
 
-    let nba_of: HashMap<usize, &str> = creates
-        .iter()
-        .zip(&new_nbas)
-        .map(|((p, _), n)| (p.at, n.id.as_str()))
-        .collect();
+    let nba_of: HashMap<usize, &str> =
+        creates.iter().zip(&new_nbas).map(|((p, _), n)| (p.at, n.id.as_str())).collect();
     let history: Vec<(EventLogEntry, i64)> = creates
         .iter()
         .map(|(p, _)| {
@@ -588,11 +549,7 @@ pub async fn process_events(
         .iter()
         .map(|p| store::EventOutcome {
             event_id: event_ids[p.at],
-            action: if p.event.create_nba {
-                "created"
-            } else {
-                "deactivated_only"
-            },
+            action: if p.event.create_nba { "created" } else { "deactivated_only" },
             nba_id: nba_of.get(&p.at).copied(),
             deactivated: deactivated[p.at],
         })
@@ -602,18 +559,11 @@ pub async fn process_events(
     }
     for p in &pending {
         results[p.at] = Some(Processed {
-            action: if p.event.create_nba {
-                "created"
-            } else {
-                "deactivated_only"
-            },
+            action: if p.event.create_nba { "created" } else { "deactivated_only" },
             nba_id: nba_of.get(&p.at).map(|id| (*id).to_owned()),
             deactivated: deactivated[p.at],
             superseded: superseded_at.contains(&p.at),
         });
     }
-    Ok(results
-        .into_iter()
-        .map(|r| r.expect("every event has an outcome"))
-        .collect())
+    Ok(results.into_iter().map(|r| r.expect("every event has an outcome")).collect())
 }

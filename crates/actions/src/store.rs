@@ -157,18 +157,12 @@ fn event_row(r: &AnyRow) -> EventRow {
 }
 
 /// One event.
-pub async fn get_event(
-    conn: &mut AnyConnection,
-    event_id: &str,
-) -> Result<Option<EventRow>, sqlx::Error> {
+pub async fn get_event(conn: &mut AnyConnection, event_id: &str) -> Result<Option<EventRow>, sqlx::Error> {
     Ok(get_events(conn, &[event_id]).await?.into_iter().next())
 }
 
 /// The events with these ids (in no particular order; unknown ids are left out).
-pub async fn get_events(
-    conn: &mut AnyConnection,
-    ids: &[&str],
-) -> Result<Vec<EventRow>, sqlx::Error> {
+pub async fn get_events(conn: &mut AnyConnection, ids: &[&str]) -> Result<Vec<EventRow>, sqlx::Error> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(rows_per_statement(1)) {
         let sql = format!(
@@ -212,11 +206,7 @@ pub async fn mark_events_processed(
         );
         let mut query = sqlx::query(&sql).bind(now);
         for o in chunk {
-            query = query
-                .bind(o.event_id)
-                .bind(o.action)
-                .bind(o.nba_id)
-                .bind(o.deactivated);
+            query = query.bind(o.event_id).bind(o.action).bind(o.nba_id).bind(o.deactivated);
         }
         query.execute(&mut *conn).await?;
     }
@@ -229,11 +219,13 @@ pub async fn mark_event_failed(
     event_id: &str,
     error: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE nba_events SET state = 'failed', error = $1 WHERE event_id = $2 AND state = 'queued'")
-        .bind(error)
-        .bind(event_id)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE nba_events SET state = 'failed', error = $1 WHERE event_id = $2 AND state = 'queued'",
+    )
+    .bind(error)
+    .bind(event_id)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -274,10 +266,7 @@ pub async fn current_by_scope(
             query = query.bind(*key);
         }
         for row in query.fetch_all(&mut *conn).await? {
-            out.insert(
-                row.get::<String, _>("scope_key"),
-                row.get::<i64, _>("latest"),
-            );
+            out.insert(row.get::<String, _>("scope_key"), row.get::<i64, _>("latest"));
         }
     }
     Ok(out)
@@ -309,12 +298,11 @@ pub async fn deactivate_scopes(
 
 /// Deactivates one NBA if active; `true` when it changed.
 pub async fn deactivate(conn: &mut AnyConnection, id: &str, now: i64) -> Result<bool, sqlx::Error> {
-    let done =
-        sqlx::query("UPDATE nbas SET active = 0, updated_at = $1 WHERE id = $2 AND active = 1")
-            .bind(now)
-            .bind(id)
-            .execute(conn)
-            .await?;
+    let done = sqlx::query("UPDATE nbas SET active = 0, updated_at = $1 WHERE id = $2 AND active = 1")
+        .bind(now)
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(done.rows_affected() == 1)
 }
 
@@ -469,11 +457,7 @@ pub async fn list_nbas(
         Some(false) => conds.push("active = 0".into()),
         None => {}
     }
-    let where_sql = if conds.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conds.join(" AND "))
-    };
+    let where_sql = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
     let count_sql = format!("SELECT COUNT(*) FROM nbas{where_sql}");
     let mut count = sqlx::query(&count_sql);
     for b in &binds {
@@ -507,12 +491,7 @@ pub async fn get_nba(conn: &mut AnyConnection, id: &str) -> Result<Option<NbaDet
 }
 
 /// Moves a current `new` NBA to `status`; `false` when it was no longer current and `new`.
-pub async fn decide(
-    conn: &mut AnyConnection,
-    id: &str,
-    status: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+pub async fn decide(conn: &mut AnyConnection, id: &str, status: &str, now: i64) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE nbas SET status = $1, updated_at = $2 WHERE id = $3 AND status = 'new' AND active = 1",
     )
@@ -548,10 +527,7 @@ pub async fn find_decision(
 }
 
 /// An NBA's history, oldest first.
-pub async fn list_log(
-    conn: &mut AnyConnection,
-    nba_id: &str,
-) -> Result<Vec<EventLogEntry>, sqlx::Error> {
+pub async fn list_log(conn: &mut AnyConnection, nba_id: &str) -> Result<Vec<EventLogEntry>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT id, nba_id, status, context, acted_by, action_at, request_id, event_id FROM nba_event_log \
          WHERE nba_id = $1 ORDER BY seq, action_at",

@@ -1,6 +1,7 @@
 //! Process assembly: connect, migrate, build modules, then serve HTTP and/or run workers and the
 //! scheduler until asked to stop.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,6 +9,8 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::audit::EventBus;
+use crate::auth::{AccessPolicy, AuthService, RouteAccess};
 use crate::config::Config;
 use crate::db::Db;
 use crate::http::build_router;
@@ -16,23 +19,43 @@ use crate::queue::{Queue, Workers};
 use crate::scheduler::Scheduler;
 use crate::{migrate, queue, Platform};
 
+/// The platform's own migrations: queue and schedules, then identity and audit.
+const PLATFORM_MIGRATIONS: &[migrate::Migration] = &[queue::MIGRATION, crate::auth::store::MIGRATION];
+
 /// Connects to the database and applies the platform's and `modules`' migrations.
-pub async fn connect_and_migrate(
-    config: &Config,
-    modules: &[Arc<dyn Module>],
-) -> anyhow::Result<Db> {
+pub async fn connect_and_migrate(config: &Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<Db> {
     let db = Db::connect(&config.effective_database_url()).await?;
-    migrate::apply(&db, "platform", queue::MIGRATIONS).await?;
+    migrate::apply(&db, "platform", PLATFORM_MIGRATIONS).await?;
     for m in modules {
         migrate::apply(&db, m.name(), m.migrations()).await?;
     }
     Ok(db)
 }
 
+/// The identity service over an already-migrated database: merges the platform's and the
+/// modules' permissions, loads the signing secret and creates the first admin if needed.
+pub async fn identity(
+    config: &Config,
+    db: &Db,
+    bus: &EventBus,
+    modules: &[Arc<dyn Module>],
+) -> anyhow::Result<AuthService> {
+    let mut permissions = crate::auth::policy::PLATFORM_PERMISSIONS.to_vec();
+    for m in modules {
+        permissions.extend_from_slice(m.permissions());
+    }
+    let policy = Arc::new(AccessPolicy::new(&permissions)?);
+    let auth = AuthService::new(db.clone(), bus.clone(), policy, &config.auth, &config.data_dir)?;
+    auth.bootstrap_admin(&config.data_dir).await?;
+    Ok(auth)
+}
+
 /// A platform with every module built.
 pub struct Assembled {
     /// Shared handles.
     pub platform: Platform,
+    /// Identity services.
+    pub auth: AuthService,
     /// Each module's parts, in the order given.
     pub parts: Vec<(&'static str, ModuleParts)>,
 }
@@ -42,18 +65,13 @@ impl Assembled {
     pub async fn new(config: Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<Self> {
         let db = connect_and_migrate(&config, modules).await?;
         let queue = Queue::new(db.clone(), config.queue.clone());
-        let platform = Platform {
-            config: Arc::new(config),
-            db,
-            queue,
-            shutdown: CancellationToken::new(),
-        };
+        let bus = EventBus::standard();
+        let auth = identity(&config, &db, &bus, modules).await?;
+        let platform =
+            Platform { config: Arc::new(config), db, queue, bus, shutdown: CancellationToken::new() };
         let mut parts = Vec::with_capacity(modules.len());
         for m in modules {
-            let built = m
-                .build(&platform)
-                .await
-                .with_context(|| format!("module {}", m.name()))?;
+            let built = m.build(&platform).await.with_context(|| format!("module {}", m.name()))?;
             tracing::info!(
                 module = m.name(),
                 jobs = built.jobs.len(),
@@ -62,26 +80,18 @@ impl Assembled {
             );
             parts.push((m.name(), built));
         }
-        Ok(Self { platform, parts })
+        Ok(Self { platform, auth, parts })
     }
 
     /// Workers for every module's job handlers.
     pub fn workers(&self) -> Workers {
-        let handlers = self
-            .parts
-            .iter()
-            .flat_map(|(_, p)| p.jobs.iter().cloned())
-            .collect();
+        let handlers = self.parts.iter().flat_map(|(_, p)| p.jobs.iter().cloned()).collect();
         Workers::new(self.platform.queue.clone(), handlers)
     }
 
     /// The scheduler for every module's schedules.
     pub async fn scheduler(&self) -> anyhow::Result<Scheduler> {
-        let specs = self
-            .parts
-            .iter()
-            .flat_map(|(_, p)| p.schedules.iter().cloned())
-            .collect();
+        let specs = self.parts.iter().flat_map(|(_, p)| p.schedules.iter().cloned()).collect();
         Scheduler::register(self.platform.db.clone(), self.platform.queue.clone(), specs).await
     }
 }
@@ -90,7 +100,9 @@ impl Assembled {
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
+    routes: Vec<RouteAccess>,
     platform: Platform,
+    auth: AuthService,
     workers: Workers,
     scheduler: Scheduler,
 }
@@ -102,19 +114,15 @@ impl Application {
         let mut assembled = Assembled::new(config, modules).await?;
         let workers = assembled.workers();
         let scheduler = assembled.scheduler().await?;
-        let routers = assembled
-            .parts
-            .iter_mut()
-            .map(|(_, p)| std::mem::take(&mut p.router))
-            .collect();
-        let router = build_router(&assembled.platform, routers);
-        let listener = TcpListener::bind(bind)
-            .await
-            .with_context(|| format!("Failed to bind {bind}"))?;
+        let routers = assembled.parts.iter_mut().map(|(_, p)| std::mem::take(&mut p.router)).collect();
+        let (router, routes) = build_router(&assembled.platform, &assembled.auth, routers)?;
+        let listener = TcpListener::bind(bind).await.with_context(|| format!("Failed to bind {bind}"))?;
         Ok(Self {
             listener,
             router,
+            routes,
             platform: assembled.platform,
+            auth: assembled.auth,
             workers,
             scheduler,
         })
@@ -130,6 +138,16 @@ impl Application {
         &self.platform
     }
 
+    /// Identity services (tests create users and keys through it).
+    pub fn auth(&self) -> &AuthService {
+        &self.auth
+    }
+
+    /// The route table: every route with the access it declares.
+    pub fn routes(&self) -> &[RouteAccess] {
+        &self.routes
+    }
+
     /// The workers (tests use [`Workers::run_pending`]).
     pub fn workers(&self) -> Workers {
         self.workers.clone()
@@ -138,13 +156,7 @@ impl Application {
     /// Serves until SIGINT/SIGTERM or `platform.shutdown`, then drains in-flight requests and
     /// running job batches.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let Self {
-            listener,
-            router,
-            platform,
-            workers,
-            scheduler,
-        } = self;
+        let Self { listener, router, platform, workers, scheduler, .. } = self;
         let config = platform.config.clone();
         let shutdown = platform.shutdown.clone();
         tokio::spawn(signal_to(shutdown.clone()));
@@ -155,10 +167,7 @@ impl Application {
             tasks.extend(workers.spawn(background.clone()));
         }
         if config.scheduler.enabled {
-            tasks.push(scheduler.spawn(
-                Duration::from_millis(config.scheduler.tick_ms),
-                background.clone(),
-            ));
+            tasks.push(scheduler.spawn(Duration::from_millis(config.scheduler.tick_ms), background.clone()));
         }
         tracing::info!(
             addr = %listener.local_addr()?,
@@ -166,7 +175,7 @@ impl Application {
             workers = config.queue.run_in_server,
             "server.listening"
         );
-        let served = axum::serve(listener, router)
+        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
             .await;
         background.cancel();
@@ -185,12 +194,7 @@ pub async fn run_worker(config: Config, modules: &[Arc<dyn Module>]) -> anyhow::
     tokio::spawn(signal_to(platform.shutdown.clone()));
     let mut tasks = assembled.workers().spawn(platform.shutdown.clone());
     if scheduler_enabled {
-        tasks.push(
-            assembled
-                .scheduler()
-                .await?
-                .spawn(tick, platform.shutdown.clone()),
-        );
+        tasks.push(assembled.scheduler().await?.spawn(tick, platform.shutdown.clone()));
     }
     tracing::info!(backend = platform.db.backend().as_str(), "worker.started");
     platform.shutdown.cancelled().await;
@@ -201,18 +205,12 @@ pub async fn run_worker(config: Config, modules: &[Arc<dyn Module>]) -> anyhow::
 async fn finish(mut tasks: Vec<tokio::task::JoinHandle<()>>, platform: &Platform, grace_secs: u64) {
     tracing::info!("server.draining");
     let grace = Duration::from_secs(grace_secs);
-    if tokio::time::timeout(grace, futures::future::join_all(tasks.iter_mut()))
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(grace, futures::future::join_all(tasks.iter_mut())).await.is_err() {
         tracing::warn!("server.drain_timeout");
         // Unfinished batches roll back; their jobs run again once their lease expires.
         tasks.iter().for_each(|t| t.abort());
     }
-    if tokio::time::timeout(Duration::from_secs(5), platform.db.close())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(Duration::from_secs(5), platform.db.close()).await.is_err() {
         tracing::warn!("server.database_close_timeout");
     }
     tracing::info!("server.stopped");

@@ -12,9 +12,7 @@ pub struct Batcher<I, O> {
 
 impl<I, O> Clone for Batcher<I, O> {
     fn clone(&self) -> Self {
-        Self {
-            tx: self.tx.clone(),
-        }
+        Self { tx: self.tx.clone() }
     }
 }
 
@@ -36,8 +34,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
         tokio::spawn(async move {
             let mut waiting = Vec::with_capacity(max_batch);
             while rx.recv_many(&mut waiting, max_batch).await > 0 {
-                let (inputs, replies): (Vec<I>, Vec<oneshot::Sender<O>>) =
-                    waiting.drain(..).unzip();
+                let (inputs, replies): (Vec<I>, Vec<oneshot::Sender<O>>) = waiting.drain(..).unzip();
                 let outputs = handle(inputs).await;
                 debug_assert_eq!(outputs.len(), replies.len());
                 for (reply, output) in replies.into_iter().zip(outputs) {
@@ -51,10 +48,7 @@ impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
     /// Hands `input` to the next batch and waits for its output.
     pub async fn submit(&self, input: I) -> Result<O, BatcherStopped> {
         let (reply, answer) = oneshot::channel();
-        self.tx
-            .send((input, reply))
-            .await
-            .map_err(|_| BatcherStopped)?;
+        self.tx.send((input, reply)).await.map_err(|_| BatcherStopped)?;
         answer.await.map_err(|_| BatcherStopped)
     }
 }

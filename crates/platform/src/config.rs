@@ -93,9 +93,68 @@ pub struct SchedulerConfig {
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
+        Self { enabled: true, tick_ms: 1_000 }
+    }
+}
+
+/// A secret value: never printed by `Debug`.
+#[derive(Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The value, for the one place that uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Identity and access settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 signing secret (≥ 32 characters); generated into `<data_dir>/jwt-secret` when
+    /// absent. Several processes sharing a database need the same secret.
+    pub jwt_secret: Option<Secret>,
+    /// `iss` of issued tokens.
+    pub issuer: String,
+    /// `aud` of issued tokens.
+    pub audience: String,
+    /// Access token lifetime.
+    pub access_token_ttl_secs: i64,
+    /// Refresh token lifetime.
+    pub refresh_token_ttl_secs: i64,
+    /// Whether `POST /api/v1/auth/register` creates accounts (role `viewer`).
+    pub registration_enabled: bool,
+    /// Failed logins per username within the window before it is held back.
+    pub login_max_failures_per_user: usize,
+    /// Failed logins per client address within the window.
+    pub login_max_failures_per_address: usize,
+    /// The throttling window.
+    pub login_window_secs: u64,
+    /// Serve `/metrics` without credentials (for a scraper on a private network).
+    pub metrics_public: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
         Self {
-            enabled: true,
-            tick_ms: 1_000,
+            jwt_secret: None,
+            issuer: "sightline".into(),
+            audience: "sightline-api".into(),
+            access_token_ttl_secs: 900,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            registration_enabled: false,
+            login_max_failures_per_user: 5,
+            login_max_failures_per_address: 20,
+            login_window_secs: 900,
+            metrics_public: false,
         }
     }
 }
@@ -125,6 +184,8 @@ pub struct Config {
     pub queue: QueueConfig,
     /// Scheduler settings.
     pub scheduler: SchedulerConfig,
+    /// Identity and access settings.
+    pub auth: AuthConfig,
     #[serde(skip)]
     figment: Figment,
 }
@@ -141,6 +202,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             queue: QueueConfig::default(),
             scheduler: SchedulerConfig::default(),
+            auth: AuthConfig::default(),
             figment: Figment::new(),
         }
     }
@@ -171,10 +233,7 @@ impl Config {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         match file {
             Some(path) if !path.exists() => {
-                return Err(ConfigError(format!(
-                    "config file {} does not exist",
-                    path.display()
-                )))
+                return Err(ConfigError(format!("config file {} does not exist", path.display())))
             }
             Some(path) => figment = figment.merge(Toml::file_exact(path)),
             None if Path::new("sightline.toml").exists() => {
@@ -183,11 +242,7 @@ impl Config {
             None => {}
         }
         // The seed systems' own variable names.
-        figment = figment.merge(
-            Env::raw()
-                .only(&["DATABASE_URL"])
-                .map(|_| "database_url".into()),
-        );
+        figment = figment.merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()));
         figment = figment.merge(
             Env::prefixed("SIGHTLINE_")
                 .ignore(&["CONFIG", "ADMIN_PASSWORD"])
@@ -219,21 +274,18 @@ impl Config {
                 "key `database_url`: must start with sqlite:, postgres:// or postgresql://".into(),
             ));
         }
-        let checks: [(&str, bool); 9] = [
+        let checks: [(&str, bool); 12] = [
             ("queue.backoff_base_ms", self.queue.backoff_base_ms >= 1),
-            (
-                "queue.backoff_max_ms",
-                self.queue.backoff_max_ms >= self.queue.backoff_base_ms,
-            ),
-            (
-                "http.request_timeout_secs",
-                self.http.request_timeout_secs >= 2,
-            ),
+            ("queue.backoff_max_ms", self.queue.backoff_max_ms >= self.queue.backoff_base_ms),
+            ("http.request_timeout_secs", self.http.request_timeout_secs >= 2),
             ("queue.concurrency", self.queue.concurrency >= 1),
+            ("auth.access_token_ttl_secs", self.auth.access_token_ttl_secs >= 1),
             (
-                "queue.batch_size",
-                (1..=1000).contains(&self.queue.batch_size),
+                "auth.refresh_token_ttl_secs",
+                self.auth.refresh_token_ttl_secs >= self.auth.access_token_ttl_secs,
             ),
+            ("auth.login_max_failures_per_user", self.auth.login_max_failures_per_user >= 1),
+            ("queue.batch_size", (1..=1000).contains(&self.queue.batch_size)),
             ("queue.max_attempts", self.queue.max_attempts >= 1),
             ("queue.lease_secs", self.queue.lease_secs >= 1),
             ("http.body_limit_bytes", self.http.body_limit_bytes >= 1024),
@@ -255,10 +307,7 @@ impl Config {
     /// The database URL, defaulting to a SQLite file in the data directory.
     pub fn effective_database_url(&self) -> String {
         if self.database_url.is_empty() {
-            format!(
-                "sqlite://{}?mode=rwc",
-                self.data_dir.join("sightline.db").display()
-            )
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("sightline.db").display())
         } else {
             self.database_url.clone()
         }
@@ -285,9 +334,7 @@ impl Config {
     }
 }
 
-fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Vec<String>, D::Error> {
+fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum ListOrString {
@@ -296,23 +343,16 @@ fn list_or_comma_separated<'de, D: serde::Deserializer<'de>>(
     }
     Ok(match ListOrString::deserialize(d)? {
         ListOrString::List(list) => list,
-        ListOrString::String(s) => s
-            .split(',')
-            .map(str::trim)
-            .filter(|m| !m.is_empty())
-            .map(String::from)
-            .collect(),
+        ListOrString::String(s) => {
+            s.split(',').map(str::trim).filter(|m| !m.is_empty()).map(String::from).collect()
+        }
     })
 }
 
 fn one_line(e: &figment::Error) -> String {
     let key = e.path.join(".");
     let msg = e.kind.to_string();
-    let origin = e
-        .metadata
-        .as_ref()
-        .map(|m| m.name.to_string())
-        .unwrap_or_default();
+    let origin = e.metadata.as_ref().map(|m| m.name.to_string()).unwrap_or_default();
     match (key.is_empty(), origin.is_empty()) {
         (true, _) => msg,
         (false, true) => format!("key `{key}`: {msg}"),
@@ -326,18 +366,14 @@ mod tests {
 
     #[test]
     fn defaults_listen_on_loopback_8000_with_sqlite_in_data_dir() {
-        let c =
-            Config::from_figment(Figment::from(Serialized::defaults(Config::default()))).unwrap();
+        let c = Config::from_figment(Figment::from(Serialized::defaults(Config::default()))).unwrap();
         assert_eq!(c.bind_addr().to_string(), "127.0.0.1:8000");
-        assert!(c
-            .effective_database_url()
-            .starts_with("sqlite://./sightline-data/sightline.db"));
+        assert!(c.effective_database_url().starts_with("sqlite://./sightline-data/sightline.db"));
     }
 
     #[test]
     fn a_bad_value_names_its_key() {
-        let f = Figment::from(Serialized::defaults(Config::default()))
-            .merge(("queue.concurrency", "lots"));
+        let f = Figment::from(Serialized::defaults(Config::default())).merge(("queue.concurrency", "lots"));
         let err = Config::from_figment(f).unwrap_err().to_string();
         assert!(err.contains("queue.concurrency"), "{err}");
         let f = Figment::from(Serialized::defaults(Config::default())).merge(("bind", "nowhere"));
@@ -347,12 +383,8 @@ mod tests {
 
     #[test]
     fn modules_can_be_a_comma_separated_string() {
-        let f = Figment::from(Serialized::defaults(Config::default()))
-            .merge(("modules", "actions, usage"));
-        assert_eq!(
-            Config::from_figment(f).unwrap().modules,
-            ["actions", "usage"]
-        );
+        let f = Figment::from(Serialized::defaults(Config::default())).merge(("modules", "actions, usage"));
+        assert_eq!(Config::from_figment(f).unwrap().modules, ["actions", "usage"]);
     }
 
     #[test]
@@ -361,8 +393,7 @@ mod tests {
         struct S {
             x: Option<String>,
         }
-        let c =
-            Config::from_figment(Figment::from(Serialized::defaults(Config::default()))).unwrap();
+        let c = Config::from_figment(Figment::from(Serialized::defaults(Config::default()))).unwrap();
         assert_eq!(c.module_section::<S>("actions").unwrap(), S::default());
     }
 }

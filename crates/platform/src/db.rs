@@ -45,9 +45,7 @@ pub struct Db {
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Db")
-            .field("backend", &self.backend)
-            .finish_non_exhaustive()
+        f.debug_struct("Db").field("backend", &self.backend).finish_non_exhaustive()
     }
 }
 
@@ -60,53 +58,27 @@ impl Db {
     /// file's directory when needed.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         sqlx::any::install_default_drivers();
-        if let Some(rest) = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-        {
+        if let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             let path = rest.split('?').next().unwrap_or_default();
-            if let Some(dir) = Path::new(path)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).with_context(|| {
-                    format!("Failed to create data directory {}", dir.display())
-                })?;
+            if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("Failed to create data directory {}", dir.display()))?;
             }
-            let url = if url.contains('?') {
-                url.to_string()
-            } else {
-                format!("{url}?mode=rwc")
-            };
-            let options: AnyConnectOptions =
-                url.parse().context("Failed to parse the SQLite URL")?;
-            let write = sqlite_pool(1)
-                .connect_with(options.clone())
-                .await
-                .context("Failed to open SQLite")?;
-            let read = sqlite_pool(8)
-                .connect_with(options)
-                .await
-                .context("Failed to open SQLite")?;
-            Ok(Self {
-                backend: Backend::Sqlite,
-                read,
-                write,
-            })
+            let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
+            let options: AnyConnectOptions = url.parse().context("Failed to parse the SQLite URL")?;
+            let write =
+                sqlite_pool(1).connect_with(options.clone()).await.context("Failed to open SQLite")?;
+            let read = sqlite_pool(8).connect_with(options).await.context("Failed to open SQLite")?;
+            Ok(Self { backend: Backend::Sqlite, read, write })
         } else {
-            let options: AnyConnectOptions =
-                url.parse().context("Failed to parse the PostgreSQL URL")?;
+            let options: AnyConnectOptions = url.parse().context("Failed to parse the PostgreSQL URL")?;
             let pool = AnyPoolOptions::new()
                 .max_connections(32)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await
                 .context("Failed to connect to PostgreSQL")?;
-            Ok(Self {
-                backend: Backend::Postgres,
-                read: pool.clone(),
-                write: pool,
-            })
+            Ok(Self { backend: Backend::Postgres, read: pool.clone(), write: pool })
         }
     }
 
@@ -132,10 +104,7 @@ impl Db {
 
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.read)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.read).await.map(|_| ())
     }
 
     /// Closes both pools, waiting for connections to be returned.
@@ -160,18 +129,12 @@ fn sqlite_pool(max: u32) -> AnyPoolOptions {
 
 /// `$first, $first+1, …` for an `IN (…)` list of `n` bound values.
 pub fn placeholders(n: usize, first: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
 /// `($first, …), (…), …` for a multi-row `VALUES` of `rows` × `cols` bound values.
 pub fn row_placeholders(rows: usize, cols: usize, first: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", placeholders(cols, first + r * cols)))
-        .collect::<Vec<_>>()
-        .join(", ")
+    (0..rows).map(|r| format!("({})", placeholders(cols, first + r * cols))).collect::<Vec<_>>().join(", ")
 }
 
 /// Rows per multi-row statement, so `cols` bound values per row stay far below both databases'
@@ -196,10 +159,7 @@ pub fn ms_to_rfc3339(ms: i64) -> String {
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {
-            db.is_unique_violation()
-                || db
-                    .code()
-                    .is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
+            db.is_unique_violation() || db.code().is_some_and(|c| c == "23505" || c == "2067" || c == "1555")
         }
         _ => false,
     }

@@ -21,10 +21,7 @@ pub struct FieldError {
 impl FieldError {
     /// A field error.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
+        Self { field: field.into(), message: message.into() }
     }
 }
 
@@ -64,12 +61,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            status,
-            code,
-            message: message.into(),
-            details: Value::Null,
-        }
+        Self { status, code, message: message.into(), details: Value::Null }
     }
 
     /// Attaches machine-readable details.
@@ -99,23 +91,14 @@ impl ApiError {
             [one] => format!("{}: {}", one.field, one.message),
             many => format!("{} fields are invalid", many.len()),
         };
-        Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
-            message,
-        )
-        .with_details(json!(errors))
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).with_details(json!(errors))
     }
 
     /// 500 `internal`: logs the cause chain once; the client sees only the request id.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         let err = err.into();
         tracing::error!(error = format!("{err:#}"), "http.internal_error");
-        Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "internal server error",
-        )
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error")
     }
 
     /// 503 `unavailable`.
@@ -131,6 +114,20 @@ impl ApiError {
     /// The machine-readable code.
     pub fn code(&self) -> &'static str {
         self.code
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)?;
+        if let Value::Array(items) = &self.details {
+            for item in items {
+                if let (Some(field), Some(message)) = (item["field"].as_str(), item["message"].as_str()) {
+                    write!(f, "; {field}: {message}")?;
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{from_fn, Next};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -17,11 +17,14 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument as _;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::audit::{self, DomainEvent};
+use crate::auth::http::{router as auth_routes, AuthState};
+use crate::auth::{authenticate, Access, AuthService, RouteAccess, SecureRouter};
 use crate::config::HttpConfig;
 use crate::error::{code_for_status, error_body, ApiError, ApiResult, ErrorBody};
 use crate::queue::{JobView, QueueCounts};
@@ -33,42 +36,134 @@ use crate::Platform;
 #[openapi(
     info(
         title = "Sightline",
-        description = "One backend for next-best-actions, call analytics, sports stats, usage analytics and S&OP planning.",
+        description = "One backend for next-best-actions, call analytics, sports stats, usage analytics and S&OP planning. \
+            Sign in with `POST /api/v1/auth/login` (or Authorize here), then send `Authorization: Bearer <access_token>`; \
+            services send an API key as `Authorization: Bearer <key>` or `X-API-Key`.",
         version = env!("CARGO_PKG_VERSION"),
     ),
+    modifiers(&SecuritySchemes),
     components(schemas(ErrorBody)),
     tags(
         (name = "platform", description = "Health, metrics and the job queue"),
+        (name = "auth", description = "Sign-in, users, API keys and the audit trail"),
     )
 )]
 struct ApiDoc;
 
-/// Assembles the full HTTP router: platform routes, module routers, docs and middleware.
-pub fn build_router(platform: &Platform, modules: Vec<OpenApiRouter>) -> Router {
+/// Declares the three ways to authenticate: OAuth2 password flow (Swagger's Authorize), a
+/// bearer JWT, and an API key header.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, Flow, HttpAuthScheme, HttpBuilder, OAuth2, Password, Scopes, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "oauth2",
+            SecurityScheme::OAuth2(OAuth2::new([Flow::Password(Password::new(
+                "/api/v1/auth/login",
+                Scopes::new(),
+            ))])),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("X-API-Key"))),
+        );
+    }
+}
+
+/// Assembles the full HTTP router: platform, identity and module routes, docs and middleware.
+/// Refuses a documented route that declares no access, or a permission nobody declared.
+pub fn build_router(
+    platform: &Platform,
+    auth: &AuthService,
+    modules: Vec<SecureRouter>,
+) -> anyhow::Result<(Router, Vec<RouteAccess>)> {
     // Install the recorder before the first request records anything.
     crate::telemetry::prometheus();
-    let mut api =
-        OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(platform_routes(platform.clone()));
+    let state = AuthState { auth: auth.clone(), db: platform.db.clone() };
+    let mut all = platform_routes(platform.clone(), auth.metrics_public()).merge(auth_routes(state));
     for module in modules {
-        api = api.merge(module);
+        all = all.merge(module);
     }
-    let (router, spec) = api.split_for_parts();
+    let (api, table) = all.into_parts();
+    let (router, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(api).split_for_parts();
+    check_route_table(&mut spec, &table, auth.policy())?;
     let http = &platform.config.http;
-    router
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", spec))
-        .fallback(not_found)
-        .layer(
-            ServiceBuilder::new()
-                .layer(from_fn(request_context))
-                .layer(from_fn(json_errors))
-                .layer(CatchPanicLayer::new())
-                .layer(TimeoutLayer::with_status_code(
-                    StatusCode::REQUEST_TIMEOUT,
-                    Duration::from_secs(http.request_timeout_secs),
-                ))
-                .option_layer(cors(http))
-                .layer(DefaultBodyLimit::max(http.body_limit_bytes)),
-        )
+    let router = router.merge(SwaggerUi::new("/docs").url("/openapi.json", spec)).fallback(not_found).layer(
+        ServiceBuilder::new()
+            .layer(from_fn(request_context))
+            .layer(from_fn(json_errors))
+            .layer(from_fn_with_state(auth.clone(), authenticate))
+            .layer(from_fn_with_state(platform.clone(), audit_requests))
+            .layer(CatchPanicLayer::new())
+            .layer(TimeoutLayer::with_status_code(
+                StatusCode::REQUEST_TIMEOUT,
+                Duration::from_secs(http.request_timeout_secs),
+            ))
+            .option_layer(cors(http))
+            .layer(DefaultBodyLimit::max(http.body_limit_bytes)),
+    );
+    Ok((router, table))
+}
+
+/// Default deny: every documented operation must be in the route table, and every permission
+/// the table names must be declared.
+fn check_route_table(
+    spec: &mut utoipa::openapi::OpenApi,
+    table: &[RouteAccess],
+    policy: &crate::auth::AccessPolicy,
+) -> anyhow::Result<()> {
+    for (path, item) in spec.paths.paths.iter_mut() {
+        for (method, _) in crate::auth::access::operations(item) {
+            if !table.iter().any(|r| r.method == method && &r.path == path) {
+                anyhow::bail!(
+                    "route {method} {path} declares no access; declare Access::… where it is defined"
+                );
+            }
+        }
+    }
+    for route in table {
+        if let Access::Permission(p) = route.access {
+            anyhow::ensure!(
+                policy.is_known(p),
+                "route {} {} needs undeclared permission {p}",
+                route.method,
+                route.path
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Records one audit entry for a successful state-changing request that published none itself.
+async fn audit_requests(State(p): State<Platform>, req: Request, next: Next) -> Response {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
+        return next.run(req).await;
+    }
+    let action = format!("http.{}", req.method().as_str().to_lowercase());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| req.uri().path().to_owned());
+    let (response, audited) = audit::tracking(next.run(req)).await;
+    if response.status().is_success() && !audited {
+        let event =
+            DomainEvent::new(action, "route", route).after(json!({"status": response.status().as_u16()}));
+        if let Err(e) = p.bus.publish_alone(&p.db, event).await {
+            tracing::error!(error = format!("{e:#}"), "audit.write_failed");
+        }
+    }
+    response
 }
 
 fn cors(http: &HttpConfig) -> Option<CorsLayer> {
@@ -78,11 +173,7 @@ fn cors(http: &HttpConfig) -> Option<CorsLayer> {
     let origin = if http.cors_origins.iter().any(|o| o == "*") {
         AllowOrigin::any()
     } else {
-        AllowOrigin::list(
-            http.cors_origins
-                .iter()
-                .filter_map(|o| HeaderValue::from_str(o).ok()),
-        )
+        AllowOrigin::list(http.cors_origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
     };
     Some(
         CorsLayer::new()
@@ -115,30 +206,18 @@ async fn request_context(mut req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let span =
-        tracing::info_span!("http", request_id = %id, method = %method, path = %req.uri().path());
+    let span = tracing::info_span!("http", request_id = %id, method = %method, path = %req.uri().path());
     let started = Instant::now();
-    let mut response = request_id::scope(id, next.run(req))
-        .instrument(span.clone())
-        .await;
+    let mut response = request_id::scope(id, next.run(req)).instrument(span.clone()).await;
     let elapsed = started.elapsed();
     response.headers_mut().insert(REQUEST_ID_HEADER, header);
     let status = response.status().as_u16();
     span.in_scope(|| {
-        tracing::info!(
-            status,
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            "http.request"
-        );
+        tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "http.request");
     });
-    let labels = [
-        ("method", method.to_string()),
-        ("route", route),
-        ("status", status.to_string()),
-    ];
+    let labels = [("method", method.to_string()), ("route", route), ("status", status.to_string())];
     metrics::counter!("sightline_http_requests_total", &labels).increment(1);
-    metrics::histogram!("sightline_http_request_duration_seconds", &labels)
-        .record(elapsed.as_secs_f64());
+    metrics::histogram!("sightline_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     response
 }
 
@@ -159,9 +238,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
         return response;
     }
     let (mut parts, body) = response.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 * 1024)
-        .await
-        .unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&bytes).trim().to_owned();
     let message = if text.is_empty() || status.is_server_error() {
         status.canonical_reason().unwrap_or("error").to_lowercase()
@@ -173,22 +250,21 @@ async fn json_errors(req: Request, next: Next) -> Response {
     }
     let body = error_body(code_for_status(status), &message, &Value::Null).to_string();
     parts.headers.remove(CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Response::from_parts(parts, Body::from(body))
 }
 
-fn platform_routes(platform: Platform) -> OpenApiRouter {
-    OpenApiRouter::new()
-        .routes(routes!(health))
-        .routes(routes!(ready))
-        .routes(routes!(metrics))
-        .routes(routes!(queue_counts))
-        .routes(routes!(list_jobs))
-        .routes(routes!(get_job))
-        .routes(routes!(retry_job))
-        .routes(routes!(retry_failed_jobs))
+fn platform_routes(platform: Platform, metrics_public: bool) -> SecureRouter {
+    let metrics_access = if metrics_public { Access::Public } else { Access::Permission("metrics:read") };
+    SecureRouter::new()
+        .route(Access::Public, routes!(health))
+        .route(Access::Public, routes!(ready))
+        .route(metrics_access, routes!(metrics))
+        .route(Access::Permission("queue:read"), routes!(queue_counts))
+        .route(Access::Permission("queue:read"), routes!(list_jobs))
+        .route(Access::Permission("queue:read"), routes!(get_job))
+        .route(Access::Permission("queue:manage"), routes!(retry_job))
+        .route(Access::Permission("queue:manage"), routes!(retry_failed_jobs))
         .with_state(platform)
 }
 
@@ -203,10 +279,7 @@ struct Health {
 /// Liveness: the process answers.
 #[utoipa::path(get, path = "/health", tag = "platform", responses((status = 200, body = Health)))]
 async fn health() -> Json<Health> {
-    Json(Health {
-        status: "healthy",
-        ok: true,
-    })
+    Json(Health { status: "healthy", ok: true })
 }
 
 /// Readiness: database and queue are reachable.
@@ -243,17 +316,14 @@ async fn metrics(State(p): State<Platform>) -> Response {
                 ("succeeded", c.succeeded),
                 ("failed", c.failed),
             ] {
-                metrics::gauge!("sightline_queue_jobs", "queue" => c.queue.clone(), "state" => state).set(n as f64);
+                metrics::gauge!("sightline_queue_jobs", "queue" => c.queue.clone(), "state" => state)
+                    .set(n as f64);
             }
         }
     }
     let handle = crate::telemetry::prometheus();
     handle.run_upkeep();
-    (
-        [(CONTENT_TYPE, "text/plain; version=0.0.4")],
-        handle.render(),
-    )
-        .into_response()
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
 
 /// Job counts per queue and state.
@@ -265,9 +335,7 @@ struct QueueOverview {
 /// Job counts per queue and state.
 #[utoipa::path(get, path = "/api/v1/queue", tag = "platform", responses((status = 200, body = QueueOverview)))]
 async fn queue_counts(State(p): State<Platform>) -> ApiResult<Json<QueueOverview>> {
-    Ok(Json(QueueOverview {
-        queues: p.queue.counts().await?,
-    }))
+    Ok(Json(QueueOverview { queues: p.queue.counts().await? }))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -305,12 +373,7 @@ async fn list_jobs(
     }
     let (limit, offset) = crate::paging(q.limit, q.offset)?;
     let (items, total) = p.queue.list(&state, limit, offset).await?;
-    Ok(Json(JobPage {
-        items,
-        total,
-        limit,
-        offset,
-    }))
+    Ok(Json(JobPage { items, total, limit, offset }))
 }
 
 /// One job.
@@ -318,11 +381,7 @@ async fn list_jobs(
     params(("id" = i64, Path, description = "Job id")),
     responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
 async fn get_job(State(p): State<Platform>, Path(id): Path<i64>) -> ApiResult<Json<JobView>> {
-    p.queue
-        .get(id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("job not found"))
+    p.queue.get(id).await?.map(Json).ok_or_else(|| ApiError::not_found("job not found"))
 }
 
 /// Queues a failed job again with fresh attempts.
@@ -340,11 +399,7 @@ async fn retry_job(State(p): State<Platform>, Path(id): Path<i64>) -> ApiResult<
         )));
     }
     tracing::info!(job.id = id, "queue.retry_requested");
-    p.queue
-        .get(id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("job not found"))
+    p.queue.get(id).await?.map(Json).ok_or_else(|| ApiError::not_found("job not found"))
 }
 
 /// How many failed jobs were queued again.

@@ -2,6 +2,8 @@
 //! telemetry and the module contract. It knows no module; the server composes them.
 
 pub mod app;
+pub mod audit;
+pub mod auth;
 pub mod batch;
 pub mod config;
 pub mod db;
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 pub use app::Application;
+pub use auth::{Access, PermissionSpec, Principal, SecureRouter};
 pub use config::Config;
 pub use db::{Backend, Db};
 pub use error::{ApiError, ApiResult, FieldError};
@@ -36,6 +39,8 @@ pub struct Platform {
     pub db: Db,
     /// The job queue.
     pub queue: Queue,
+    /// Domain events: publish inside the transaction of the change (audit trail, log).
+    pub bus: audit::EventBus,
     /// Fires when the process is asked to stop.
     pub shutdown: CancellationToken,
 }

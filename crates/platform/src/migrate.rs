@@ -25,12 +25,7 @@ pub struct Migration {
 impl Migration {
     /// A migration whose SQL is the same on both backends.
     pub const fn portable(version: i64, name: &'static str, sql: &'static str) -> Self {
-        Self {
-            version,
-            name,
-            sqlite: sql,
-            postgres: sql,
-        }
+        Self { version, name, sqlite: sql, postgres: sql }
     }
 
     fn sql(&self, backend: Backend) -> &'static str {
@@ -52,25 +47,17 @@ const LEDGER: &str = "CREATE TABLE IF NOT EXISTS sightline_migrations (
 
 /// Applies `module`'s pending migrations in order; returns how many ran.
 pub async fn apply(db: &Db, module: &str, migrations: &[Migration]) -> anyhow::Result<usize> {
-    let mut conn = db
-        .writer()
-        .acquire()
-        .await
-        .context("Failed to get a database connection")?;
+    let mut conn = db.writer().acquire().await.context("Failed to get a database connection")?;
     if db.backend() == Backend::Postgres {
         // Serialise concurrent starts of several processes, the ledger's creation included.
-        sqlx::raw_sql("SELECT pg_advisory_lock(7305541)")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::raw_sql("SELECT pg_advisory_lock(7305541)").execute(&mut *conn).await?;
     }
     let result = match sqlx::raw_sql(LEDGER).execute(&mut *conn).await {
         Ok(_) => apply_locked(db.backend(), &mut conn, module, migrations).await,
         Err(e) => Err(anyhow::Error::new(e).context("Failed to create the migration ledger")),
     };
     if db.backend() == Backend::Postgres {
-        sqlx::raw_sql("SELECT pg_advisory_unlock(7305541)")
-            .execute(&mut *conn)
-            .await?;
+        sqlx::raw_sql("SELECT pg_advisory_unlock(7305541)").execute(&mut *conn).await?;
     }
     result
 }
@@ -82,33 +69,23 @@ async fn apply_locked(
     migrations: &[Migration],
 ) -> anyhow::Result<usize> {
     use sqlx::Connection as _;
-    let applied =
-        sqlx::query("SELECT version, checksum FROM sightline_migrations WHERE module = $1")
-            .bind(module)
-            .fetch_all(&mut *conn)
-            .await?;
-    let applied: Vec<(i64, String)> = applied
-        .iter()
-        .map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1)))
-        .collect();
+    let applied = sqlx::query("SELECT version, checksum FROM sightline_migrations WHERE module = $1")
+        .bind(module)
+        .fetch_all(&mut *conn)
+        .await?;
+    let applied: Vec<(i64, String)> =
+        applied.iter().map(|r| (r.get::<i64, _>(0), r.get::<String, _>(1))).collect();
     let mut ran = 0;
     let mut last = i64::MIN;
     for m in migrations {
         if m.version <= last {
-            bail!(
-                "migrations of module {module} are not in increasing order at {}",
-                m.version
-            );
+            bail!("migrations of module {module} are not in increasing order at {}", m.version);
         }
         last = m.version;
         let sum = checksum(m.sql(backend));
         if let Some((_, existing)) = applied.iter().find(|(v, _)| *v == m.version) {
             if *existing != sum {
-                bail!(
-                    "migration {module}/{:04} ({}) was edited after it was applied",
-                    m.version,
-                    m.name
-                );
+                bail!("migration {module}/{:04} ({}) was edited after it was applied", m.version, m.name);
             }
             continue;
         }
@@ -116,12 +93,7 @@ async fn apply_locked(
         sqlx::raw_sql(m.sql(backend))
             .execute(&mut *tx)
             .await
-            .with_context(|| {
-                format!(
-                    "Failed to apply migration {module}/{:04} ({})",
-                    m.version, m.name
-                )
-            })?;
+            .with_context(|| format!("Failed to apply migration {module}/{:04} ({})", m.version, m.name))?;
         sqlx::query(
             "INSERT INTO sightline_migrations (module, version, name, checksum, applied_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -134,12 +106,7 @@ async fn apply_locked(
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        tracing::info!(
-            module,
-            version = m.version,
-            name = m.name,
-            "migrate.applied"
-        );
+        tracing::info!(module, version = m.version, name = m.name, "migrate.applied");
         ran += 1;
     }
     Ok(ran)

@@ -2,8 +2,7 @@
 
 use std::sync::Arc;
 
-use utoipa_axum::router::OpenApiRouter;
-
+use crate::auth::{PermissionSpec, SecureRouter};
 use crate::migrate::Migration;
 use crate::queue::JobHandler;
 use crate::scheduler::ScheduleSpec;
@@ -11,8 +10,8 @@ use crate::Platform;
 
 /// What a built module contributes to the process.
 pub struct ModuleParts {
-    /// Routes (API and pages), with their OpenAPI paths.
-    pub router: OpenApiRouter,
+    /// Routes (API and pages) with their OpenAPI paths and the access each declares.
+    pub router: SecureRouter,
     /// Handlers of the module's job types.
     pub jobs: Vec<Arc<dyn JobHandler>>,
     /// Recurring jobs.
@@ -21,12 +20,8 @@ pub struct ModuleParts {
 
 impl ModuleParts {
     /// Parts with `router` and no jobs or schedules yet.
-    pub fn new(router: OpenApiRouter) -> Self {
-        Self {
-            router,
-            jobs: Vec::new(),
-            schedules: Vec::new(),
-        }
+    pub fn new(router: SecureRouter) -> Self {
+        Self { router, jobs: Vec::new(), schedules: Vec::new() }
     }
 
     /// Adds a job handler.
@@ -50,6 +45,11 @@ pub trait Module: Send + Sync + 'static {
 
     /// The module's migrations, in order.
     fn migrations(&self) -> &'static [Migration] {
+        &[]
+    }
+
+    /// The permissions the module's routes check, with the roles that hold them.
+    fn permissions(&self) -> &'static [PermissionSpec] {
         &[]
     }
 

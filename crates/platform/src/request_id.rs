@@ -31,7 +31,5 @@ pub fn generate() -> String {
 pub fn is_acceptable(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 128
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b))
 }

@@ -51,20 +51,15 @@ impl CronInZone {
             6 | 7 => expr.to_string(),
             _ => return Err(anyhow!("cron expression `{expr}` must have 5 or 6 fields")),
         };
-        let schedule = cron::Schedule::from_str(&full)
-            .map_err(|e| anyhow!("cron expression `{expr}`: {e}"))?;
-        let tz: Tz = timezone
-            .parse()
-            .map_err(|_| anyhow!("unknown time zone `{timezone}`"))?;
+        let schedule =
+            cron::Schedule::from_str(&full).map_err(|e| anyhow!("cron expression `{expr}`: {e}"))?;
+        let tz: Tz = timezone.parse().map_err(|_| anyhow!("unknown time zone `{timezone}`"))?;
         Ok(Self { schedule, tz })
     }
 
     /// The first run strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.schedule
-            .after(&after.with_timezone(&self.tz))
-            .next()
-            .map(|d| d.with_timezone(&Utc))
+        self.schedule.after(&after.with_timezone(&self.tz)).next().map(|d| d.with_timezone(&Utc))
     }
 }
 
@@ -108,11 +103,7 @@ impl Scheduler {
             .await?;
             parsed.push((spec, cron));
         }
-        Ok(Self {
-            db,
-            queue,
-            specs: Arc::new(parsed),
-        })
+        Ok(Self { db, queue, specs: Arc::new(parsed) })
     }
 
     /// Fires every due schedule once; returns how many runs this process enqueued.
@@ -129,10 +120,7 @@ impl Scheduler {
             if due > now.timestamp_millis() {
                 continue;
             }
-            let next = cron
-                .next_after(now)
-                .map(|d| d.timestamp_millis())
-                .unwrap_or(i64::MAX);
+            let next = cron.next_after(now).map(|d| d.timestamp_millis()).unwrap_or(i64::MAX);
             let mut tx = self.db.begin().await?;
             let won = sqlx::query(
                 "UPDATE schedules SET next_run_at = $1, last_run_at = $2, updated_at = $3 \
@@ -153,10 +141,7 @@ impl Scheduler {
             if let Value::Object(map) = &mut payload {
                 map.insert("scheduled_for".into(), json!(ms_to_rfc3339(due)));
             }
-            let id = self
-                .queue
-                .enqueue(&mut tx, NewJob::new(&spec.queue, &spec.job_type, payload))
-                .await?;
+            let id = self.queue.enqueue(&mut tx, NewJob::new(&spec.queue, &spec.job_type, payload)).await?;
             tx.commit().await?;
             tracing::info!(schedule = %spec.name, job.id = id, scheduled_for = %ms_to_rfc3339(due), "scheduler.fired");
             fired += 1;
@@ -168,11 +153,7 @@ impl Scheduler {
     }
 
     /// Ticks until `shutdown`.
-    pub fn spawn(
-        self,
-        every: Duration,
-        shutdown: CancellationToken,
-    ) -> tokio::task::JoinHandle<()> {
+    pub fn spawn(self, every: Duration, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             if self.specs.is_empty() {
                 return;
@@ -202,20 +183,11 @@ mod tests {
     fn six_am_los_angeles_follows_daylight_saving() {
         let c = CronInZone::parse("0 6 * * *", "America/Los_Angeles").unwrap();
         // Before the March 2026 change: PST, UTC-8.
-        assert_eq!(
-            c.next_after(utc("2026-03-07T15:00:00Z")).unwrap(),
-            utc("2026-03-08T13:00:00Z")
-        );
+        assert_eq!(c.next_after(utc("2026-03-07T15:00:00Z")).unwrap(), utc("2026-03-08T13:00:00Z"));
         // 8 March 2026 02:00 local clocks go forward; the next day's 06:00 is PDT, UTC-7.
-        assert_eq!(
-            c.next_after(utc("2026-03-08T14:00:00Z")).unwrap(),
-            utc("2026-03-09T13:00:00Z")
-        );
+        assert_eq!(c.next_after(utc("2026-03-08T14:00:00Z")).unwrap(), utc("2026-03-09T13:00:00Z"));
         // After 1 November 2026: back to PST.
-        assert_eq!(
-            c.next_after(utc("2026-11-01T14:00:00Z")).unwrap(),
-            utc("2026-11-02T14:00:00Z")
-        );
+        assert_eq!(c.next_after(utc("2026-11-01T14:00:00Z")).unwrap(), utc("2026-11-02T14:00:00Z"));
     }
 
     #[test]

@@ -13,6 +13,8 @@ use serde_json::Value;
 use sqlx::{Connection as _, Executor as _};
 
 use crate::app::Application;
+use crate::auth::service::TokenResponse;
+use crate::auth::{AuthService, RouteAccess};
 use crate::config::{Config, LogFormat};
 use crate::db::Backend;
 use crate::module::Module;
@@ -38,27 +40,18 @@ pub async fn test_database(backend: Backend) -> Option<TestDatabase> {
         Backend::Postgres => {
             let Ok(admin) = std::env::var("SIGHTLINE_TEST_POSTGRES_URL") else {
                 if std::env::var_os("SIGHTLINE_REQUIRE_POSTGRES").is_some() {
-                    panic!(
-                        "SIGHTLINE_REQUIRE_POSTGRES is set but SIGHTLINE_TEST_POSTGRES_URL is not"
-                    );
+                    panic!("SIGHTLINE_REQUIRE_POSTGRES is set but SIGHTLINE_TEST_POSTGRES_URL is not");
                 }
                 eprintln!("skipped: set SIGHTLINE_TEST_POSTGRES_URL to run PostgreSQL tests");
                 return None;
             };
             sqlx::any::install_default_drivers();
             let name = format!("sl_test_{}", uuid::Uuid::new_v4().simple());
-            let mut conn = sqlx::AnyConnection::connect(&admin)
-                .await
-                .expect("connect to test PostgreSQL");
-            conn.execute(format!("CREATE DATABASE {name}").as_str())
-                .await
-                .expect("create test database");
+            let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("connect to test PostgreSQL");
+            conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
             conn.close().await.ok();
             let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
-            Some(TestDatabase {
-                url: format!("{base}/{name}"),
-                dir,
-            })
+            Some(TestDatabase { url: format!("{base}/{name}"), dir })
         }
     }
 }
@@ -82,8 +75,14 @@ pub fn test_config(db: &TestDatabase, overrides: &[(&str, Value)]) -> Config {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub address: String,
-    /// HTTP client.
+    /// HTTP client signed in as the first admin.
     pub client: reqwest::Client,
+    /// HTTP client without credentials.
+    pub anonymous: reqwest::Client,
+    /// Identity services, to make users, tokens and keys.
+    pub auth: AuthService,
+    /// The route table.
+    pub routes: Vec<RouteAccess>,
     /// Shared handles.
     pub platform: Platform,
     /// The server's workers (to drain the queue deterministically).
@@ -102,20 +101,45 @@ impl TestApp {
         crate::telemetry::init_logging(LogFormat::Pretty, "warn");
         let db = test_database(backend).await?;
         let config = test_config(&db, overrides);
-        let app = Application::build(config, &modules)
-            .await
-            .expect("application builds");
+        let app = Application::build(config, &modules).await.expect("application builds");
         let address = format!("http://127.0.0.1:{}", app.port());
         let platform = app.platform().clone();
         let workers = app.workers();
+        let auth = app.auth().clone();
+        let routes = app.routes().to_vec();
         tokio::spawn(app.run_until_stopped());
+        let password =
+            std::fs::read_to_string(db.dir.path().join("admin-password")).expect("admin password file");
+        let tokens = auth.login("admin", password.trim(), "test").await.expect("admin signs in");
         Some(TestApp {
             address,
-            client: reqwest::Client::new(),
+            client: bearer_client(&tokens.access_token),
+            anonymous: reqwest::Client::new(),
+            auth,
+            routes,
             platform,
             workers,
             db,
         })
+    }
+
+    /// A new user with `roles` (random name, password [`TEST_PASSWORD`]); its login.
+    pub async fn user_with_roles(&self, roles: &[&str]) -> TokenResponse {
+        let name = format!("user{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let roles = roles.iter().map(|r| (*r).to_owned()).collect();
+        self.auth.create_user(&name, None, None, TEST_PASSWORD, roles).await.expect("user created");
+        self.auth.login(&name, TEST_PASSWORD, "test").await.expect("user signs in")
+    }
+
+    /// A client sending `token` as `Authorization: Bearer`.
+    pub fn client_with(&self, token: &str) -> reqwest::Client {
+        bearer_client(token)
+    }
+
+    /// An API key with `permissions`.
+    pub async fn api_key(&self, permissions: &[&str]) -> String {
+        let permissions = permissions.iter().map(|p| (*p).to_owned()).collect();
+        self.auth.create_api_key("test key", permissions, Some("test")).await.expect("key created").key
     }
 
     /// `address` + `path`.
@@ -125,45 +149,90 @@ impl TestApp {
 
     /// GETs `path`; answers the status and the JSON body (`Null` when it is not JSON).
     pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        answer(
-            self.client
-                .get(self.url(path))
-                .send()
-                .await
-                .expect("request sent"),
-        )
-        .await
+        answer(self.client.get(self.url(path)).send().await.expect("request sent")).await
     }
 
     /// POSTs `body` as JSON to `path`; answers the status and the JSON body.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        answer(
-            self.client
-                .post(self.url(path))
-                .json(body)
-                .send()
-                .await
-                .expect("request sent"),
-        )
-        .await
+        answer(self.client.post(self.url(path)).json(body).send().await.expect("request sent")).await
     }
 
     /// POSTs nothing to `path`; answers the status and the JSON body.
     pub async fn post_empty(&self, path: &str) -> (u16, Value) {
-        answer(
-            self.client
-                .post(self.url(path))
-                .send()
-                .await
-                .expect("request sent"),
-        )
-        .await
+        answer(self.client.post(self.url(path)).send().await.expect("request sent")).await
     }
 
     /// Runs every due job now; returns how many ran.
     pub async fn run_pending_jobs(&self) -> usize {
         self.workers.run_pending().await.expect("jobs run")
     }
+}
+
+/// Calls every route in the app's route table as anonymous, as each role and as API keys, and
+/// checks that exactly the principals the declared access allows get past authorization
+/// (anything but 401/403), that others get 403, and anonymous callers 401. Generated from the
+/// route table, so a new route is covered the day it is added.
+pub async fn check_route_matrix(app: &TestApp) {
+    use crate::auth::policy::ROLES;
+    let mut tokens = Vec::new();
+    for (role, _) in ROLES {
+        let login = app.user_with_roles(&[role]).await;
+        let permissions = app.auth.policy().permissions_of([*role]);
+        tokens.push((format!("role {role}"), login.access_token, permissions));
+    }
+    let everything: Vec<String> = app.auth.policy().permissions().iter().map(|p| p.name.to_owned()).collect();
+    let all_key = app.api_key(&everything.iter().map(String::as_str).collect::<Vec<_>>()).await;
+    tokens.push(("key with every permission".into(), all_key, everything.iter().cloned().collect()));
+    let read_key = app.api_key(&["queue:read"]).await;
+    tokens.push(("key with queue:read".into(), read_key, ["queue:read".to_owned()].into_iter().collect()));
+    assert!(app.routes.len() > 10, "the route table looks empty");
+    for route in &app.routes {
+        let path = route.path.replace('{', "").replace('}', "");
+        let call = |client: &reqwest::Client| {
+            let method = reqwest::Method::from_bytes(route.method.as_bytes()).expect("method");
+            let request = client.request(method, format!("{}{path}", app.address));
+            match route.method.as_str() {
+                "POST" | "PUT" | "PATCH" => request.json(&serde_json::json!({})),
+                _ => request,
+            }
+        };
+        let anonymous = call(&app.anonymous).send().await.expect("sent").status().as_u16();
+        match route.access {
+            crate::auth::Access::Public => {
+                assert_ne!(anonymous, 401, "{} {} is public", route.method, route.path);
+                continue;
+            }
+            _ => assert_eq!(anonymous, 401, "{} {} without credentials", route.method, route.path),
+        }
+        for (who, token, permissions) in &tokens {
+            let allowed = match route.access {
+                crate::auth::Access::Permission(p) => permissions.contains(p),
+                _ => true,
+            };
+            let status = call(&app.client_with(token)).send().await.expect("sent").status().as_u16();
+            if allowed {
+                assert!(
+                    status != 401 && status != 403,
+                    "{who} should pass {} {}: {status}",
+                    route.method,
+                    route.path
+                );
+            } else {
+                assert_eq!(status, 403, "{who} must be refused {} {}", route.method, route.path);
+            }
+        }
+    }
+}
+
+/// The password of users made by [`TestApp::user_with_roles`].
+pub const TEST_PASSWORD: &str = "correct horse battery";
+
+fn bearer_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value =
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {token}")).expect("token is header-safe");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    reqwest::Client::builder().default_headers(headers).build().expect("client builds")
 }
 
 async fn answer(response: reqwest::Response) -> (u16, Value) {

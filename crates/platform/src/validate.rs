@@ -38,17 +38,11 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
             return Err(ApiError::validation(bad));
         }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(de)
-            .map(ApiQuery)
-            .map_err(|e| {
-                let field = e.path().to_string();
-                let field = if field == "." {
-                    "query".to_string()
-                } else {
-                    field
-                };
-                ApiError::validation(vec![FieldError::new(field, e.inner().to_string())])
-            })
+        serde_path_to_error::deserialize(de).map(ApiQuery).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { "query".to_string() } else { field };
+            ApiError::validation(vec![FieldError::new(field, e.inner().to_string())])
+        })
     }
 }
 
@@ -79,22 +73,12 @@ async fn body_value<S: Send + Sync>(req: Request, state: &S) -> Result<Value, Ap
             "expected `Content-Type: application/json`",
         ));
     }
-    let bytes = bytes::Bytes::from_request(req, state)
-        .await
-        .map_err(|rejection| {
-            let status = rejection.status();
-            ApiError::new(
-                status,
-                crate::error::code_for_status(status),
-                rejection.body_text(),
-            )
-        })?;
+    let bytes = bytes::Bytes::from_request(req, state).await.map_err(|rejection| {
+        let status = rejection.status();
+        ApiError::new(status, crate::error::code_for_status(status), rejection.body_text())
+    })?;
     serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
-            format!("body is not valid JSON: {e}"),
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("body is not valid JSON: {e}"))
     })
 }
 
@@ -104,10 +88,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match body_value(req, state).await? {
             Value::Object(map) => Ok(JsonObject(map)),
-            _ => Err(ApiError::validation(vec![FieldError::new(
-                "body",
-                "must be a JSON object",
-            )])),
+            _ => Err(ApiError::validation(vec![FieldError::new("body", "must be a JSON object")])),
         }
     }
 }
@@ -125,11 +106,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." {
-            "body".to_string()
-        } else {
-            path
-        };
+        let field = if path == "." { "body".to_string() } else { path };
         ApiError::validation(vec![FieldError::new(field, e.inner().to_string())])
     })
 }
@@ -143,10 +120,7 @@ pub struct ObjectChecker<'a> {
 impl<'a> ObjectChecker<'a> {
     /// Starts checking `obj`.
     pub fn new(obj: &'a Map<String, Value>) -> Self {
-        Self {
-            obj,
-            errors: Vec::new(),
-        }
+        Self { obj, errors: Vec::new() }
     }
 
     /// Records an error for `field`.
@@ -156,12 +130,8 @@ impl<'a> ObjectChecker<'a> {
 
     /// Refuses keys outside `allowed`.
     pub fn deny_unknown(&mut self, allowed: &[&str]) {
-        let unknown: Vec<String> = self
-            .obj
-            .keys()
-            .filter(|k| !allowed.contains(&k.as_str()))
-            .cloned()
-            .collect();
+        let unknown: Vec<String> =
+            self.obj.keys().filter(|k| !allowed.contains(&k.as_str())).cloned().collect();
         for key in unknown {
             self.error(key, "unknown field");
         }
@@ -228,23 +198,12 @@ impl<'a> ObjectChecker<'a> {
     }
 
     /// A date-time: RFC 3339, or without offset (taken as UTC). `None` when absent and optional.
-    pub fn datetime(
-        &mut self,
-        field: &str,
-        required: bool,
-    ) -> Option<chrono::DateTime<chrono::Utc>> {
-        let raw = if required {
-            self.required_str(field, 64)?
-        } else {
-            self.optional_str(field, 64)?
-        };
+    pub fn datetime(&mut self, field: &str, required: bool) -> Option<chrono::DateTime<chrono::Utc>> {
+        let raw = if required { self.required_str(field, 64)? } else { self.optional_str(field, 64)? };
         match parse_datetime(&raw) {
             Some(dt) => Some(dt),
             None => {
-                self.error(
-                    field,
-                    "must be an RFC 3339 date-time, e.g. 2026-02-09T13:59:00Z",
-                );
+                self.error(field, "must be an RFC 3339 date-time, e.g. 2026-02-09T13:59:00Z");
                 None
             }
         }

@@ -9,11 +9,11 @@ use sightline_platform::db::now_ms;
 use sightline_platform::queue::Workers;
 use sightline_platform::scheduler::{ScheduleSpec, Scheduler};
 use sightline_platform::testing::TestApp;
+use sightline_platform::SecureRouter;
 use sightline_platform::{
     storage_tests, Backend, JobContext, JobHandler, Module, ModuleParts, NewJob, Platform,
 };
 use sqlx::{AnyConnection, Row};
-use utoipa_axum::router::OpenApiRouter;
 
 /// A job that fails while `payload.fail_times` is above its attempt number.
 struct FlakyJob {
@@ -61,16 +61,11 @@ impl Module for TestModule {
         TEST_MIGRATIONS
     }
     async fn build(&self, _platform: &Platform) -> anyhow::Result<ModuleParts> {
-        Ok(ModuleParts::new(OpenApiRouter::new()).job(FlakyJob {
-            runs: self.runs.clone(),
-        }))
+        Ok(ModuleParts::new(SecureRouter::new()).job(FlakyJob { runs: self.runs.clone() }))
     }
 }
 
-async fn spawn(
-    backend: Backend,
-    overrides: &[(&str, Value)],
-) -> Option<(TestApp, Arc<AtomicUsize>)> {
+async fn spawn(backend: Backend, overrides: &[(&str, Value)]) -> Option<(TestApp, Arc<AtomicUsize>)> {
     let runs = Arc::new(AtomicUsize::new(0));
     let mut all = vec![
         ("queue.run_in_server", json!(false)),
@@ -79,23 +74,13 @@ async fn spawn(
         ("queue.max_attempts", json!(3)),
     ];
     all.extend(overrides.iter().cloned());
-    let app = TestApp::spawn(
-        backend,
-        vec![Arc::new(TestModule { runs: runs.clone() })],
-        &all,
-    )
-    .await?;
+    let app = TestApp::spawn(backend, vec![Arc::new(TestModule { runs: runs.clone() })], &all).await?;
     Some((app, runs))
 }
 
 async fn enqueue(app: &TestApp, payload: Value) -> i64 {
     let mut tx = app.platform.db.begin().await.unwrap();
-    let id = app
-        .platform
-        .queue
-        .enqueue(&mut tx, NewJob::new("test", "test.flaky", payload))
-        .await
-        .unwrap();
+    let id = app.platform.queue.enqueue(&mut tx, NewJob::new("test", "test.flaky", payload)).await.unwrap();
     tx.commit().await.unwrap();
     id
 }
@@ -121,9 +106,7 @@ async fn effects(app: &TestApp, job_id: i64) -> i64 {
         .get(0)
 }
 
-async fn a_failing_job_is_retried_with_backoff_and_its_failed_attempts_leave_no_writes(
-    backend: Backend,
-) {
+async fn a_failing_job_is_retried_with_backoff_and_its_failed_attempts_leave_no_writes(backend: Backend) {
     let Some((app, runs)) = spawn(backend, &[]).await else {
         return;
     };
@@ -134,16 +117,10 @@ async fn a_failing_job_is_retried_with_backoff_and_its_failed_attempts_leave_no_
     let job = app.platform.queue.get(id).await.unwrap().unwrap();
     assert_eq!(job.state, "succeeded");
     assert_eq!(job.attempts, 3);
-    assert_eq!(
-        effects(&app, id).await,
-        1,
-        "only the successful attempt's write is kept"
-    );
+    assert_eq!(effects(&app, id).await, 1, "only the successful attempt's write is kept");
 }
 
-async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_the_api(
-    backend: Backend,
-) {
+async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_the_api(backend: Backend) {
     let Some((app, _runs)) = spawn(backend, &[]).await else {
         return;
     };
@@ -153,38 +130,20 @@ async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_
     assert_eq!(page["total"], 1);
     assert_eq!(page["items"][0]["id"], id);
     assert_eq!(page["items"][0]["attempts"], 3);
-    assert!(page["items"][0]["last_error"]
-        .as_str()
-        .unwrap()
-        .contains("planned failure 3"));
+    assert!(page["items"][0]["last_error"].as_str().unwrap().contains("planned failure 3"));
     let counts: Value = app.get_json("/api/v1/queue").await.1;
     assert_eq!(counts["queues"][0]["queue"], "test");
     assert_eq!(counts["queues"][0]["failed"], 1);
 
     // Retrying a job that is not failed is a conflict; an unknown one is 404.
-    let r = app
-        .client
-        .post(app.url("/api/v1/queue/jobs/999999/retry"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.post(app.url("/api/v1/queue/jobs/999999/retry")).send().await.unwrap();
     assert_eq!(r.status(), 404);
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/queue/jobs/{id}/retry")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.post(app.url(&format!("/api/v1/queue/jobs/{id}/retry"))).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let job: Value = r.json().await.unwrap();
     assert_eq!(job["state"], "queued");
     assert_eq!(job["attempts"], 0);
-    let r = app
-        .client
-        .post(app.url(&format!("/api/v1/queue/jobs/{id}/retry")))
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.post(app.url(&format!("/api/v1/queue/jobs/{id}/retry"))).send().await.unwrap();
     assert_eq!(r.status(), 409);
     drain(&app).await;
     let r: Value = app.post_empty("/api/v1/queue/failed/retry").await.1;
@@ -203,15 +162,8 @@ async fn a_job_whose_worker_died_is_run_again_after_its_lease_expires(backend: B
         .execute(app.platform.db.writer())
         .await
         .unwrap();
-    assert_eq!(
-        app.run_pending_jobs().await,
-        0,
-        "a leased job is not claimed"
-    );
-    assert_eq!(
-        app.platform.queue.recover_expired_leases().await.unwrap(),
-        1
-    );
+    assert_eq!(app.run_pending_jobs().await, 0, "a leased job is not claimed");
+    assert_eq!(app.platform.queue.recover_expired_leases().await.unwrap(), 1);
     drain(&app).await;
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     let job = app.platform.queue.get(id).await.unwrap().unwrap();
@@ -233,12 +185,8 @@ async fn a_scheduled_job_runs_once_per_due_time_across_processes(backend: Backen
     let db = &app.platform.db;
     let q = &app.platform.queue;
     // Two processes' schedulers over one database.
-    let a = Scheduler::register(db.clone(), q.clone(), vec![spec.clone()])
-        .await
-        .unwrap();
-    let b = Scheduler::register(db.clone(), q.clone(), vec![spec])
-        .await
-        .unwrap();
+    let a = Scheduler::register(db.clone(), q.clone(), vec![spec.clone()]).await.unwrap();
+    let b = Scheduler::register(db.clone(), q.clone(), vec![spec]).await.unwrap();
     let mut fired = 0;
     for _ in 0..3 {
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
@@ -265,10 +213,7 @@ async fn workers_in_two_processes_share_the_queue_without_running_a_job_twice(ba
     for _ in 0..60 {
         enqueue(&app, json!({})).await;
     }
-    let other = Workers::new(
-        app.platform.queue.clone(),
-        vec![Arc::new(FlakyJob { runs: runs.clone() })],
-    );
+    let other = Workers::new(app.platform.queue.clone(), vec![Arc::new(FlakyJob { runs: runs.clone() })]);
     let (x, y) = tokio::join!(app.workers.run_pending(), other.run_pending());
     assert_eq!(x.unwrap() + y.unwrap(), 60);
     assert_eq!(runs.load(Ordering::SeqCst), 60);
@@ -284,24 +229,10 @@ async fn every_response_carries_a_request_id_and_errors_use_the_json_body(backen
     let Some((app, _)) = spawn(backend, &[]).await else {
         return;
     };
-    let r = app
-        .client
-        .get(app.url("/health"))
-        .header("x-request-id", "trace-42")
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.get(app.url("/health")).header("x-request-id", "trace-42").send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-42");
-    assert_eq!(
-        r.json::<Value>().await.unwrap(),
-        json!({"status": "healthy", "ok": true})
-    );
-    let r = app
-        .client
-        .get(app.url("/no/such/route"))
-        .send()
-        .await
-        .unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "healthy", "ok": true}));
+    let r = app.client.get(app.url("/no/such/route")).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert!(id.starts_with("req_") && id.len() == 14, "{id}");
@@ -312,21 +243,11 @@ async fn every_response_carries_a_request_id_and_errors_use_the_json_body(backen
     assert_eq!(r.status(), 405);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "method_not_allowed");
-    let r = app
-        .client
-        .get(app.url("/api/v1/queue/jobs?state=lost"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.get(app.url("/api/v1/queue/jobs?state=lost")).send().await.unwrap();
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["details"][0]["field"], "state");
-    let r = app
-        .client
-        .get(app.url("/api/v1/queue/jobs?limit=many"))
-        .send()
-        .await
-        .unwrap();
+    let r = app.client.get(app.url("/api/v1/queue/jobs?limit=many")).send().await.unwrap();
     assert_eq!(r.status(), 422);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["details"][0]["field"], "limit", "{body}");
@@ -338,47 +259,17 @@ async fn readiness_metrics_and_docs_are_served(backend: Backend) {
     };
     let r: Value = app.get_json("/health/ready").await.1;
     assert_eq!(r["status"], "ready");
-    assert_eq!(
-        r["database"]["backend"],
-        if backend == Backend::Sqlite {
-            "sqlite"
-        } else {
-            "postgres"
-        }
-    );
+    assert_eq!(r["database"]["backend"], if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
     enqueue(&app, json!({})).await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(text.contains("sightline_http_requests_total"), "{text}");
     assert!(text.contains("route=\"/health/ready\""), "{text}");
-    assert!(
-        text.contains("sightline_http_request_duration_seconds_bucket"),
-        "{text}"
-    );
-    assert!(
-        text.contains("sightline_queue_jobs{queue=\"test\",state=\"queued\"}"),
-        "{text}"
-    );
+    assert!(text.contains("sightline_http_request_duration_seconds_bucket"), "{text}");
+    assert!(text.contains("sightline_queue_jobs{queue=\"test\",state=\"queued\"}"), "{text}");
     let spec: Value = app.get_json("/openapi.json").await.1;
     assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in [
-        "/health",
-        "/health/ready",
-        "/api/v1/queue",
-        "/api/v1/queue/jobs/{id}/retry",
-        "/metrics",
-    ] {
-        assert!(
-            spec["paths"][path].is_object(),
-            "{path} missing from the spec"
-        );
+    for path in ["/health", "/health/ready", "/api/v1/queue", "/api/v1/queue/jobs/{id}/retry", "/metrics"] {
+        assert!(spec["paths"][path].is_object(), "{path} missing from the spec");
     }
     let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), 200);

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand};
+use sightline_platform::audit::{self, EventBus};
+use sightline_platform::auth::AuthService;
 use sightline_platform::config::{Config, LogFormat, Overrides};
 use sightline_platform::{app, telemetry, Module};
 
@@ -58,6 +60,70 @@ enum Command {
         #[command(subcommand)]
         calculator: Calculator,
     },
+    /// Manage users (the first start creates `admin`).
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Manage API keys for services (calculators, feeds).
+    Apikey {
+        #[command(subcommand)]
+        action: KeyAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserAction {
+    /// Create a user; the password is read from stdin with --password-stdin, else generated and
+    /// printed once.
+    Create {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Email.
+        #[arg(long)]
+        email: Option<String>,
+        /// Display name.
+        #[arg(long)]
+        full_name: Option<String>,
+        /// Role (repeat for several; default viewer). See GET /api/v1/auth/roles.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (ends their sessions); read from stdin or generated and printed.
+    SetPassword {
+        /// Login name or email.
+        #[arg(long)]
+        username: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeyAction {
+    /// Create an API key; the key is printed once and stored only as a hash.
+    Create {
+        /// What the key is for.
+        #[arg(long)]
+        name: String,
+        /// Permission to grant (repeat for several), e.g. events:write.
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+    },
+    /// Revoke an API key by id; it is refused from the next request on.
+    Revoke {
+        /// Key id (`key_…`), as `apikey list` shows it.
+        id: String,
+    },
+    /// List API keys (never the keys themselves).
+    List,
 }
 
 #[derive(Subcommand)]
@@ -70,12 +136,7 @@ enum Calculator {
         #[arg(long, value_name = "FILE")]
         input: PathBuf,
         /// Base URL of the Sightline API to post events to.
-        #[arg(
-            long,
-            value_name = "URL",
-            conflicts_with = "dry_run",
-            required_unless_present = "dry_run"
-        )]
+        #[arg(long, value_name = "URL", conflicts_with = "dry_run", required_unless_present = "dry_run")]
         api: Option<String>,
         /// Print the events as JSON lines instead of posting them.
         #[arg(long)]
@@ -102,29 +163,19 @@ fn all_modules() -> Vec<Arc<dyn Module>> {
 
 fn enabled_modules(config: &Config) -> Result<Vec<Arc<dyn Module>>, String> {
     let all = all_modules();
-    if let Some(unknown) = config
-        .modules
-        .iter()
-        .find(|m| !all.iter().any(|a| a.name() == m.as_str()))
-    {
+    if let Some(unknown) = config.modules.iter().find(|m| !all.iter().any(|a| a.name() == m.as_str())) {
         let known: Vec<&str> = all.iter().map(|m| m.name()).collect();
         return Err(format!(
             "configuration error: key `modules`: unknown module `{unknown}` (built: {})",
             known.join(", ")
         ));
     }
-    Ok(all
-        .into_iter()
-        .filter(|m| config.module_enabled(m.name()))
-        .collect())
+    Ok(all.into_iter().filter(|m| config.module_enabled(m.name())).collect())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: failed to start the async runtime: {e}");
@@ -170,21 +221,109 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
+        Command::User { action } => run_user(action, &config, &modules).await,
+        Command::Apikey { action } => run_apikey(action, &config, &modules).await,
         Command::Calc { .. } => unreachable!("handled above"),
     }
 }
 
+async fn identity(config: &Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<AuthService> {
+    let db = app::connect_and_migrate(config, modules).await?;
+    app::identity(config, &db, &EventBus::standard(), modules).await
+}
+
+fn password_from(stdin: bool) -> anyhow::Result<(String, bool)> {
+    if stdin {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        Ok((line.trim_end_matches(['\r', '\n']).to_owned(), false))
+    } else {
+        Ok((sightline_platform::auth::tokens::random_hex(12), true))
+    }
+}
+
+/// Runs `fut` with the CLI as the audit actor.
+async fn as_cli<F: std::future::Future>(fut: F) -> F::Output {
+    audit::with_actor(audit::Actor { kind: "system".into(), id: None, name: "cli".into() }, fut).await
+}
+
+/// Turns an API error into a CLI error with its message and field details.
+fn cli_error(e: sightline_platform::ApiError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
+}
+
+async fn run_user(action: UserAction, config: &Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<()> {
+    let auth = identity(config, modules).await?;
+    match action {
+        UserAction::Create { username, email, full_name, roles, password_stdin } => {
+            let (password, generated) = password_from(password_stdin)?;
+            let roles = if roles.is_empty() { vec!["viewer".to_owned()] } else { roles };
+            let user =
+                as_cli(auth.create_user(&username, email.as_deref(), full_name.as_deref(), &password, roles))
+                    .await
+                    .map_err(cli_error)?;
+            println!("created {} ({}) with roles {}", user.username, user.id, user.roles.join(", "));
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserAction::SetPassword { username, password_stdin } => {
+            let wanted = username.trim().to_lowercase();
+            let users = auth.list_users().await.map_err(cli_error)?;
+            let user = users
+                .iter()
+                .find(|u| u.username == wanted || u.email.as_deref() == Some(wanted.as_str()))
+                .ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
+            let (password, generated) = password_from(password_stdin)?;
+            as_cli(auth.set_password(&user.id, &password, "user.password_reset")).await.map_err(cli_error)?;
+            println!("password of {} set; their sessions are ended", user.username);
+            if generated {
+                println!("password: {password}");
+            }
+        }
+        UserAction::List => {
+            for u in auth.list_users().await.map_err(cli_error)? {
+                let state = if u.is_active { "active" } else { "disabled" };
+                println!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    u.id,
+                    u.username,
+                    u.email.unwrap_or_default(),
+                    u.roles.join(","),
+                    state
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_apikey(action: KeyAction, config: &Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<()> {
+    let auth = identity(config, modules).await?;
+    match action {
+        KeyAction::Create { name, permissions } => {
+            let created =
+                as_cli(auth.create_api_key(&name, permissions, Some("cli"))).await.map_err(cli_error)?;
+            eprintln!("created {} ({}); the key is shown once:", created.record.name, created.record.id);
+            println!("{}", created.key);
+        }
+        KeyAction::Revoke { id } => {
+            let key = as_cli(auth.revoke_api_key(&id)).await.map_err(cli_error)?;
+            println!("revoked {} ({})", key.id, key.name);
+        }
+        KeyAction::List => {
+            for k in auth.list_api_keys().await.map_err(cli_error)? {
+                let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
+                println!("{}\t{}\t{}…\t{}\t{}", k.id, k.name, k.prefix, k.permissions.join(","), state);
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn run_calculator(calculator: Calculator) -> anyhow::Result<()> {
     match calculator {
-        Calculator::Income {
-            input,
-            api,
-            dry_run,
-            definition,
-            source,
-            api_key,
-            attempts,
-        } => {
+        Calculator::Income { input, api, dry_run, definition, source, api_key, attempts } => {
             let run = sightline_actions::calculator::IncomeRun {
                 input,
                 api,

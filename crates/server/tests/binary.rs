@@ -52,14 +52,8 @@ impl Server {
                 sink.lock().unwrap().push(line);
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("server reports its address");
-        Server {
-            child,
-            base: format!("http://{addr}"),
-            log,
-        }
+        let addr = rx.recv_timeout(Duration::from_secs(60)).expect("server reports its address");
+        Server { child, base: format!("http://{addr}"), log }
     }
 
     fn kill9(&mut self) {
@@ -85,20 +79,13 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
         return;
     };
     let mut server = Server::start(db.dir.path(), &db.url);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
     let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
     let sent = Arc::new(AtomicUsize::new(0));
     let mut posters = Vec::new();
     for worker in 0..8 {
-        let (client, base, accepted, sent) = (
-            client.clone(),
-            server.base.clone(),
-            accepted.clone(),
-            sent.clone(),
-        );
+        let (client, base, accepted, sent) =
+            (client.clone(), server.base.clone(), accepted.clone(), sent.clone());
         posters.push(tokio::spawn(async move {
             for i in 0..400 {
                 let id = uuid::Uuid::new_v4().to_string();
@@ -142,12 +129,7 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
     let mut nba_ids = std::collections::HashSet::new();
     for id in &accepted {
         let url = format!("{}/api/v1/internal/events/{id}?wait_ms=20000", server.base);
-        let r = client
-            .get(&url)
-            .timeout(Duration::from_secs(30))
-            .send()
-            .await
-            .unwrap();
+        let r = client.get(&url).timeout(Duration::from_secs(30)).send().await.unwrap();
         assert_eq!(r.status(), 200, "event {id} answered 202 was lost");
         let ev: Value = r.json().await.unwrap();
         assert_eq!(ev["state"], "processed", "{ev}\n{}", server.log_text());
@@ -161,12 +143,7 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
             .json()
             .await
             .unwrap();
-        let created = history["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["status"] == "new")
-            .count();
+        let created = history["items"].as_array().unwrap().iter().filter(|e| e["status"] == "new").count();
         assert_eq!(created, 1, "event {id} was applied {created} times");
         assert!(nba_ids.insert(nba_id), "two events share an NBA");
     }
@@ -178,10 +155,7 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
                 server.base
             );
             let page: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
-            assert_eq!(
-                page["total"], 1,
-                "scope def_{definition}/acc_{account}: {page}"
-            );
+            assert_eq!(page["total"], 1, "scope def_{definition}/acc_{account}: {page}");
         }
     }
 }
@@ -214,10 +188,7 @@ fn run(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
 fn a_bad_configuration_value_exits_non_zero_with_one_line_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().to_str().unwrap();
-    let out = run(
-        &["migrate", "--data-dir", data],
-        &[("SIGHTLINE_QUEUE__CONCURRENCY", "many")],
-    );
+    let out = run(&["migrate", "--data-dir", data], &[("SIGHTLINE_QUEUE__CONCURRENCY", "many")]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -229,16 +200,7 @@ fn a_bad_configuration_value_exits_non_zero_with_one_line_naming_the_key() {
 
     let toml = dir.path().join("sightline.toml");
     std::fs::write(&toml, "modules = [\"actions\", \"weather\"]\n").unwrap();
-    let out = run(
-        &[
-            "migrate",
-            "--config",
-            toml.to_str().unwrap(),
-            "--data-dir",
-            data,
-        ],
-        &[],
-    );
+    let out = run(&["migrate", "--config", toml.to_str().unwrap(), "--data-dir", data], &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown module `weather`"));
 }
@@ -248,15 +210,8 @@ fn migrate_creates_the_sqlite_database_and_is_repeatable() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     for _ in 0..2 {
-        let out = run(
-            &["migrate", "--data-dir", data.to_str().unwrap()],
-            &[("SIGHTLINE_LOG_LEVEL", "warn")],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run(&["migrate", "--data-dir", data.to_str().unwrap()], &[("SIGHTLINE_LOG_LEVEL", "warn")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     assert!(data.join("sightline.db").exists());
 }
@@ -276,46 +231,24 @@ fn every_command_has_useful_help() {
         assert!(text.contains("Usage: sightline"), "{text}");
     }
     let text = String::from_utf8_lossy(&run(&["serve", "--help"], &[]).stdout).to_string();
-    assert!(
-        text.contains("--bind") && text.contains("--data-dir"),
-        "{text}"
-    );
+    assert!(text.contains("--bind") && text.contains("--data-dir"), "{text}");
 }
 
 #[test]
 fn the_income_calculator_dry_run_emits_events_for_incomes_above_2000() {
-    let input = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../examples/calculator/income_list.json"
-    );
+    let input = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/calculator/income_list.json");
     let out = run(&["calc", "income", "--input", input, "--dry-run"], &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let events: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let records: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(input).unwrap()).unwrap();
-    let above = records
-        .iter()
-        .filter(|r| r["monthly_income"].as_f64().unwrap() > 2000.0)
-        .count();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: Vec<Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let records: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(input).unwrap()).unwrap();
+    let above = records.iter().filter(|r| r["monthly_income"].as_f64().unwrap() > 2000.0).count();
     assert_eq!(events.len(), above);
     assert!(events
         .iter()
         .all(|e| e["nba_definition_id"] == "optimization" && e["context"]["hash"].is_string()));
     let summary = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        summary.contains(&format!(
-            "emitted {above}, skipped {}",
-            records.len() - above
-        )),
-        "{summary}"
-    );
+    assert!(summary.contains(&format!("emitted {above}, skipped {}", records.len() - above)), "{summary}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -326,36 +259,17 @@ async fn the_income_calculator_posts_events_and_later_deactivates_clients_that_n
     let input = dir.path().join("in.json");
     std::fs::write(&input, r#"{"0123456789": 3200, "1111111111": 1800}"#).unwrap();
     let run_calc = |input: &std::path::Path| {
-        let out = run(
-            &[
-                "calc",
-                "income",
-                "--input",
-                input.to_str().unwrap(),
-                "--api",
-                &server.base,
-            ],
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = run(&["calc", "income", "--input", input.to_str().unwrap(), "--api", &server.base], &[]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stderr).to_string()
     };
     assert!(run_calc(&input).contains("emitted 1, skipped 1, delete events 0, failed 0"));
     let client = reqwest::Client::new();
-    let list_url = format!(
-        "{}/api/v1/nba?enterprise_number=0123456789&nba_definition_id=optimization",
-        server.base
-    );
+    let list_url =
+        format!("{}/api/v1/nba?enterprise_number=0123456789&nba_definition_id=optimization", server.base);
     let list = poll_until_total(&client, &list_url, 1).await;
     assert_eq!(list["total"], 1);
-    assert_eq!(
-        list["items"][0]["account_id"], "acc_123",
-        "enriched from the reference data"
-    );
+    assert_eq!(list["items"][0]["account_id"], "acc_123", "enriched from the reference data");
     // The client's income drops: its NBA is withdrawn with a delete event.
     std::fs::write(&input, r#"{"0123456789": 1500}"#).unwrap();
     assert!(run_calc(&input).contains("emitted 0, skipped 1, delete events 1, failed 0"));
@@ -385,11 +299,7 @@ fn sigterm_stops_the_server_cleanly() {
     let url = format!("sqlite://{}/x.db?mode=rwc", dir.path().display());
     let mut server = Server::start(dir.path(), &url);
     let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let status = server.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     std::thread::sleep(Duration::from_millis(100));

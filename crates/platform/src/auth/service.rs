@@ -1,0 +1,563 @@
+//! Identity logic: login, refresh-token rotation with reuse detection, logout, users, API keys,
+//! the first admin. Every auth event is published to the audit trail.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::audit::{Actor, DomainEvent, EventBus};
+use crate::auth::policy::AccessPolicy;
+use crate::auth::store::{self, ApiKeyView, UserRow, UserView};
+use crate::auth::throttle::LoginThrottle;
+use crate::auth::tokens::{self, JwtKeys, API_KEY_PREFIX};
+use crate::auth::{password, AuthFailure, Principal, PrincipalKind};
+use crate::config::AuthConfig;
+use crate::db::now_ms;
+use crate::error::{ApiError, FieldError};
+use crate::Db;
+
+/// Tokens answered by login and refresh (the S&OP system's shape plus OAuth2's fields).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"access_token": "eyJhbGciOiJIUzI1NiJ9.…", "refresh_token": "slr_…", "token_type": "bearer",
+    "expires_in": 900, "user": {"id": "usr_3f9a1c2b7d0e", "username": "admin", "roles": ["admin"]}}))]
+pub struct TokenResponse {
+    /// JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    /// Opaque token for `POST /api/v1/auth/refresh` (single use; rotated).
+    pub refresh_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Access token lifetime in seconds.
+    pub expires_in: i64,
+    /// The signed-in user.
+    pub user: UserView,
+}
+
+/// A new API key: the key is shown here once and never again.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    /// The key, for `Authorization: Bearer` or `X-API-Key`.
+    pub key: String,
+    /// Its record.
+    #[serde(flatten)]
+    pub record: ApiKeyView,
+}
+
+/// Identity services. Cheap to clone.
+#[derive(Clone)]
+pub struct AuthService {
+    db: Db,
+    bus: EventBus,
+    policy: Arc<AccessPolicy>,
+    keys: Arc<JwtKeys>,
+    throttle: Arc<LoginThrottle>,
+    config: Arc<AuthConfig>,
+}
+
+fn auth_error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, code, message)
+}
+
+fn invalid_credentials() -> ApiError {
+    auth_error(StatusCode::UNAUTHORIZED, "unauthorized", "Invalid email or password")
+}
+
+fn normalise(login: &str) -> String {
+    login.trim().to_lowercase()
+}
+
+impl AuthService {
+    /// The service; the signing secret comes from config or `<data_dir>/jwt-secret`.
+    pub fn new(
+        db: Db,
+        bus: EventBus,
+        policy: Arc<AccessPolicy>,
+        config: &AuthConfig,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let secret = tokens::load_or_create_secret(config.jwt_secret.as_ref().map(|s| s.expose()), data_dir)?;
+        let keys = JwtKeys::new(&secret, &config.issuer, &config.audience, config.access_token_ttl_secs);
+        let throttle = LoginThrottle::new(
+            Duration::from_secs(config.login_window_secs),
+            config.login_max_failures_per_user,
+            config.login_max_failures_per_address,
+        );
+        Ok(Self {
+            db,
+            bus,
+            policy,
+            keys: Arc::new(keys),
+            throttle: Arc::new(throttle),
+            config: Arc::new(config.clone()),
+        })
+    }
+
+    /// The role and permission table.
+    pub fn policy(&self) -> &AccessPolicy {
+        &self.policy
+    }
+
+    /// Whether self-registration is on.
+    pub fn registration_enabled(&self) -> bool {
+        self.config.registration_enabled
+    }
+
+    /// Whether `/metrics` is public.
+    pub fn metrics_public(&self) -> bool {
+        self.config.metrics_public
+    }
+
+    /// Resolves a bearer value (JWT or API key) to its principal, checking that the user is
+    /// active or the key unrevoked.
+    pub async fn resolve(&self, token: &str) -> Result<Principal, AuthFailure> {
+        let mut conn = self.db.reader().acquire().await?;
+        if token.starts_with(API_KEY_PREFIX) {
+            let key = store::key_by_hash(&mut conn, &tokens::hash_token(token)).await?;
+            return match key {
+                Some(k) if k.revoked_at.is_none() => Ok(Principal {
+                    kind: PrincipalKind::ApiKey,
+                    id: k.id,
+                    name: k.name,
+                    roles: Vec::new(),
+                    permissions: k.permissions.into_iter().collect(),
+                }),
+                Some(_) => Err(AuthFailure::Refused("API key revoked".into())),
+                None => Err(AuthFailure::Refused("invalid API key".into())),
+            };
+        }
+        let claims = self.keys.verify(token).map_err(|r| AuthFailure::Refused(r.into()))?;
+        match store::user_by_id(&mut conn, &claims.sub).await? {
+            Some(u) if u.active => Ok(self.principal_of(&u)),
+            Some(_) => Err(AuthFailure::Refused("user is disabled".into())),
+            None => Err(AuthFailure::Refused("user not found".into())),
+        }
+    }
+
+    fn principal_of(&self, u: &UserRow) -> Principal {
+        Principal {
+            kind: PrincipalKind::User,
+            id: u.id.clone(),
+            name: u.username.clone(),
+            roles: u.roles.clone(),
+            permissions: self.policy.permissions_of(u.roles.iter().map(String::as_str)),
+        }
+    }
+
+    async fn issue(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        user: &UserRow,
+        family: Option<&str>,
+    ) -> Result<TokenResponse, ApiError> {
+        let access_token = self.keys.issue(
+            &user.id,
+            &user.username,
+            user.email.as_deref(),
+            user.roles.first().map(String::as_str),
+        )?;
+        let refresh_token = format!("slr_{}", tokens::random_hex(32));
+        let family = family.map(str::to_owned).unwrap_or_else(|| tokens::random_hex(12));
+        let now = now_ms();
+        let expires = now + self.config.refresh_token_ttl_secs * 1000;
+        store::insert_refresh(conn, &tokens::hash_token(&refresh_token), &family, &user.id, expires, now)
+            .await?;
+        Ok(TokenResponse {
+            access_token,
+            refresh_token,
+            token_type: "bearer",
+            expires_in: self.keys.ttl_secs(),
+            user: UserView::from(user),
+        })
+    }
+
+    /// Signs in with a username or email and a password.
+    pub async fn login(&self, login: &str, password: &str, address: &str) -> Result<TokenResponse, ApiError> {
+        let login = normalise(login);
+        if let Err(wait) = self.throttle.check(&login, address) {
+            self.bus
+                .publish_alone(
+                    &self.db,
+                    DomainEvent::new("auth.login_throttled", "user", &login)
+                        .by(Some(Actor::anonymous(&login)), None),
+                )
+                .await?;
+            return Err(auth_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too_many_requests",
+                "too many failed logins; try again later",
+            )
+            .with_details(json!({"retry_after_secs": wait.as_secs()})));
+        }
+        let user = {
+            let mut conn = self.db.reader().acquire().await?;
+            store::user_by_login(&mut conn, &login).await?
+        };
+        let ok = password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
+        let user = match user {
+            Some(u) if ok && u.active => u,
+            _ => {
+                self.throttle.record_failure(&login, address);
+                let event = DomainEvent::new("auth.login_failed", "user", &login)
+                    .after(json!({"address": address}))
+                    .by(Some(Actor::anonymous(&login)), None);
+                self.bus.publish_alone(&self.db, event).await?;
+                return Err(invalid_credentials());
+            }
+        };
+        self.throttle.clear_user(&login);
+        let mut tx = self.db.begin().await?;
+        let mut updated = user.clone();
+        updated.last_login_at = Some(now_ms());
+        store::update_user(&mut tx, &updated, now_ms()).await?;
+        let response = self.issue(&mut tx, &updated, None).await?;
+        let event = DomainEvent::new("auth.login", "user", &user.id)
+            .after(json!({"address": address}))
+            .by(Some(self.principal_of(&user).actor()), None);
+        self.bus.publish(&mut tx, vec![event]).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// Exchanges a refresh token for new tokens. A token is single-use: presenting a used one
+    /// again revokes its whole family (someone else has it).
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, ApiError> {
+        let hash = tokens::hash_token(refresh_token.trim());
+        let mut tx = self.db.begin().await?;
+        let Some(row) = store::refresh_by_hash(&mut tx, &hash).await? else {
+            return Err(auth_error(StatusCode::UNAUTHORIZED, "unauthorized", "invalid refresh token"));
+        };
+        let now = now_ms();
+        if row.revoked_at.is_some() {
+            return Err(auth_error(StatusCode::UNAUTHORIZED, "unauthorized", "refresh token revoked"));
+        }
+        if row.used_at.is_some() || !store::use_refresh(&mut tx, &hash, now).await? {
+            store::revoke_family(&mut tx, &row.family_id, now).await?;
+            let event = DomainEvent::new("auth.refresh_reused", "user", &row.user_id)
+                .after(json!({"family": row.family_id}))
+                .by(Some(Actor::anonymous("unknown")), None);
+            self.bus.publish(&mut tx, vec![event]).await?;
+            tx.commit().await?;
+            return Err(auth_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "refresh token already used; every session of this login is revoked",
+            ));
+        }
+        if row.expires_at <= now {
+            return Err(auth_error(StatusCode::UNAUTHORIZED, "unauthorized", "refresh token expired"));
+        }
+        let user = match store::user_by_id(&mut tx, &row.user_id).await? {
+            Some(u) if u.active => u,
+            _ => return Err(auth_error(StatusCode::UNAUTHORIZED, "unauthorized", "user is disabled")),
+        };
+        let response = self.issue(&mut tx, &user, Some(&row.family_id)).await?;
+        let event = DomainEvent::new("auth.token_refreshed", "user", &user.id)
+            .by(Some(self.principal_of(&user).actor()), None);
+        self.bus.publish(&mut tx, vec![event]).await?;
+        tx.commit().await?;
+        Ok(response)
+    }
+
+    /// Ends the login a refresh token belongs to (its whole family).
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), ApiError> {
+        let mut tx = self.db.begin().await?;
+        if let Some(row) = store::refresh_by_hash(&mut tx, &tokens::hash_token(refresh_token.trim())).await? {
+            store::revoke_family(&mut tx, &row.family_id, now_ms()).await?;
+            self.bus.publish(&mut tx, vec![DomainEvent::new("auth.logout", "user", &row.user_id)]).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The signed-in user.
+    pub async fn me(&self, principal: &Principal) -> Result<UserView, ApiError> {
+        if principal.kind == PrincipalKind::ApiKey {
+            return Err(ApiError::not_found("API keys have no user profile"));
+        }
+        let mut conn = self.db.reader().acquire().await?;
+        let user = store::user_by_id(&mut conn, &principal.id)
+            .await?
+            .ok_or_else(|| ApiError::not_found("user not found"))?;
+        Ok(UserView::from(&user))
+    }
+
+    fn check_roles(&self, roles: &[String]) -> Result<(), ApiError> {
+        match roles.iter().find(|r| !AccessPolicy::is_role(r)) {
+            Some(bad) => {
+                Err(ApiError::validation(vec![FieldError::new("roles", format!("unknown role {bad}"))]))
+            }
+            None if roles.is_empty() => {
+                Err(ApiError::validation(vec![FieldError::new("roles", "at least one role")]))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Creates a user (admin, CLI, bootstrap or registration).
+    pub async fn create_user(
+        &self,
+        username: &str,
+        email: Option<&str>,
+        full_name: Option<&str>,
+        password: &str,
+        roles: Vec<String>,
+    ) -> Result<UserView, ApiError> {
+        let username = normalise(username);
+        let mut errors = Vec::new();
+        if username.is_empty()
+            || username.len() > 64
+            || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+        {
+            errors.push(FieldError::new("username", "1 to 64 of letters, digits and . _ - @"));
+        }
+        if let Some(e) = email.filter(|e| !e.contains('@') || e.len() > 254) {
+            errors.push(FieldError::new("email", format!("`{e}` is not an email address")));
+        }
+        if let Err(rule) = password::check_rule(password) {
+            errors.push(FieldError::new("password", rule));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        self.check_roles(&roles)?;
+        let user = UserRow {
+            id: format!("usr_{}", tokens::random_hex(6)),
+            username,
+            email: email.map(normalise),
+            full_name: full_name.map(str::to_owned),
+            password_hash: password::hash(password.to_owned()).await?,
+            active: true,
+            roles,
+            created_at: now_ms(),
+            last_login_at: None,
+        };
+        let mut tx = self.db.begin().await?;
+        if !store::insert_user(&mut tx, &user, user.created_at).await? {
+            return Err(ApiError::conflict("username or email already registered"));
+        }
+        let view = UserView::from(&user);
+        let event = DomainEvent::new("user.created", "user", &user.id)
+            .after(serde_json::to_value(&view).unwrap_or_default());
+        self.bus.publish(&mut tx, vec![event]).await?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// Lists users.
+    pub async fn list_users(&self) -> Result<Vec<UserView>, ApiError> {
+        let mut conn = self.db.reader().acquire().await?;
+        Ok(store::list_users(&mut conn).await?.iter().map(UserView::from).collect())
+    }
+
+    async fn change_user(
+        &self,
+        id: &str,
+        action: &str,
+        change: impl FnOnce(&mut UserRow) -> Result<(), ApiError>,
+        revoke_sessions: bool,
+    ) -> Result<UserView, ApiError> {
+        let mut tx = self.db.begin().await?;
+        let mut user =
+            store::user_by_id(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("user not found"))?;
+        let before = UserView::from(&user);
+        change(&mut user)?;
+        let now = now_ms();
+        store::update_user(&mut tx, &user, now).await?;
+        if revoke_sessions || !user.active {
+            store::revoke_user_tokens(&mut tx, id, now).await?;
+        }
+        let after = UserView::from(&user);
+        let event = DomainEvent::new(action, "user", id)
+            .before(serde_json::to_value(&before).unwrap_or_default())
+            .after(serde_json::to_value(&after).unwrap_or_default());
+        self.bus.publish(&mut tx, vec![event]).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Changes a user's roles, active flag, email or name (admin). Disabling revokes sessions.
+    pub async fn update_user(
+        &self,
+        id: &str,
+        roles: Option<Vec<String>>,
+        active: Option<bool>,
+        email: Option<Option<String>>,
+        full_name: Option<Option<String>>,
+    ) -> Result<UserView, ApiError> {
+        if let Some(r) = &roles {
+            self.check_roles(r)?;
+        }
+        let action = match (&roles, active) {
+            (Some(_), _) => "user.roles_changed",
+            (None, Some(false)) => "user.disabled",
+            (None, Some(true)) => "user.enabled",
+            _ => "user.updated",
+        };
+        self.change_user(
+            id,
+            action,
+            |u| {
+                if let Some(r) = roles {
+                    u.roles = r;
+                }
+                if let Some(a) = active {
+                    u.active = a;
+                }
+                if let Some(e) = email {
+                    u.email = e.map(|e| normalise(&e));
+                }
+                if let Some(n) = full_name {
+                    u.full_name = n;
+                }
+                Ok(())
+            },
+            false,
+        )
+        .await
+    }
+
+    /// Sets a new password (admin reset, CLI, or the user after checking the current one);
+    /// ends the user's sessions.
+    pub async fn set_password(
+        &self,
+        id: &str,
+        new_password: &str,
+        action: &str,
+    ) -> Result<UserView, ApiError> {
+        password::check_rule(new_password)
+            .map_err(|r| ApiError::validation(vec![FieldError::new("new_password", r)]))?;
+        let hash = password::hash(new_password.to_owned()).await?;
+        self.change_user(
+            id,
+            action,
+            |u| {
+                u.password_hash = hash;
+                Ok(())
+            },
+            true,
+        )
+        .await
+    }
+
+    /// Changes the signed-in user's own password.
+    pub async fn change_own_password(
+        &self,
+        principal: &Principal,
+        current: &str,
+        new: &str,
+    ) -> Result<UserView, ApiError> {
+        let user = {
+            let mut conn = self.db.reader().acquire().await?;
+            store::user_by_id(&mut conn, &principal.id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("user not found"))?
+        };
+        if !password::verify(current.to_owned(), Some(user.password_hash.clone())).await {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "current_password",
+                "is not the current password",
+            )]));
+        }
+        self.set_password(&user.id, new, "user.password_changed").await
+    }
+
+    /// Creates an API key with `permissions` (each must be declared); the key is returned once.
+    pub async fn create_api_key(
+        &self,
+        name: &str,
+        permissions: Vec<String>,
+        created_by: Option<&str>,
+    ) -> Result<CreatedApiKey, ApiError> {
+        let mut errors = Vec::new();
+        if name.trim().is_empty() || name.len() > 100 {
+            errors.push(FieldError::new("name", "1 to 100 characters"));
+        }
+        if permissions.is_empty() {
+            errors.push(FieldError::new("permissions", "at least one permission"));
+        }
+        for p in permissions.iter().filter(|p| !self.policy.is_known(p)) {
+            errors.push(FieldError::new("permissions", format!("unknown permission {p}")));
+        }
+        if !errors.is_empty() {
+            return Err(ApiError::validation(errors));
+        }
+        let key = format!("{API_KEY_PREFIX}{}", tokens::random_hex(24));
+        let now = now_ms();
+        let record = ApiKeyView {
+            id: format!("key_{}", tokens::random_hex(6)),
+            name: name.trim().to_owned(),
+            prefix: key[..12].to_owned(),
+            permissions,
+            created_by: created_by.map(str::to_owned),
+            created_at: crate::db::ms_to_rfc3339(now),
+            revoked_at: None,
+        };
+        let mut tx = self.db.begin().await?;
+        store::insert_key(&mut tx, &record, &tokens::hash_token(&key), now).await?;
+        let event = DomainEvent::new("api_key.created", "api_key", &record.id)
+            .after(json!({"name": record.name, "permissions": record.permissions}));
+        self.bus.publish(&mut tx, vec![event]).await?;
+        tx.commit().await?;
+        Ok(CreatedApiKey { key, record })
+    }
+
+    /// Lists API keys (never the keys themselves).
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyView>, ApiError> {
+        let mut conn = self.db.reader().acquire().await?;
+        Ok(store::list_keys(&mut conn).await?)
+    }
+
+    /// Revokes an API key; it is refused from the next request on.
+    pub async fn revoke_api_key(&self, id: &str) -> Result<ApiKeyView, ApiError> {
+        let mut tx = self.db.begin().await?;
+        if !store::revoke_key(&mut tx, id, now_ms()).await? {
+            return Err(ApiError::not_found("API key not found or already revoked"));
+        }
+        self.bus.publish(&mut tx, vec![DomainEvent::new("api_key.revoked", "api_key", id)]).await?;
+        let view =
+            store::key_by_id(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("API key not found"))?;
+        tx.commit().await?;
+        Ok(view)
+    }
+
+    /// Creates user `admin` when there is no user at all. The password is
+    /// `SIGHTLINE_ADMIN_PASSWORD`, or generated, logged once and written (0600) to
+    /// `<data_dir>/admin-password`.
+    pub async fn bootstrap_admin(&self, data_dir: &Path) -> anyhow::Result<()> {
+        let mut conn = self.db.writer().acquire().await?;
+        if store::count_users(&mut conn).await? > 0 {
+            return Ok(());
+        }
+        drop(conn);
+        let (password, generated) = match std::env::var("SIGHTLINE_ADMIN_PASSWORD") {
+            Ok(p) if !p.is_empty() => (p, false),
+            _ => (tokens::random_hex(12), true),
+        };
+        let created = crate::audit::with_actor(
+            Actor::system(),
+            self.create_user("admin", None, Some("Administrator"), &password, vec!["admin".into()]),
+        )
+        .await;
+        match created {
+            Ok(_) => {}
+            Err(e) if e.status() == StatusCode::CONFLICT => return Ok(()), // another process won
+            Err(e) => anyhow::bail!("could not create the first admin: {}", e.code()),
+        }
+        if generated {
+            let path = data_dir.join("admin-password");
+            std::fs::create_dir_all(data_dir)?;
+            let _ = std::fs::remove_file(&path);
+            tokens::write_private(&path, &format!("{password}\n"))?;
+            // Printed once, on purpose: the operator needs it to sign in the first time.
+            tracing::warn!(username = "admin", password = %password, file = %path.display(), "auth.admin_created");
+        } else {
+            tracing::info!(username = "admin", "auth.admin_created_from_env");
+        }
+        Ok(())
+    }
+}
