@@ -17,6 +17,26 @@ fn mock_db() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/mock_db").to_owned()
 }
 
+/// The first admin's password, given to the server through `SIGHTLINE_ADMIN_PASSWORD`.
+const ADMIN_PASSWORD: &str = "an admin password for tests";
+
+/// A client signed in as the first admin.
+async fn admin_client(base: &str) -> reqwest::Client {
+    let login: Value = reqwest::Client::new()
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().expect("admin signs in");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).timeout(Duration::from_secs(30)).build().unwrap()
+}
+
 /// A `sightline serve` child process on a free port.
 struct Server {
     child: Child,
@@ -33,6 +53,7 @@ impl Server {
             .env("DATABASE_URL", database_url)
             .env("MOCK_DB_DIR", mock_db())
             .env("SIGHTLINE_QUEUE__LEASE_SECS", "2")
+            .env("SIGHTLINE_ADMIN_PASSWORD", ADMIN_PASSWORD)
             .env("SIGHTLINE_QUEUE__POLL_INTERVAL_MS", "20")
             .env("SIGHTLINE_LOG_LEVEL", "info")
             .stdout(Stdio::piped())
@@ -79,7 +100,7 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
         return;
     };
     let mut server = Server::start(db.dir.path(), &db.url);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let client = admin_client(&server.base).await;
     let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
     let sent = Arc::new(AtomicUsize::new(0));
     let mut posters = Vec::new();
@@ -258,13 +279,30 @@ async fn the_income_calculator_posts_events_and_later_deactivates_clients_that_n
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in.json");
     std::fs::write(&input, r#"{"0123456789": 3200, "1111111111": 1800}"#).unwrap();
+    let client = admin_client(&server.base).await;
+    let created: Value = client
+        .post(format!("{}/api/v1/auth/api-keys", server.base))
+        .json(&json!({"name": "income calculator", "permissions": ["events:write", "nba:read"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    // Without its key the calculator is refused.
+    let out = run(&["calc", "income", "--input", input.to_str().unwrap(), "--api", &server.base, "--attempts", "1"], &[]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
     let run_calc = |input: &std::path::Path| {
-        let out = run(&["calc", "income", "--input", input.to_str().unwrap(), "--api", &server.base], &[]);
+        let out = run(
+            &["calc", "income", "--input", input.to_str().unwrap(), "--api", &server.base],
+            &[("SIGHTLINE_API_KEY", &key)],
+        );
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stderr).to_string()
     };
     assert!(run_calc(&input).contains("emitted 1, skipped 1, delete events 0, failed 0"));
-    let client = reqwest::Client::new();
     let list_url =
         format!("{}/api/v1/nba?enterprise_number=0123456789&nba_definition_id=optimization", server.base);
     let list = poll_until_total(&client, &list_url, 1).await;
@@ -304,4 +342,46 @@ fn sigterm_stops_the_server_cleanly() {
     assert!(status.success(), "{status:?}");
     std::thread::sleep(Duration::from_millis(100));
     assert!(server.log_text().contains("server.stopped"));
+}
+
+#[test]
+fn users_and_api_keys_are_managed_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    let quiet = [("SIGHTLINE_LOG_LEVEL", "error")];
+    let out = run(&["user", "create", "--username", "ops", "--role", "analyst", "--data-dir", data], &quiet);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(stdout.contains("created ops") && stdout.contains("password: "), "{stdout}");
+    // The first use created the admin, with its password in a private file.
+    assert!(dir.path().join("admin-password").exists());
+    let list = String::from_utf8_lossy(&run(&["user", "list", "--data-dir", data], &quiet).stdout).to_string();
+    assert!(list.contains("\tadmin\t") && list.contains("\tops\t") && list.contains("analyst"), "{list}");
+
+    let mut child = Command::new(BIN)
+        .args(["user", "set-password", "--username", "ops", "--password-stdin", "--data-dir", data])
+        .env("SIGHTLINE_LOG_LEVEL", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"a new password for ops\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("password:"), "a given password is not echoed");
+
+    let out = run(&["apikey", "create", "--name", "calc", "--permission", "events:write", "--data-dir", data], &quiet);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert!(key.starts_with("slk_"), "{key}");
+    let list = String::from_utf8_lossy(&run(&["apikey", "list", "--data-dir", data], &quiet).stdout).to_string();
+    assert!(list.contains("calc") && list.contains("active") && !list.contains(&key), "{list}");
+    let id = list.split('\t').next().unwrap().to_owned();
+    assert!(run(&["apikey", "revoke", &id, "--data-dir", data], &quiet).status.success());
+    let list = String::from_utf8_lossy(&run(&["apikey", "list", "--data-dir", data], &quiet).stdout).to_string();
+    assert!(list.contains("revoked"), "{list}");
+    let out = run(&["apikey", "create", "--name", "bad", "--permission", "nope:x", "--data-dir", data], &quiet);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown permission nope:x"));
 }
