@@ -50,6 +50,9 @@ enum BenchTarget {
         /// PostgreSQL admin URL; without it a durable throw-away server is started.
         #[arg(long, env = "SIGHTLINE_BENCH_POSTGRES_URL")]
         postgres_url: Option<String>,
+        /// Measure this binary instead of building target/release/sightline (to compare builds).
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
     },
 }
 
@@ -65,16 +68,22 @@ fn main() -> anyhow::Result<()> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
     match cli.task {
         Task::Bench {
-            target: BenchTarget::Actions { events, concurrency, get_rate, get_seconds, backend, postgres_url },
+            target:
+                BenchTarget::Actions { events, concurrency, get_rate, get_seconds, backend, postgres_url, binary },
         } => {
-            let status = Command::new("cargo")
-                .args(["build", "--release", "--quiet", "--bin", "sightline"])
-                .current_dir(&root)
-                .status()?;
-            if !status.success() {
-                bail!("release build failed");
-            }
-            let bin = root.join("target/release/sightline");
+            let bin = match binary {
+                Some(path) => path,
+                None => {
+                    let status = Command::new("cargo")
+                        .args(["build", "--release", "--quiet", "--bin", "sightline"])
+                        .current_dir(&root)
+                        .status()?;
+                    if !status.success() {
+                        bail!("release build failed");
+                    }
+                    root.join("target/release/sightline")
+                }
+            };
             let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             let params = Params { events, concurrency, get_rate, get_seconds };
             let mut results = Vec::new();
@@ -185,12 +194,45 @@ impl Drop for Server {
     }
 }
 
+/// The bench server's first admin password.
+const BENCH_ADMIN_PASSWORD: &str = "bench admin password";
+
+/// Signs in as admin, creates an API key for the load (as a calculator would use), and returns a
+/// client that sends it on every request.
+async fn calculator_client(base: &str, pool: usize) -> anyhow::Result<reqwest::Client> {
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": BENCH_ADMIN_PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let Some(token) = login["access_token"].as_str() else {
+        // A build from before authentication existed (compared with --binary).
+        return Ok(reqwest::Client::builder().pool_max_idle_per_host(pool).build()?);
+    };
+    let created: Value = http
+        .post(format!("{base}/api/v1/auth/api-keys"))
+        .bearer_auth(token)
+        .json(&json!({"name": "bench", "permissions": ["events:write", "nba:read"]}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let key = created["key"].as_str().context("API key not created")?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {key}").parse()?);
+    Ok(reqwest::Client::builder().default_headers(headers).pool_max_idle_per_host(pool).build()?)
+}
+
 fn start_server(bin: &Path, root: &Path, dir: &Path, url: &str) -> anyhow::Result<Server> {
     let mut child = Command::new(bin)
         .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
         .arg(dir)
         .env("DATABASE_URL", url)
         .env("SIGHTLINE_LOG_LEVEL", "warn,sightline_platform::app=info")
+        .env("SIGHTLINE_ADMIN_PASSWORD", BENCH_ADMIN_PASSWORD)
         .env("MOCK_DB_DIR", root.join("examples/mock_db"))
         .stdout(Stdio::piped())
         .spawn()?;
@@ -237,7 +279,7 @@ async fn bench_actions(
     p: &Params,
 ) -> anyhow::Result<Figures> {
     let server = start_server(bin, root, dir, url)?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(p.concurrency * 2).build()?;
+    let client = calculator_client(&server.base, p.concurrency * 2).await?;
     let post_url = format!("{}/api/v1/internal/events/nba-calculation", server.base);
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();

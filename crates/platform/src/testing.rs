@@ -187,7 +187,7 @@ pub async fn check_route_matrix(app: &TestApp) {
     tokens.push(("key with queue:read".into(), read_key, ["queue:read".to_owned()].into_iter().collect()));
     assert!(app.routes.len() > 10, "the route table looks empty");
     for route in &app.routes {
-        let path = route.path.replace('{', "").replace('}', "");
+        let path = route.path.replace(['{', '}'], "");
         let call = |client: &reqwest::Client| {
             let method = reqwest::Method::from_bytes(route.method.as_bytes()).expect("method");
             let request = client.request(method, format!("{}{path}", app.address));

@@ -291,7 +291,10 @@ async fn the_income_calculator_posts_events_and_later_deactivates_clients_that_n
         .unwrap();
     let key = created["key"].as_str().unwrap().to_owned();
     // Without its key the calculator is refused.
-    let out = run(&["calc", "income", "--input", input.to_str().unwrap(), "--api", &server.base, "--attempts", "1"], &[]);
+    let out = run(
+        &["calc", "income", "--input", input.to_str().unwrap(), "--api", &server.base, "--attempts", "1"],
+        &[],
+    );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
     let run_calc = |input: &std::path::Path| {
@@ -355,7 +358,8 @@ fn users_and_api_keys_are_managed_from_the_cli() {
     assert!(stdout.contains("created ops") && stdout.contains("password: "), "{stdout}");
     // The first use created the admin, with its password in a private file.
     assert!(dir.path().join("admin-password").exists());
-    let list = String::from_utf8_lossy(&run(&["user", "list", "--data-dir", data], &quiet).stdout).to_string();
+    let list =
+        String::from_utf8_lossy(&run(&["user", "list", "--data-dir", data], &quiet).stdout).to_string();
     assert!(list.contains("\tadmin\t") && list.contains("\tops\t") && list.contains("analyst"), "{list}");
 
     let mut child = Command::new(BIN)
@@ -371,17 +375,23 @@ fn users_and_api_keys_are_managed_from_the_cli() {
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("password:"), "a given password is not echoed");
 
-    let out = run(&["apikey", "create", "--name", "calc", "--permission", "events:write", "--data-dir", data], &quiet);
+    let out = run(
+        &["apikey", "create", "--name", "calc", "--permission", "events:write", "--data-dir", data],
+        &quiet,
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
     assert!(key.starts_with("slk_"), "{key}");
-    let list = String::from_utf8_lossy(&run(&["apikey", "list", "--data-dir", data], &quiet).stdout).to_string();
+    let list =
+        String::from_utf8_lossy(&run(&["apikey", "list", "--data-dir", data], &quiet).stdout).to_string();
     assert!(list.contains("calc") && list.contains("active") && !list.contains(&key), "{list}");
     let id = list.split('\t').next().unwrap().to_owned();
     assert!(run(&["apikey", "revoke", &id, "--data-dir", data], &quiet).status.success());
-    let list = String::from_utf8_lossy(&run(&["apikey", "list", "--data-dir", data], &quiet).stdout).to_string();
+    let list =
+        String::from_utf8_lossy(&run(&["apikey", "list", "--data-dir", data], &quiet).stdout).to_string();
     assert!(list.contains("revoked"), "{list}");
-    let out = run(&["apikey", "create", "--name", "bad", "--permission", "nope:x", "--data-dir", data], &quiet);
+    let out =
+        run(&["apikey", "create", "--name", "bad", "--permission", "nope:x", "--data-dir", data], &quiet);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown permission nope:x"));
 }
