@@ -314,6 +314,32 @@ async fn the_income_calculator_posts_events_and_later_deactivates_clients_that_n
     // The client's income drops: its NBA is withdrawn with a delete event.
     std::fs::write(&input, r#"{"0123456789": 1500}"#).unwrap();
     assert!(run_calc(&input).contains("emitted 0, skipped 1, delete events 1, failed 0"));
+    // Secrets never reach the log: not the key, not the admin password, not a hash or token.
+    let login: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&json!({"username": "admin", "password": ADMIN_PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refresh = login["refresh_token"].as_str().unwrap().to_owned();
+    let bad = reqwest::Client::new()
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&json!({"username": "admin", "password": "a wrong password typed by mistake"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 401);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = server.log_text();
+    assert!(log.contains("auth.login_failed") || log.contains("audit.event"), "the log is being read");
+    for secret in
+        [key.as_str(), ADMIN_PASSWORD, "a wrong password typed by mistake", refresh.as_str(), "$argon2"]
+    {
+        assert!(!log.contains(secret), "the log contains a secret: {secret}");
+    }
     let list = poll_until_total(&client, &list_url, 0).await;
     assert_eq!(list["total"], 0);
     // An unreachable API (its NBA lookup fails after retries) exits non-zero.
