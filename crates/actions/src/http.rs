@@ -11,7 +11,7 @@ use serde_json::json;
 use sightline_platform::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use sightline_platform::request_id::current_request_id;
 use sightline_platform::validate::{has_control, ApiQuery, JsonObject, ObjectChecker};
-use sightline_platform::{audit, paging, Access, Principal, SecureRouter};
+use sightline_platform::{audit, paging, Access, Page, Principal, SecureRouter};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 
@@ -149,24 +149,15 @@ struct NbaListQuery {
     offset: Option<i64>,
 }
 
-/// A page of NBAs.
-#[derive(Debug, Serialize, ToSchema)]
-struct NbaPage {
-    items: Vec<NbaItem>,
-    total: i64,
-    limit: i64,
-    offset: i64,
-}
-
 /// List NBAs, newest first: current ones unless `active` says otherwise, filtered by account,
 /// enterprise number, status and definition (all optional, AND-ed).
 #[utoipa::path(get, path = "/api/v1/nba", tag = "actions", params(NbaListQuery),
-    responses((status = 200, body = NbaPage), (status = 400, description = "invalid status filter", body = ErrorBody),
+    responses((status = 200, body = Page<NbaItem>), (status = 400, description = "invalid status filter", body = ErrorBody),
         (status = 422, description = "invalid paging", body = ErrorBody)))]
 async fn list_nbas(
     State(service): State<ActionsService>,
     ApiQuery(q): ApiQuery<NbaListQuery>,
-) -> ApiResult<Json<NbaPage>> {
+) -> ApiResult<Json<Page<NbaItem>>> {
     if let Some(s) = &q.status {
         if !NBA_STATUSES.contains(&s.as_str()) {
             return Err(ApiError::bad_request("invalid status filter")
@@ -190,7 +181,7 @@ async fn list_nbas(
         active,
     };
     let (items, total) = service.list(&filter, limit, offset).await?;
-    Ok(Json(NbaPage { items, total, limit, offset }))
+    Ok(Json(Page { items, total, limit, offset }))
 }
 
 /// One NBA with its timestamps.

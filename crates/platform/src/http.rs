@@ -30,7 +30,7 @@ use crate::error::{code_for_status, error_body, ApiError, ApiResult, ErrorBody};
 use crate::queue::{JobView, QueueCounts};
 use crate::request_id::{self, REQUEST_ID_HEADER};
 use crate::validate::ApiQuery;
-use crate::Platform;
+use crate::{Page, Platform};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -348,22 +348,13 @@ struct JobListQuery {
     offset: Option<i64>,
 }
 
-/// A page of jobs.
-#[derive(Serialize, ToSchema)]
-struct JobPage {
-    items: Vec<JobView>,
-    total: i64,
-    limit: i64,
-    offset: i64,
-}
-
 /// Jobs in one state (failed ones by default) with their last error.
 #[utoipa::path(get, path = "/api/v1/queue/jobs", tag = "platform", params(JobListQuery),
-    responses((status = 200, body = JobPage), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Page<JobView>), (status = 422, body = ErrorBody)))]
 async fn list_jobs(
     State(p): State<Platform>,
     ApiQuery(q): ApiQuery<JobListQuery>,
-) -> ApiResult<Json<JobPage>> {
+) -> ApiResult<Json<Page<JobView>>> {
     let state = q.state.unwrap_or_else(|| "failed".into());
     if !["queued", "running", "succeeded", "failed"].contains(&state.as_str()) {
         return Err(ApiError::validation(vec![crate::error::FieldError::new(
@@ -373,7 +364,7 @@ async fn list_jobs(
     }
     let (limit, offset) = crate::paging(q.limit, q.offset)?;
     let (items, total) = p.queue.list(&state, limit, offset).await?;
-    Ok(Json(JobPage { items, total, limit, offset }))
+    Ok(Json(Page { items, total, limit, offset }))
 }
 
 /// One job.

@@ -45,6 +45,20 @@ pub struct Platform {
     pub shutdown: CancellationToken,
 }
 
+/// One page of a listing: `{items, total, limit, offset}` (the NBA seed's shape, used by every
+/// paged listing).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// Rows matching, before paging.
+    pub total: i64,
+    /// Page size asked for.
+    pub limit: i64,
+    /// Rows skipped.
+    pub offset: i64,
+}
+
 /// Checks `limit` (1..=200, default 50) and `offset` (>= 0, default 0) query parameters.
 pub fn paging(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(i64, i64)> {
     let limit = limit.unwrap_or(50);

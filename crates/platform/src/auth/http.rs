@@ -18,7 +18,7 @@ use crate::auth::store::{ApiKeyView, UserView};
 use crate::auth::{client_address, Principal};
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::validate::{from_value, parse_datetime, ApiJson, ApiQuery};
-use crate::Db;
+use crate::{Db, Page};
 
 /// State of these routes.
 #[derive(Clone)]
@@ -334,22 +334,13 @@ async fn revoke_api_key(State(s): State<AuthState>, Path(id): Path<String>) -> A
     Ok(Json(s.auth.revoke_api_key(&id).await?))
 }
 
-/// A page of audit entries.
-#[derive(Debug, Serialize, ToSchema)]
-struct AuditPage {
-    items: Vec<AuditEntry>,
-    total: i64,
-    limit: i64,
-    offset: i64,
-}
-
 /// The audit trail, newest first, filtered by actor, entity, action and time.
 #[utoipa::path(get, path = "/api/v1/audit", tag = "auth", params(AuditFilter),
-    responses((status = 200, body = AuditPage), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = Page<AuditEntry>), (status = 422, body = ErrorBody)))]
 async fn list_audit(
     State(s): State<AuthState>,
     ApiQuery(f): ApiQuery<AuditFilter>,
-) -> ApiResult<Json<AuditPage>> {
+) -> ApiResult<Json<Page<AuditEntry>>> {
     let (limit, offset) = crate::paging(f.limit, f.offset)?;
     let mut errors = Vec::new();
     let mut time = |field: &str, raw: &Option<String>| {
@@ -367,7 +358,7 @@ async fn list_audit(
     }
     let mut conn = s.db.reader().acquire().await?;
     let (items, total) = audit::list(&mut conn, &f, since, until, limit, offset).await?;
-    Ok(Json(AuditPage { items, total, limit, offset }))
+    Ok(Json(Page { items, total, limit, offset }))
 }
 
 /// Tells a field set to `null` (`Some(None)`) from an absent one (`None`).
