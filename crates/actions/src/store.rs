@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
-use sightline_platform::db::{ms_to_rfc3339, placeholders, row_placeholders, rows_per_statement};
+use sightline_platform::db::{ms_to_rfc3339, placeholders, row_placeholders, rows_per_statement, Conditions};
 use sightline_platform::migrate::Migration;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -438,41 +438,25 @@ pub async fn list_nbas(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<NbaItem>, i64), sqlx::Error> {
-    // Conditions are fixed strings with numbered placeholders; every value is bound.
-    let mut conds: Vec<String> = Vec::new();
-    let mut binds: Vec<String> = Vec::new();
-    for (column, value) in [
-        ("account_id", &f.account_id),
-        ("enterprise_number", &f.enterprise_number),
-        ("status", &f.status),
-        ("nba_definition_id", &f.nba_definition_id),
-    ] {
-        if let Some(v) = value {
-            binds.push(v.clone());
-            conds.push(format!("{column} = ${}", binds.len()));
-        }
-    }
+    let mut c = Conditions::default();
+    c.eq("account_id", f.account_id.as_deref())
+        .eq("enterprise_number", f.enterprise_number.as_deref())
+        .eq("status", f.status.as_deref())
+        .eq("nba_definition_id", f.nba_definition_id.as_deref());
     match f.active {
-        Some(true) => conds.push("active = 1".into()),
-        Some(false) => conds.push("active = 0".into()),
-        None => {}
-    }
-    let where_sql = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+        Some(true) => c.fixed("active = 1"),
+        Some(false) => c.fixed("active = 0"),
+        None => &mut c,
+    };
+    let where_sql = c.where_sql();
     let count_sql = format!("SELECT COUNT(*) FROM nbas{where_sql}");
-    let mut count = sqlx::query(&count_sql);
-    for b in &binds {
-        count = count.bind(b);
-    }
-    let total: i64 = count.fetch_one(&mut *conn).await?.get(0);
+    let total: i64 = c.apply(sqlx::query(&count_sql)).fetch_one(&mut *conn).await?.get(0);
+    let n = c.next_placeholder();
     let page_sql = format!(
-        "SELECT {NBA_COLUMNS} FROM nbas{where_sql} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
-        binds.len() + 1,
-        binds.len() + 2
+        "SELECT {NBA_COLUMNS} FROM nbas{where_sql} ORDER BY created_at DESC, id DESC LIMIT ${n} OFFSET ${}",
+        n + 1
     );
-    let mut page = sqlx::query(&page_sql);
-    for b in &binds {
-        page = page.bind(b);
-    }
+    let page = c.apply(sqlx::query(&page_sql));
     let rows = page.bind(limit).bind(offset).fetch_all(&mut *conn).await?;
     Ok((rows.iter().map(nba_item).collect(), total))
 }

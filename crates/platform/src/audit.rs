@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
-use crate::db::{ms_to_rfc3339, now_ms, placeholders, row_placeholders, rows_per_statement};
+use crate::db::{ms_to_rfc3339, now_ms, row_placeholders, rows_per_statement, Conditions, FilterValue};
 use crate::request_id::current_request_id;
 
 /// Who did something.
@@ -297,54 +297,29 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<AuditEntry>, i64), sqlx::Error> {
-    enum Bind<'a> {
-        Text(&'a str),
-        Int(i64),
-    }
-    let mut conds: Vec<String> = Vec::new();
-    let mut binds: Vec<Bind<'_>> = Vec::new();
+    let mut c = Conditions::default();
     if let Some(actor) = &f.actor {
-        binds.push(Bind::Text(actor));
-        conds.push(format!("(actor_name = ${n} OR actor_id = ${n})", n = binds.len()));
+        c.bind(|n| format!("(actor_name = ${n} OR actor_id = ${n})"), FilterValue::Text(actor.clone()));
     }
-    for (column, value) in
-        [("entity_type", &f.entity_type), ("entity_id", &f.entity_id), ("action", &f.action)]
-    {
-        if let Some(v) = value {
-            binds.push(Bind::Text(v));
-            conds.push(format!("{column} = {}", placeholders(1, binds.len())));
-        }
-    }
+    c.eq("entity_type", f.entity_type.as_deref())
+        .eq("entity_id", f.entity_id.as_deref())
+        .eq("action", f.action.as_deref());
     if let Some(ms) = since_ms {
-        binds.push(Bind::Int(ms));
-        conds.push(format!("at >= ${}", binds.len()));
+        c.bind(|n| format!("at >= ${n}"), FilterValue::Int(ms));
     }
     if let Some(ms) = until_ms {
-        binds.push(Bind::Int(ms));
-        conds.push(format!("at < ${}", binds.len()));
+        c.bind(|n| format!("at < ${n}"), FilterValue::Int(ms));
     }
-    let where_sql = if conds.is_empty() { String::new() } else { format!(" WHERE {}", conds.join(" AND ")) };
+    let where_sql = c.where_sql();
     let count_sql = format!("SELECT COUNT(*) FROM audit_log{where_sql}");
+    let n = c.next_placeholder();
     let page_sql = format!(
         "SELECT id, at, actor_kind, actor_id, actor_name, action, entity_type, entity_id, before_state, \
-         after_state, request_id FROM audit_log{where_sql} ORDER BY id DESC LIMIT ${} OFFSET ${}",
-        binds.len() + 1,
-        binds.len() + 2
+         after_state, request_id FROM audit_log{where_sql} ORDER BY id DESC LIMIT ${n} OFFSET ${}",
+        n + 1
     );
-    let mut count = sqlx::query(&count_sql);
-    let mut page = sqlx::query(&page_sql);
-    for b in &binds {
-        match b {
-            Bind::Text(t) => {
-                count = count.bind(*t);
-                page = page.bind(*t);
-            }
-            Bind::Int(i) => {
-                count = count.bind(*i);
-                page = page.bind(*i);
-            }
-        }
-    }
+    let count = c.apply(sqlx::query(&count_sql));
+    let page = c.apply(sqlx::query(&page_sql));
     let total: i64 = count.fetch_one(&mut *conn).await?.get(0);
     let rows = page.bind(limit).bind(offset).fetch_all(&mut *conn).await?;
     let json = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());

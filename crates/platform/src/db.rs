@@ -143,6 +143,74 @@ pub fn rows_per_statement(cols: usize) -> usize {
     (8_000 / cols.max(1)).max(1)
 }
 
+/// A value of a run-time filter.
+#[derive(Debug, Clone)]
+pub enum FilterValue {
+    /// Bound as TEXT.
+    Text(String),
+    /// Bound as BIGINT.
+    Int(i64),
+}
+
+/// A `WHERE` clause built at run time from optional filters: fixed SQL fragments with numbered
+/// placeholders, every value bound.
+#[derive(Debug, Default)]
+pub struct Conditions {
+    sql: Vec<String>,
+    values: Vec<FilterValue>,
+}
+
+impl Conditions {
+    /// `column = $n` when `value` is given.
+    pub fn eq(&mut self, column: &str, value: Option<&str>) -> &mut Self {
+        if let Some(v) = value {
+            self.bind(|n| format!("{column} = ${n}"), FilterValue::Text(v.to_owned()));
+        }
+        self
+    }
+
+    /// A condition on one bound value; `make` gets the value's placeholder number.
+    pub fn bind(&mut self, make: impl FnOnce(usize) -> String, value: FilterValue) -> &mut Self {
+        self.values.push(value);
+        self.sql.push(make(self.values.len()));
+        self
+    }
+
+    /// A condition without a value.
+    pub fn fixed(&mut self, condition: &str) -> &mut Self {
+        self.sql.push(condition.to_owned());
+        self
+    }
+
+    /// ` WHERE a AND b`, or nothing.
+    pub fn where_sql(&self) -> String {
+        if self.sql.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.sql.join(" AND "))
+        }
+    }
+
+    /// The number of the first placeholder after the conditions' (for LIMIT/OFFSET).
+    pub fn next_placeholder(&self) -> usize {
+        self.values.len() + 1
+    }
+
+    /// Binds the conditions' values, in order, to `query`.
+    pub fn apply<'q>(
+        &'q self,
+        mut query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {
+        for v in &self.values {
+            query = match v {
+                FilterValue::Text(t) => query.bind(t.as_str()),
+                FilterValue::Int(i) => query.bind(*i),
+            };
+        }
+        query
+    }
+}
+
 /// Milliseconds since the Unix epoch, the portable time column type.
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
