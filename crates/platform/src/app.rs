@@ -19,8 +19,9 @@ use crate::queue::{Queue, Workers};
 use crate::scheduler::Scheduler;
 use crate::{migrate, queue, Platform};
 
-/// The platform's own migrations: queue and schedules, then identity and audit.
-const PLATFORM_MIGRATIONS: &[migrate::Migration] = &[queue::MIGRATION, crate::auth::store::MIGRATION];
+/// The platform's own migrations: queue and schedules, identity and audit, the worker registry.
+const PLATFORM_MIGRATIONS: &[migrate::Migration] =
+    &[queue::MIGRATION, crate::auth::store::MIGRATION, queue::WORKERS_MIGRATION];
 
 /// Connects to the database and applies the platform's and `modules`' migrations.
 pub async fn connect_and_migrate(config: &Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<Db> {

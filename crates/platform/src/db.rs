@@ -176,6 +176,16 @@ impl Conditions {
         self
     }
 
+    /// `column IN (…)` over `values`, when there are any.
+    pub fn any_of(&mut self, column: &str, values: &[String]) -> &mut Self {
+        if !values.is_empty() {
+            let first = self.values.len() + 1;
+            self.values.extend(values.iter().cloned().map(FilterValue::Text));
+            self.sql.push(format!("{column} IN ({})", placeholders(values.len(), first)));
+        }
+        self
+    }
+
     /// A condition without a value.
     pub fn fixed(&mut self, condition: &str) -> &mut Self {
         self.sql.push(condition.to_owned());

@@ -1,23 +1,24 @@
 //! HTTP plumbing shared by every module: request context (id, span, access log, metrics), the
-//! JSON error normaliser, health, metrics, the queue API, OpenAPI and Swagger UI.
+//! JSON error normaliser, health, metrics, OpenAPI and Swagger UI; the queue API is in
+//! [`crate::queue_http`].
 
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tracing::Instrument as _;
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use utoipa_swagger_ui::SwaggerUi;
@@ -27,10 +28,8 @@ use crate::auth::http::{router as auth_routes, AuthState};
 use crate::auth::{authenticate, Access, AuthService, RouteAccess, SecureRouter};
 use crate::config::HttpConfig;
 use crate::error::{code_for_status, error_body, ApiError, ApiResult, ErrorBody};
-use crate::queue::{JobView, QueueCounts};
 use crate::request_id::{self, REQUEST_ID_HEADER};
-use crate::validate::ApiQuery;
-use crate::{Page, Platform};
+use crate::Platform;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -260,12 +259,8 @@ fn platform_routes(platform: Platform, metrics_public: bool) -> SecureRouter {
         .route(Access::Public, routes!(health))
         .route(Access::Public, routes!(ready))
         .route(metrics_access, routes!(metrics))
-        .route(Access::Permission("queue:read"), routes!(queue_counts))
-        .route(Access::Permission("queue:read"), routes!(list_jobs))
-        .route(Access::Permission("queue:read"), routes!(get_job))
-        .route(Access::Permission("queue:manage"), routes!(retry_job))
-        .route(Access::Permission("queue:manage"), routes!(retry_failed_jobs))
-        .with_state(platform)
+        .with_state(platform.clone())
+        .merge(crate::queue_http::routes(platform))
 }
 
 /// Liveness answer, in both seed shapes.
@@ -326,83 +321,3 @@ async fn metrics(State(p): State<Platform>) -> Response {
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
 
-/// Job counts per queue and state.
-#[derive(Serialize, ToSchema)]
-struct QueueOverview {
-    queues: Vec<QueueCounts>,
-}
-
-/// Job counts per queue and state.
-#[utoipa::path(get, path = "/api/v1/queue", tag = "platform", responses((status = 200, body = QueueOverview)))]
-async fn queue_counts(State(p): State<Platform>) -> ApiResult<Json<QueueOverview>> {
-    Ok(Json(QueueOverview { queues: p.queue.counts().await? }))
-}
-
-#[derive(Deserialize, IntoParams)]
-struct JobListQuery {
-    /// `queued`, `running`, `succeeded` or `failed` (default `failed`).
-    state: Option<String>,
-    /// Page size, 1..=200 (default 50).
-    limit: Option<i64>,
-    /// Rows to skip (default 0).
-    offset: Option<i64>,
-}
-
-/// Jobs in one state (failed ones by default) with their last error.
-#[utoipa::path(get, path = "/api/v1/queue/jobs", tag = "platform", params(JobListQuery),
-    responses((status = 200, body = Page<JobView>), (status = 422, body = ErrorBody)))]
-async fn list_jobs(
-    State(p): State<Platform>,
-    ApiQuery(q): ApiQuery<JobListQuery>,
-) -> ApiResult<Json<Page<JobView>>> {
-    let state = q.state.unwrap_or_else(|| "failed".into());
-    if !["queued", "running", "succeeded", "failed"].contains(&state.as_str()) {
-        return Err(ApiError::validation(vec![crate::error::FieldError::new(
-            "state",
-            "must be one of queued, running, succeeded, failed",
-        )]));
-    }
-    let (limit, offset) = crate::paging(q.limit, q.offset)?;
-    let (items, total) = p.queue.list(&state, limit, offset).await?;
-    Ok(Json(Page { items, total, limit, offset }))
-}
-
-/// One job.
-#[utoipa::path(get, path = "/api/v1/queue/jobs/{id}", tag = "platform",
-    params(("id" = i64, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
-async fn get_job(State(p): State<Platform>, Path(id): Path<i64>) -> ApiResult<Json<JobView>> {
-    p.queue.get(id).await?.map(Json).ok_or_else(|| ApiError::not_found("job not found"))
-}
-
-/// Queues a failed job again with fresh attempts.
-#[utoipa::path(post, path = "/api/v1/queue/jobs/{id}/retry", tag = "platform",
-    params(("id" = i64, Path, description = "Job id")),
-    responses((status = 200, body = JobView), (status = 404, body = ErrorBody), (status = 409, description = "job is not failed", body = ErrorBody)))]
-async fn retry_job(State(p): State<Platform>, Path(id): Path<i64>) -> ApiResult<Json<JobView>> {
-    let Some(job) = p.queue.get(id).await? else {
-        return Err(ApiError::not_found("job not found"));
-    };
-    if !p.queue.retry(id).await? {
-        return Err(ApiError::conflict(format!(
-            "job {id} is {}, only failed jobs can be retried",
-            job.state
-        )));
-    }
-    tracing::info!(job.id = id, "queue.retry_requested");
-    p.queue.get(id).await?.map(Json).ok_or_else(|| ApiError::not_found("job not found"))
-}
-
-/// How many failed jobs were queued again.
-#[derive(Serialize, ToSchema)]
-struct Retried {
-    retried: u64,
-}
-
-/// Queues every failed job again.
-#[utoipa::path(post, path = "/api/v1/queue/failed/retry", tag = "platform", responses((status = 200, body = Retried)))]
-async fn retry_failed_jobs(State(p): State<Platform>) -> ApiResult<Json<Retried>> {
-    let retried = p.queue.retry_all_failed().await?;
-    tracing::info!(retried, "queue.retry_all_requested");
-    Ok(Json(Retried { retried }))
-}

@@ -12,6 +12,7 @@ pub mod http;
 pub mod migrate;
 pub mod module;
 pub mod queue;
+pub mod queue_http;
 pub mod request_id;
 pub mod scheduler;
 pub mod telemetry;

@@ -336,7 +336,7 @@ async fn the_audit_trail_records_auth_events_and_filters_them(backend: Backend) 
     assert_eq!(change["after"]["roles"], json!(["viewer", "analyst"]));
     assert!(change["request_id"].as_str().unwrap().starts_with("req_"));
     // A state-changing request with no domain event of its own still gets one entry.
-    let (status, _) = app.post_empty("/api/v1/queue/failed/retry").await;
+    let (status, _) = app.post_empty("/api/v1/queue/failed/retry?confirm=true").await;
     assert_eq!(status, 200);
     let (_, page) = app.get_json("/api/v1/audit?action=http.post&actor=admin").await;
     assert_eq!(page["total"], 1);

@@ -146,7 +146,7 @@ async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_
     let r = app.client.post(app.url(&format!("/api/v1/queue/jobs/{id}/retry"))).send().await.unwrap();
     assert_eq!(r.status(), 409);
     drain(&app).await;
-    let r: Value = app.post_empty("/api/v1/queue/failed/retry").await.1;
+    let r: Value = app.post_empty("/api/v1/queue/failed/retry?confirm=true").await.1;
     assert_eq!(r["retried"], 1);
 }
 
@@ -202,7 +202,8 @@ async fn a_scheduled_job_runs_once_per_due_time_across_processes(backend: Backen
         .unwrap()
         .get(0);
     assert_eq!(jobs, 3);
-    let (page, _) = q.list("queued", 10, 0).await.unwrap();
+    let filter = sightline_platform::queue::JobFilter { state: Some("queued".into()), ..Default::default() };
+    let (page, _) = q.list(&filter, 10, 0).await.unwrap();
     assert!(page[0].payload["scheduled_for"].is_string());
 }
 

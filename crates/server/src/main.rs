@@ -60,6 +60,11 @@ enum Command {
         #[command(subcommand)]
         calculator: Calculator,
     },
+    /// Usage analytics tools.
+    Usage {
+        #[command(subcommand)]
+        action: UsageAction,
+    },
     /// Manage users (the first start creates `admin`).
     User {
         #[command(subcommand)]
@@ -127,6 +132,19 @@ enum KeyAction {
 }
 
 #[derive(Subcommand)]
+enum UsageAction {
+    /// Write a realistic, deterministic pair of upload files (users.csv, transactions.csv).
+    Sample {
+        /// Transactions rows to write.
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Directory to write them to (created if needed).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Calculator {
     /// Income rule: monthly_income > 2000 emits an `optimization` NBA event; with --api, clients
     /// that no longer qualify get a delete event for their current NBAs of that definition.
@@ -158,7 +176,7 @@ enum Calculator {
 
 /// Every module built into this binary.
 fn all_modules() -> Vec<Arc<dyn Module>> {
-    vec![Arc::new(sightline_actions::ActionsModule)]
+    vec![Arc::new(sightline_actions::ActionsModule), Arc::new(sightline_usage::UsageModule)]
 }
 
 fn enabled_modules(config: &Config) -> Result<Vec<Arc<dyn Module>>, String> {
@@ -195,6 +213,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Calc { calculator } = cli.command {
         return run_calculator(calculator).await;
     }
+    if let Command::Usage { action: UsageAction::Sample { rows, out } } = &cli.command {
+        return write_usage_sample(*rows, out);
+    }
     let overrides = Overrides {
         bind: match &cli.command {
             Command::Serve { bind } => bind.clone(),
@@ -223,7 +244,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User { action } => run_user(action, &config, &modules).await,
         Command::Apikey { action } => run_apikey(action, &config, &modules).await,
-        Command::Calc { .. } => unreachable!("handled above"),
+        Command::Calc { .. } | Command::Usage { .. } => unreachable!("handled above"),
     }
 }
 
@@ -318,6 +339,27 @@ async fn run_apikey(action: KeyAction, config: &Config, modules: &[Arc<dyn Modul
             }
         }
     }
+    Ok(())
+}
+
+fn write_usage_sample(rows: u64, out: &std::path::Path) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(rows).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    let summary = sightline_usage::sample::write_sample(out, rows, |n| bar.set_position(n))
+        .map_err(|e| anyhow::anyhow!("cannot write the sample to {}: {e}", out.display()))?;
+    bar.finish_and_clear();
+    eprintln!(
+        "wrote {} users and {} transactions ({} to {}, total cost {:.2}, {} tokens) to {}",
+        summary.users,
+        summary.rows,
+        summary.days.0,
+        summary.days.1,
+        summary.total_cost,
+        summary.total_tokens,
+        out.display()
+    );
     Ok(())
 }
 

@@ -98,19 +98,29 @@ pub fn client_address(parts_or_req: &axum::http::Extensions) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-fn credentials(headers: &HeaderMap) -> Option<String> {
+fn credentials(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(key) = headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
         return Some(key.trim().to_owned());
     }
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned())
+    if let Some(value) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        let (scheme, token) = value.split_once(' ')?;
+        return scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned());
+    }
+    // Browsers cannot set headers on a WebSocket handshake, so it may carry the token in the
+    // query instead (only there: tokens in URLs of ordinary requests end up in histories).
+    let websocket =
+        headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !websocket {
+        return None;
+    }
+    form_urlencoded::parse(query?.as_bytes()).find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned())
 }
 
-/// Reads `Authorization: Bearer …` or `X-API-Key`, resolves the principal (checking at once
+/// Reads `Authorization: Bearer …` or `X-API-Key` (or, on a WebSocket handshake, the
+/// `access_token` query parameter), resolves the principal (checking at once
 /// that the user is active or the key unrevoked), and runs the request as that actor.
 pub async fn authenticate(State(auth): State<AuthService>, mut req: Request, next: Next) -> Response {
-    let authn = match credentials(req.headers()) {
+    let authn = match credentials(req.headers(), req.uri().query()) {
         None => Authn::Anonymous,
         Some(token) => match auth.resolve(&token).await {
             Ok(principal) => Authn::Principal(principal),

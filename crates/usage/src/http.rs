@@ -1,0 +1,366 @@
+//! Routes of the usage module, on the seed's paths: `POST /upload-csv`, `GET|WS /jobs/{job_id}`,
+//! `GET /metrics/kpis`, plus the job list, the bad-row report and the two pages.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::multipart::Multipart;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::Json;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::json;
+use sightline_platform::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use sightline_platform::validate::{has_control, ApiQuery};
+use sightline_platform::{paging, Access, Page, Principal, SecureRouter};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
+
+use crate::kpis::{KpiData, KpiScope};
+use crate::model::{JobStatus, RejectedRow, UploadAccepted, UploadedJob};
+use crate::service::UsageService;
+
+/// The module's routes.
+pub fn router(service: UsageService) -> SecureRouter {
+    // The upload route accepts bodies up to two files plus form overhead.
+    let limit = (2 * service.uploads.max_file_bytes() + 1024 * 1024).min(usize::MAX as u64) as usize;
+    let (schemas, paths, upload) = routes!(upload_csv);
+    SecureRouter::new()
+        .route(Access::Permission("usage:upload"), (schemas, paths, upload.layer(DefaultBodyLimit::max(limit))))
+        .route(Access::Permission("usage:read"), routes!(list_jobs))
+        .route(Access::Permission("usage:read"), routes!(get_job))
+        .route(Access::Permission("usage:read"), routes!(job_rejects))
+        .route(Access::Permission("usage:read"), routes!(kpis))
+        // The pages are static shells: they sign in and read data through the API above.
+        .route(Access::Public, routes!(upload_page))
+        .route(Access::Public, routes!(dashboard_page))
+        .with_state(service)
+}
+
+/// The two files of an upload (OpenAPI only; the body is streamed).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct UploadForm {
+    /// Users CSV: User_ID, User_Name, Region, Is_Active_Sub, Department, Company_Name, Signup_Date.
+    #[schema(format = Binary, content_media_type = "text/csv")]
+    users: String,
+    /// Transactions CSV: RowId, User_ID, Model_Name, Conversation_ID, Token_Type, Token_Count,
+    /// Rate_Per_1k, Calculated_Cost, Timestamp.
+    #[schema(format = Binary, content_media_type = "text/csv")]
+    transactions: String,
+}
+
+/// Uploads a users file and a transactions file and queues their import. Both are streamed to
+/// disk with their SHA-256; the answer (202) comes once the job is durable. Importing the same
+/// files again changes no figure: transactions are keyed by `RowId`, users by `User_ID`.
+#[utoipa::path(post, path = "/upload-csv", tag = "usage",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 202, body = UploadAccepted),
+        (status = 413, description = "a file is larger than usage.max_file_bytes", body = ErrorBody),
+        (status = 422, description = "a file is missing, empty or sent under an unknown field", body = ErrorBody),
+    ))]
+async fn upload_csv(
+    State(s): State<UsageService>,
+    principal: Principal,
+    multipart: Multipart,
+) -> ApiResult<(StatusCode, Json<UploadAccepted>)> {
+    let job_id = s.uploads.accept(multipart, Some(principal.name.clone())).await?;
+    let job = s.job(&job_id).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("job vanished")))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(UploadAccepted {
+            message: "success",
+            data: UploadedJob { job_id, status: "queued", total_rows: job.total_rows, progress: 0.0 },
+        }),
+    ))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct ListQuery {
+    /// Page size, 1..=200 (default 50).
+    limit: Option<i64>,
+    /// Rows to skip.
+    offset: Option<i64>,
+}
+
+/// Import jobs, newest first.
+#[utoipa::path(get, path = "/jobs", tag = "usage", params(ListQuery),
+    responses((status = 200, body = Page<JobStatus>)))]
+async fn list_jobs(State(s): State<UsageService>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Page<JobStatus>>> {
+    let (limit, offset) = paging(q.limit, q.offset)?;
+    let (items, total) = s.jobs(limit, offset).await?;
+    Ok(Json(Page { items, total, limit, offset }))
+}
+
+/// A WebSocket upgrade when the request asks for one.
+struct MaybeUpgrade(Option<WebSocketUpgrade>);
+
+impl<S: Send + Sync> FromRequestParts<S> for MaybeUpgrade {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let wants = parts
+            .headers
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        if !wants {
+            return Ok(Self(None));
+        }
+        WebSocketUpgrade::from_request_parts(parts, state).await.map(|u| Self(Some(u))).map_err(|rejection| {
+            let status = rejection.status();
+            ApiError::new(status, sightline_platform::error::code_for_status(status), rejection.body_text())
+                .into_response()
+        })
+    }
+}
+
+fn known_job(id: &str) -> ApiResult<&str> {
+    if has_control(id) || id.len() > 64 {
+        Err(ApiError::not_found("job not found"))
+    } else {
+        Ok(id)
+    }
+}
+
+/// An import job's state, counts, rate and ETA. As a WebSocket (`WS /jobs/{job_id}`; browsers
+/// pass the token as `?access_token=`), it sends the current state at once, then
+/// `{"event":"progress","data":…}` on every change and `{"event":"done","data":…}` at the end,
+/// and closes.
+#[utoipa::path(get, path = "/jobs/{job_id}", tag = "usage",
+    params(("job_id" = String, Path, description = "Job id from the upload")),
+    responses((status = 200, body = JobStatus), (status = 101, description = "WebSocket progress stream"),
+        (status = 404, body = ErrorBody)))]
+async fn get_job(
+    State(s): State<UsageService>,
+    Path(job_id): Path<String>,
+    MaybeUpgrade(upgrade): MaybeUpgrade,
+) -> ApiResult<Response> {
+    let job = s.job(known_job(&job_id)?).await?.ok_or_else(|| ApiError::not_found("job not found"))?;
+    match upgrade {
+        Some(ws) => Ok(ws.on_upgrade(move |socket| watch(socket, s, job_id))),
+        None => Ok(Json(job).into_response()),
+    }
+}
+
+/// Pushes the job's state until it is finished or the client leaves.
+async fn watch(mut socket: WebSocket, s: UsageService, job_id: String) {
+    let mut last_sent: Option<(String, String, String)> = None;
+    loop {
+        let job = match s.job(&job_id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "usage.watch_failed");
+                return;
+            }
+        };
+        let key = (job.status.clone(), job.stage.clone(), job.updated_at.clone());
+        if last_sent.as_ref() != Some(&key) {
+            let event = if job.finished() { "done" } else { "progress" };
+            let text = json!({"event": event, "data": job}).to_string();
+            if socket.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+            if job.finished() {
+                let _ = socket.send(Message::Close(None)).await;
+                return;
+            }
+            last_sent = Some(key);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            message = socket.recv() => match message {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+struct RejectsQuery {
+    /// `csv` (default, the whole report as a download) or `json` (a page).
+    format: Option<String>,
+    /// Page size for `json`, 1..=200 (default 50).
+    limit: Option<i64>,
+    /// Rows to skip for `json`.
+    offset: Option<i64>,
+}
+
+/// The bad-row report: file, line, field and reason of every rejected row.
+#[utoipa::path(get, path = "/jobs/{job_id}/rejects", tag = "usage",
+    params(("job_id" = String, Path, description = "Job id"), RejectsQuery),
+    responses((status = 200, description = "CSV report (or a JSON page with format=json)", content_type = "text/csv"),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn job_rejects(
+    State(s): State<UsageService>,
+    Path(job_id): Path<String>,
+    ApiQuery(q): ApiQuery<RejectsQuery>,
+) -> ApiResult<Response> {
+    let job_id = known_job(&job_id)?.to_owned();
+    if s.job(&job_id).await?.is_none() {
+        return Err(ApiError::not_found("job not found"));
+    }
+    match q.format.as_deref().unwrap_or("csv") {
+        "json" => {
+            let (limit, offset) = paging(q.limit, q.offset)?;
+            let (items, total) = s.rejects(&job_id, limit, offset).await?;
+            Ok(Json(Page::<RejectedRow> { items, total, limit, offset }).into_response())
+        }
+        "csv" => {
+            let stream = s.rejects_csv(job_id.clone());
+            Ok((
+                [
+                    (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"rejects-{job_id}.csv\"")),
+                ],
+                Body::from_stream(stream),
+            )
+                .into_response())
+        }
+        _ => Err(ApiError::validation(vec![FieldError::new("format", "must be csv or json")])),
+    }
+}
+
+/// The KPI query (OpenAPI only; list parameters may repeat: `?regions=EU&regions=US`).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct KpiParams {
+    /// First day, `YYYY-MM-DD` (required).
+    start_date: String,
+    /// Last day, inclusive, `YYYY-MM-DD` (required).
+    end_date: String,
+    /// Regions (repeat the parameter, or separate with commas); all when absent.
+    regions: Option<Vec<String>>,
+    /// Companies; all when absent. Narrows spends, trend, models and tokens.
+    companies: Option<Vec<String>>,
+    /// Models; all when absent. Narrows spends, trend, companies and tokens.
+    models: Option<Vec<String>>,
+    /// Longest list returned for models, regions and companies (1..=1000).
+    top: Option<usize>,
+}
+
+/// KPIs in the original's envelope: `{"message":"success","data":{…}}`.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+struct KpiAnswer {
+    /// `success`.
+    message: String,
+    data: KpiData,
+}
+
+/// Usage KPIs over a date range: the original's `kpis` (the `heighest_model_used` key keeps
+/// its spelling), `models_metrics`, `region_wise_spends`, `company_wise_spends` and
+/// `max_date_range`, plus company/model filters, `top`, spend per active user and the change
+/// against the previous period of the same length.
+#[utoipa::path(get, path = "/metrics/kpis", tag = "usage", params(KpiParams),
+    responses((status = 200, body = KpiAnswer), (status = 422, body = ErrorBody)))]
+async fn kpis(State(s): State<UsageService>, RawQuery(query): RawQuery) -> ApiResult<Json<serde_json::Value>> {
+    let scope = kpi_scope(query.as_deref().unwrap_or_default())?;
+    let data = s.kpis.compute(&scope).await?;
+    Ok(Json(json!({"message": "success", "data": data})))
+}
+
+/// Reads the KPI query, naming every bad parameter.
+fn kpi_scope(query: &str) -> ApiResult<KpiScope> {
+    let mut errors = Vec::new();
+    let (mut start, mut end, mut top) = (None, None, None);
+    let (mut regions, mut companies, mut models) = (Vec::new(), Vec::new(), Vec::new());
+    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+        let key = key.trim_end_matches("[]").to_owned();
+        if has_control(&value) || value.len() > 200 {
+            errors.push(FieldError::new(key, "must be at most 200 characters without control characters"));
+            continue;
+        }
+        let list = |into: &mut Vec<String>| {
+            into.extend(value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned))
+        };
+        match key.as_str() {
+            "start_date" | "end_date" => match NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d") {
+                Ok(d) if key == "start_date" => start = Some(d),
+                Ok(d) => end = Some(d),
+                Err(_) => errors.push(FieldError::new(key, "must be a date YYYY-MM-DD")),
+            },
+            "regions" => list(&mut regions),
+            "companies" => list(&mut companies),
+            "models" => list(&mut models),
+            "top" => match value.parse::<usize>() {
+                Ok(n) if (1..=1000).contains(&n) => top = Some(n),
+                _ => errors.push(FieldError::new("top", "must be a whole number from 1 to 1000")),
+            },
+            other => errors.push(FieldError::new(other, "unknown parameter")),
+        }
+    }
+    for (name, value) in [("start_date", start), ("end_date", end)] {
+        if value.is_none() && !errors.iter().any(|e| e.field == name) {
+            errors.push(FieldError::new(name, "is required (YYYY-MM-DD)"));
+        }
+    }
+    if let (Some(s), Some(e)) = (start, end) {
+        if e < s {
+            errors.push(FieldError::new("end_date", "must not be before start_date"));
+        } else if (e - s).num_days() > 3660 {
+            errors.push(FieldError::new("end_date", "the range may span at most 10 years"));
+        }
+    }
+    for (name, list) in [("regions", &regions), ("companies", &companies), ("models", &models)] {
+        if list.len() > 100 {
+            errors.push(FieldError::new(name, "at most 100 values"));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    Ok(KpiScope {
+        start: start.expect("checked"),
+        end: end.expect("checked"),
+        regions,
+        companies,
+        models,
+        top,
+    })
+}
+
+/// The upload page: choose the two files, watch the import's progress live.
+#[utoipa::path(get, path = "/ui/usage", tag = "usage",
+    responses((status = 200, description = "HTML page", content_type = "text/html")))]
+async fn upload_page() -> Html<&'static str> {
+    Html(include_str!("../ui/upload.html"))
+}
+
+/// The KPI dashboard: spend per day, tokens by model, top companies.
+#[utoipa::path(get, path = "/ui/usage/dashboard", tag = "usage",
+    responses((status = 200, description = "HTML page", content_type = "text/html")))]
+async fn dashboard_page() -> Html<&'static str> {
+    Html(include_str!("../ui/dashboard.html"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kpi_query_takes_repeated_and_comma_separated_lists() {
+        let s = kpi_scope("start_date=2025-01-01&end_date=2025-01-31&regions=EU&regions=US,JP&top=3").unwrap();
+        assert_eq!(s.regions, ["EU", "US", "JP"]);
+        assert_eq!(s.top, Some(3));
+    }
+
+    #[test]
+    fn kpi_query_errors_name_each_parameter() {
+        let err = kpi_scope("end_date=2025-13-01&top=0&region=EU").unwrap_err();
+        let body = format!("{err:?}");
+        for field in ["start_date", "end_date", "top", "region"] {
+            assert!(body.contains(&format!("\"{field}\"")), "{field} in {body}");
+        }
+        let err = kpi_scope("start_date=2025-02-01&end_date=2025-01-01").unwrap_err();
+        assert!(format!("{err:?}").contains("must not be before"));
+    }
+}

@@ -1,0 +1,372 @@
+//! The import job: users, then transactions, then the daily aggregates of every day touched.
+//!
+//! Each chunk commits its rows, its rejects, the days it touched and the file checkpoint in one
+//! transaction, so after a crash the job resumes at the last committed chunk and nothing is
+//! applied twice. A file is parsed on a blocking thread one chunk ahead of the writer.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context as _;
+use serde_json::{json, Value};
+use sightline_platform::db::{now_ms, Db};
+use sightline_platform::queue::{Interrupted, JobContext, JobHandler, JobLease, JobMode, PermanentFailure};
+use sqlx::AnyConnection;
+use tokio::sync::mpsc;
+
+use crate::aggregate::recompute_day;
+use crate::format::{
+    parse_transaction, parse_user, Checkpoint, Chunk, CsvChunks, Fields, FileError, Reject, TransactionRow,
+    UserRow, TRANSACTION_COLUMNS, USER_COLUMNS,
+};
+use crate::store::{self, ChunkCounts, FileKind, JobRecord, StoredTransaction, UserFacts};
+
+/// The queue job type of an import.
+pub const JOB_TYPE: &str = "usage.import";
+
+/// Days recomputed per transaction in the aggregate stage.
+const DAYS_PER_COMMIT: usize = 8;
+
+/// Runs imports.
+#[derive(Clone)]
+pub struct Importer {
+    db: Db,
+    chunk_rows: usize,
+    keep_uploads: bool,
+}
+
+impl Importer {
+    /// An importer writing `chunk_rows` rows per transaction; it deletes an upload's files once
+    /// imported unless `keep_uploads`.
+    pub fn new(db: Db, chunk_rows: usize, keep_uploads: bool) -> Self {
+        Self { db, chunk_rows: chunk_rows.max(1), keep_uploads }
+    }
+
+    /// Runs (or resumes) job `id` to its end.
+    pub async fn run(&self, id: &str, lease: &JobLease) -> anyhow::Result<()> {
+        let Some(mut job) = store::load_job(self.db.reader(), id).await? else {
+            return Err(PermanentFailure(format!("usage job {id} does not exist")).into());
+        };
+        if matches!(job.status.as_str(), "succeeded" | "failed") {
+            return Ok(());
+        }
+        let dir = PathBuf::from(&job.file_location);
+        let (users_path, tx_path) = (dir.join("users.csv"), dir.join("transactions.csv"));
+        // Both headers are checked before anything is written.
+        if job.stage == "queued" {
+            let (u, t) = (users_path.clone(), tx_path.clone());
+            tokio::task::spawn_blocking(move || -> Result<(), FileError> {
+                CsvChunks::open(&u, "users", &USER_COLUMNS, Checkpoint::default(), 1)?;
+                CsvChunks::open(&t, "transactions", &TRANSACTION_COLUMNS, Checkpoint::default(), 1)?;
+                Ok(())
+            })
+            .await?
+            .map_err(|e| PermanentFailure(e.0))?;
+            job = self.next_stage(&job, "users", None).await?;
+        }
+        if job.stage == "users" {
+            let started = Instant::now();
+            self.import_users(&job, &users_path, lease).await?;
+            job = self.next_stage(&job, "transactions", Some(("users", started))).await?;
+        }
+        if job.stage == "transactions" {
+            let started = Instant::now();
+            self.import_transactions(&job, &tx_path, lease).await?;
+            let mut tx = self.db.begin().await?;
+            let days = store::pending_days(&mut tx, &job.id).await?;
+            store::set_days_total(&mut tx, &job.id, days.len() as i64).await?;
+            tx.commit().await?;
+            job = self.next_stage(&job, "aggregates", Some(("transactions", started))).await?;
+        }
+        if job.stage == "aggregates" {
+            let started = Instant::now();
+            self.recompute_days(&job.id, Some(lease)).await?;
+            job = self.next_stage(&job, "done", Some(("aggregates", started))).await?;
+            let t = &job.transactions;
+            tracing::info!(
+                job_id = %job.id,
+                rows = t.read,
+                inserted = t.inserted,
+                updated = t.updated,
+                unchanged = t.unchanged,
+                rejected = t.rejected + job.users.rejected,
+                "usage.import_finished"
+            );
+            if !self.keep_uploads {
+                if let Err(e) = tokio::fs::remove_dir_all(&dir).await {
+                    tracing::warn!(job_id = %job.id, error = %e, "usage.upload_cleanup_failed");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the job on, adding the finished stage's time to its metadata.
+    async fn next_stage(
+        &self,
+        job: &JobRecord,
+        stage: &str,
+        finished: Option<(&str, Instant)>,
+    ) -> anyhow::Result<JobRecord> {
+        let mut metadata = job.metadata.clone();
+        if let Some((name, started)) = finished {
+            let ms = started.elapsed().as_millis() as u64;
+            let slot = &mut metadata["stage_ms"][name];
+            *slot = json!(slot.as_u64().unwrap_or(0) + ms);
+        }
+        let status = if stage == "done" { "succeeded" } else { "running" };
+        let mut conn = self.db.writer().acquire().await?;
+        store::set_stage(&mut conn, job, status, stage, &metadata, now_ms()).await?;
+        store::load_job(&mut *conn, &job.id).await?.context("the job disappeared")
+    }
+
+    async fn import_users(&self, job: &JobRecord, path: &Path, lease: &JobLease) -> anyhow::Result<()> {
+        let mut chunks = read_chunks(path, "users", &USER_COLUMNS, job.users.checkpoint, self.chunk_rows, parse_user);
+        while let Some(chunk) = chunks.recv().await {
+            let chunk = chunk.map_err(|e| PermanentFailure(e.0))?;
+            if lease.should_stop() {
+                return Err(Interrupted.into());
+            }
+            let mut tx = self.db.begin().await?;
+            write_users(&mut tx, &job.id, chunk).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    async fn import_transactions(&self, job: &JobRecord, path: &Path, lease: &JobLease) -> anyhow::Result<()> {
+        let mut chunks = read_chunks(
+            path,
+            "transactions",
+            &TRANSACTION_COLUMNS,
+            job.transactions.checkpoint,
+            self.chunk_rows,
+            parse_transaction,
+        );
+        let mut users = HashMap::new();
+        while let Some(chunk) = chunks.recv().await {
+            let chunk = chunk.map_err(|e| PermanentFailure(e.0))?;
+            if lease.should_stop() {
+                return Err(Interrupted.into());
+            }
+            let mut tx = self.db.begin().await?;
+            write_transactions(&mut tx, &job.id, chunk, &mut users).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Recomputes the job's pending days, a few per transaction.
+    async fn recompute_days(&self, job_id: &str, lease: Option<&JobLease>) -> anyhow::Result<()> {
+        let days = store::pending_days(&mut *self.db.writer().acquire().await?, job_id).await?;
+        for group in days.chunks(DAYS_PER_COMMIT) {
+            if lease.is_some_and(JobLease::should_stop) {
+                return Err(Interrupted.into());
+            }
+            let mut tx = self.db.begin().await?;
+            let now = now_ms();
+            for day in group {
+                recompute_day(&mut tx, self.db.backend(), day, now).await?;
+            }
+            store::finish_days(&mut tx, job_id, group, now).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses `path` on a blocking thread, one chunk ahead of the caller.
+fn read_chunks<R: Send + 'static>(
+    path: &Path,
+    label: &'static str,
+    columns: &'static [&'static str],
+    from: Checkpoint,
+    chunk_rows: usize,
+    parse: fn(&Fields<'_>) -> Result<R, Reject>,
+) -> mpsc::Receiver<Result<Chunk<R>, FileError>> {
+    let (sender, receiver) = mpsc::channel(2);
+    let path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut chunks = match CsvChunks::open(&path, label, columns, from, chunk_rows) {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = sender.blocking_send(Err(e));
+                return;
+            }
+        };
+        loop {
+            let next = chunks.next_chunk(parse).transpose();
+            let Some(next) = next else { return };
+            let failed = next.is_err();
+            // The receiver is gone when the job stopped: stop reading.
+            if sender.blocking_send(next).is_err() || failed {
+                return;
+            }
+        }
+    });
+    receiver
+}
+
+/// Stores one chunk of users; the latest row of an id wins. A user whose active subscription or
+/// region changes makes every aggregated day of the regions involved due for recomputing.
+async fn write_users(conn: &mut AnyConnection, job_id: &str, chunk: Chunk<UserRow>) -> anyhow::Result<()> {
+    let ids: Vec<&str> = chunk.rows.iter().map(|(_, u)| u.id.as_str()).collect();
+    let names: Vec<&str> = chunk.rows.iter().map(|(_, u)| u.username.as_str()).collect();
+    let (existing, owners) = store::existing_users(conn, &ids, &names).await?;
+    let mut rejects = chunk.rejects.clone();
+    let mut latest: HashMap<&str, &UserRow> = HashMap::new();
+    let mut names_in_chunk: HashMap<&str, &str> = HashMap::new();
+    for (line, user) in &chunk.rows {
+        let owner = owners.get(&user.username).map(String::as_str).or(names_in_chunk.get(user.username.as_str()).copied());
+        if let Some(owner) = owner.filter(|o| *o != user.id) {
+            rejects.push(Reject {
+                line: *line,
+                field: "User_Name".into(),
+                reason: format!("'{}' already belongs to User_ID {owner}", user.username),
+            });
+            continue;
+        }
+        names_in_chunk.insert(&user.username, &user.id);
+        latest.insert(&user.id, user);
+    }
+    let mut counts = ChunkCounts { read: chunk.read() as i64, rejected: rejects.len() as i64, ..Default::default() };
+    let mut regions = HashSet::new();
+    let mut changed = Vec::new();
+    for user in latest.values() {
+        match existing.get(&user.id) {
+            Some(old) if old == *user => continue,
+            Some(old) => {
+                counts.updated += 1;
+                if (old.region.as_str(), old.is_active_sub) != (user.region.as_str(), user.is_active_sub) {
+                    if old.is_active_sub {
+                        regions.insert(old.region.clone());
+                    }
+                    if user.is_active_sub {
+                        regions.insert(user.region.clone());
+                    }
+                }
+            }
+            None => {
+                counts.inserted += 1;
+                if user.is_active_sub {
+                    regions.insert(user.region.clone());
+                }
+            }
+        }
+        changed.push(*user);
+    }
+    counts.unchanged = counts.read - counts.rejected - counts.inserted - counts.updated;
+    let now = now_ms();
+    store::upsert_users(conn, &changed, now).await?;
+    store::add_region_days(conn, job_id, &regions).await?;
+    store::insert_rejects(conn, job_id, FileKind::Users, &rejects).await?;
+    store::advance(conn, job_id, FileKind::Users, chunk.end, counts, now).await?;
+    Ok(())
+}
+
+/// Stores one chunk of transactions: new ids are inserted; an existing id is overwritten only
+/// when a value differs (and its old day is recomputed too); a row naming an unknown user is
+/// rejected.
+async fn write_transactions(
+    conn: &mut AnyConnection,
+    job_id: &str,
+    chunk: Chunk<TransactionRow>,
+    users: &mut HashMap<String, UserFacts>,
+) -> anyhow::Result<()> {
+    let user_ids: Vec<&str> = chunk.rows.iter().map(|(_, r)| r.user_id.as_str()).collect();
+    store::load_users(conn, &user_ids, users).await?;
+    let mut rejects = chunk.rejects.clone();
+    let mut stored = Vec::with_capacity(chunk.rows.len());
+    for (line, row) in &chunk.rows {
+        match users.get(&row.user_id) {
+            Some(user) => stored.push(StoredTransaction { row, user }),
+            None => rejects.push(Reject {
+                line: *line,
+                field: "User_ID".into(),
+                reason: format!("'{}' is not a known user (not in the users file nor stored)", row.user_id),
+            }),
+        }
+    }
+    let inserted = store::insert_new_transactions(conn, &stored).await? as i64;
+    let mut old_days = Vec::new();
+    let mut updated = 0;
+    if (inserted as usize) < stored.len() {
+        // Some ids were already stored (or repeat within the chunk): compare with what is stored
+        // and overwrite the rows that differ, the last occurrence of an id winning.
+        let ids: Vec<&str> = stored.iter().map(|t| t.row.id.as_str()).collect();
+        let existing = store::existing_transactions(conn, &ids).await?;
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(stored.len());
+        for (i, t) in stored.iter().enumerate() {
+            last.insert(t.row.id.as_str(), i);
+        }
+        let mut changes = Vec::new();
+        for (i, t) in stored.iter().enumerate() {
+            if last.get(t.row.id.as_str()) != Some(&i) {
+                continue;
+            }
+            if let Some(old) = existing.get(&t.row.id).filter(|old| !old.same_as(t)) {
+                old_days.push(old.date.clone());
+                changes.push(StoredTransaction { row: t.row, user: t.user });
+            }
+        }
+        updated = changes.len() as i64;
+        store::update_transactions(conn, &changes).await?;
+    }
+    let mut days: HashSet<&str> = stored.iter().map(|t| t.row.date.as_str()).collect();
+    days.extend(old_days.iter().map(String::as_str));
+    let counts = ChunkCounts {
+        read: chunk.read() as i64,
+        inserted,
+        updated,
+        unchanged: stored.len() as i64 - inserted - updated,
+        rejected: rejects.len() as i64,
+    };
+    let now = now_ms();
+    store::add_days(conn, job_id, &days).await?;
+    store::insert_rejects(conn, job_id, FileKind::Transactions, &rejects).await?;
+    store::advance(conn, job_id, FileKind::Transactions, chunk.end, counts, now).await?;
+    Ok(())
+}
+
+/// The queue handler of [`JOB_TYPE`].
+pub struct ImportJob {
+    /// The importer.
+    pub importer: Importer,
+}
+
+fn job_id(job: &JobContext) -> anyhow::Result<&str> {
+    job.payload
+        .get("job_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| PermanentFailure("payload has no job_id".into()).into())
+}
+
+#[async_trait::async_trait]
+impl JobHandler for ImportJob {
+    fn job_type(&self) -> &'static str {
+        JOB_TYPE
+    }
+
+    fn mode(&self) -> JobMode {
+        JobMode::Standalone
+    }
+
+    async fn run_standalone(&self, job: &JobContext, lease: &JobLease) -> anyhow::Result<()> {
+        self.importer.run(job_id(job)?, lease).await
+    }
+
+    /// Records the failure on the usage job and recomputes the days its committed chunks touched,
+    /// so the aggregates still equal the transactions.
+    async fn on_failed(&self, job: &JobContext, error: &str, conn: &mut AnyConnection) -> anyhow::Result<()> {
+        let id = job_id(job)?;
+        let days = store::pending_days(conn, id).await?;
+        let now = now_ms();
+        for day in &days {
+            recompute_day(conn, self.importer.db.backend(), day, now).await?;
+        }
+        store::finish_days(conn, id, &days, now).await?;
+        store::mark_failed(conn, id, error, now).await?;
+        Ok(())
+    }
+}

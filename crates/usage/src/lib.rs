@@ -1,0 +1,95 @@
+//! Usage analytics module (seed 003): uploads of LLM usage (a users CSV and a transactions CSV)
+//! are streamed to disk and imported by a resumable job into `users` and `transactions`; the
+//! daily tables (`daily_metrics`, `daily_company_metrics`, `daily_model_metrics`) are kept equal
+//! to what the transactions say; KPIs, live job progress (WebSocket) and two pages go out.
+
+pub mod aggregate;
+pub mod format;
+pub mod http;
+pub mod ingest;
+pub mod kpis;
+pub mod model;
+pub mod sample;
+pub mod service;
+pub mod store;
+pub mod upload;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use sightline_platform::{migrate::Migration, Module, ModuleParts, PermissionSpec, Platform};
+
+/// What the module's routes check, and who holds it.
+pub const PERMISSIONS: &[PermissionSpec] = &[
+    PermissionSpec {
+        name: "usage:read",
+        description: "Read usage KPIs, import jobs and their reports",
+        roles: &["executive", "finance_analyst", "viewer", "analyst"],
+    },
+    PermissionSpec {
+        name: "usage:upload",
+        description: "Upload usage CSV files for import",
+        roles: &["analyst"],
+    },
+];
+
+/// The module's configuration section `[usage]`.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsageConfig {
+    /// Where uploads are kept until imported (default `<data_dir>/usage/uploads`).
+    pub upload_dir: Option<PathBuf>,
+    /// Largest accepted file, in bytes (default 2 GiB).
+    pub max_file_bytes: u64,
+    /// Rows written per transaction during an import (default 5,000; the original used 500).
+    pub chunk_rows: usize,
+    /// Keep an upload's files after a successful import (default false: they are deleted).
+    pub keep_uploads: bool,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        Self { upload_dir: None, max_file_bytes: 2 * 1024 * 1024 * 1024, chunk_rows: 5_000, keep_uploads: false }
+    }
+}
+
+/// The `usage` module.
+pub struct UsageModule;
+
+#[async_trait::async_trait]
+impl Module for UsageModule {
+    fn name(&self) -> &'static str {
+        "usage"
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        store::MIGRATIONS
+    }
+
+    fn permissions(&self) -> &'static [PermissionSpec] {
+        PERMISSIONS
+    }
+
+    async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
+        let config: UsageConfig = platform.config.module_section("usage")?;
+        if config.chunk_rows == 0 || config.chunk_rows > 100_000 {
+            anyhow::bail!("usage.chunk_rows must be from 1 to 100000 (got {})", config.chunk_rows);
+        }
+        if config.max_file_bytes < 1024 {
+            anyhow::bail!("usage.max_file_bytes must be at least 1024 (got {})", config.max_file_bytes);
+        }
+        let dir = config.upload_dir.unwrap_or_else(|| platform.config.data_dir.join("usage").join("uploads"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| anyhow::anyhow!("usage.upload_dir {} cannot be created: {e}", dir.display()))?;
+        let uploads = upload::Uploads::new(
+            platform.db.clone(),
+            platform.queue.clone(),
+            platform.bus.clone(),
+            dir,
+            config.max_file_bytes,
+        );
+        let importer = ingest::Importer::new(platform.db.clone(), config.chunk_rows, config.keep_uploads);
+        let service = service::UsageService::new(platform.db.clone(), uploads);
+        Ok(ModuleParts::new(http::router(service)).job(ingest::ImportJob { importer }))
+    }
+}
