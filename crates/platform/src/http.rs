@@ -261,6 +261,7 @@ fn platform_routes(platform: Platform, metrics_public: bool) -> SecureRouter {
         .route(metrics_access, routes!(metrics))
         .with_state(platform.clone())
         .merge(crate::queue_http::routes(platform))
+        .merge(crate::ui::routes())
 }
 
 /// Liveness answer, in both seed shapes.

@@ -13,6 +13,7 @@ pub mod migrate;
 pub mod module;
 pub mod queue;
 pub mod queue_http;
+pub mod ui;
 pub mod request_id;
 pub mod scheduler;
 pub mod telemetry;
