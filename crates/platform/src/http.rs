@@ -321,4 +321,3 @@ async fn metrics(State(p): State<Platform>) -> Response {
     handle.run_upkeep();
     ([(CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response()
 }
-

@@ -13,11 +13,11 @@ pub mod migrate;
 pub mod module;
 pub mod queue;
 pub mod queue_http;
-pub mod ui;
 pub mod request_id;
 pub mod scheduler;
 pub mod telemetry;
 pub mod testing;
+pub mod ui;
 pub mod validate;
 
 use std::sync::Arc;

@@ -496,7 +496,8 @@ impl Queue {
             conditions.where_sql(),
             next + 1
         );
-        let rows = conditions.apply(sqlx::query(&sql)).bind(limit).bind(offset).fetch_all(self.db.reader()).await?;
+        let rows =
+            conditions.apply(sqlx::query(&sql)).bind(limit).bind(offset).fetch_all(self.db.reader()).await?;
         let count = format!("SELECT COUNT(*) FROM queue_jobs{}", conditions.where_sql());
         let total: i64 = conditions.apply(sqlx::query(&count)).fetch_one(self.db.reader()).await?.get(0);
         Ok((rows.iter().map(job_view).collect(), total))
@@ -541,7 +542,9 @@ impl Queue {
                 WorkerView {
                     running_jobs: running
                         .iter()
-                        .filter(|r| r.get::<Option<String>, _>("locked_by").is_some_and(|l| l.starts_with(&prefix)))
+                        .filter(|r| {
+                            r.get::<Option<String>, _>("locked_by").is_some_and(|l| l.starts_with(&prefix))
+                        })
                         .map(|r| r.get("id"))
                         .collect(),
                     host: row.get("host"),
@@ -757,7 +760,8 @@ impl Workers {
                 if let Err(e) = self.queue.purge_succeeded(cutoff).await {
                     tracing::warn!(error = %e, "queue.purge_failed");
                 }
-                let stale = sqlx::query("DELETE FROM queue_workers WHERE heartbeat_at < $1").bind(now_ms() - 3_600_000);
+                let stale = sqlx::query("DELETE FROM queue_workers WHERE heartbeat_at < $1")
+                    .bind(now_ms() - 3_600_000);
                 if let Err(e) = stale.execute(self.queue.db.writer()).await {
                     tracing::warn!(error = %e, "queue.purge_failed");
                 }
@@ -1119,7 +1123,8 @@ impl Workers {
         let ctx = &job.ctx;
         let message = format!("{error:#}");
         let now = now_ms();
-        let final_attempt = ctx.attempt >= job.max_attempts || error.downcast_ref::<PermanentFailure>().is_some();
+        let final_attempt =
+            ctx.attempt >= job.max_attempts || error.downcast_ref::<PermanentFailure>().is_some();
         let (state, run_at, finished) = if final_attempt {
             ("failed", now, Some(now))
         } else {

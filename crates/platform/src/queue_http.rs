@@ -66,14 +66,13 @@ async fn list_jobs(
 ) -> ApiResult<Json<Page<JobView>>> {
     let state = q.state.unwrap_or_else(|| "failed".into());
     if !STATES.contains(&state.as_str()) {
-        return Err(ApiError::validation(vec![FieldError::new("state", format!("must be one of {}", STATES.join(", ")))]));
+        return Err(ApiError::validation(vec![FieldError::new(
+            "state",
+            format!("must be one of {}", STATES.join(", ")),
+        )]));
     }
     let (limit, offset) = crate::paging(q.limit, q.offset)?;
-    let filter = JobFilter {
-        state: (state != "all").then_some(state),
-        queue: q.queue,
-        job_type: q.job_type,
-    };
+    let filter = JobFilter { state: (state != "all").then_some(state), queue: q.queue, job_type: q.job_type };
     let (items, total) = p.queue.list(&filter, limit, offset).await?;
     Ok(Json(Page { items, total, limit, offset }))
 }
@@ -114,7 +113,9 @@ async fn remove_job(State(p): State<Platform>, Path(id): Path<i64>) -> ApiResult
             tracing::info!(job.id = id, "queue.job_removed");
             Ok(axum::http::StatusCode::NO_CONTENT)
         }
-        Removal::Running => Err(ApiError::conflict(format!("job {id} is running; it can be removed once it ends"))),
+        Removal::Running => {
+            Err(ApiError::conflict(format!("job {id} is running; it can be removed once it ends")))
+        }
         Removal::NotFound => Err(ApiError::not_found("job not found")),
     }
 }

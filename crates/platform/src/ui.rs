@@ -28,5 +28,8 @@ async fn script() -> impl IntoResponse {
 #[utoipa::path(get, path = "/ui/assets/sightline.css", tag = "platform",
     responses((status = 200, description = "CSS", content_type = "text/css")))]
 async fn style() -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "no-cache")], include_str!("../ui/sightline.css"))
+    (
+        [(CONTENT_TYPE, "text/css; charset=utf-8"), (CACHE_CONTROL, "no-cache")],
+        include_str!("../ui/sightline.css"),
+    )
 }

@@ -167,7 +167,8 @@ impl Fields<'_> {
 
     fn amount(&self, i: usize, name: &str) -> Result<f64, Reject> {
         let text = self.text(i, name)?;
-        let value: f64 = text.parse().map_err(|_| Reject::new(name, format!("'{}' is not a number", clip(text))))?;
+        let value: f64 =
+            text.parse().map_err(|_| Reject::new(name, format!("'{}' is not a number", clip(text))))?;
         if !value.is_finite() || value < 0.0 {
             return Err(Reject::new(name, format!("{} must be a finite number ≥ 0", clip(text))));
         }
@@ -207,11 +208,14 @@ pub fn parse_transaction(f: &Fields<'_>) -> Result<TransactionRow, Reject> {
     let token_type = match f.text(4, "Token_Type")?.to_ascii_lowercase().as_str() {
         "prompt" => "prompt",
         "completion" => "completion",
-        other => return Err(Reject::new("Token_Type", format!("'{}' is not prompt or completion", clip(other)))),
+        other => {
+            return Err(Reject::new("Token_Type", format!("'{}' is not prompt or completion", clip(other))))
+        }
     };
     let count = f.text(5, "Token_Count")?;
-    let token_count: i64 =
-        count.parse().map_err(|_| Reject::new("Token_Count", format!("'{}' is not a whole number", clip(count))))?;
+    let token_count: i64 = count
+        .parse()
+        .map_err(|_| Reject::new("Token_Count", format!("'{}' is not a whole number", clip(count))))?;
     if token_count < 0 {
         return Err(Reject::new("Token_Count", format!("{token_count} is negative")));
     }
@@ -235,7 +239,10 @@ fn bad_time(field: &str, text: &str) -> Reject {
     let reason = if text.is_empty() {
         "is required".to_owned()
     } else {
-        format!("'{}' is not a date-time (use 2025-01-31T13:45:00Z, 2025-01-31 13:45:00 or 2025-01-31)", clip(text))
+        format!(
+            "'{}' is not a date-time (use 2025-01-31T13:45:00Z, 2025-01-31 13:45:00 or 2025-01-31)",
+            clip(text)
+        )
     };
     Reject::new(field, reason)
 }
@@ -305,7 +312,10 @@ impl CsvChunks {
             .read_byte_record(&mut header)
             .map_err(|e| FileError(format!("{label} file is not CSV: {e}")))?;
         if !found {
-            return Err(FileError(format!("{label} file is empty: expected a header row ({})", expected.join(","))));
+            return Err(FileError(format!(
+                "{label} file is empty: expected a header row ({})",
+                expected.join(",")
+            )));
         }
         let map = column_map(&header, label, expected)?;
         if from.offset > 0 {
@@ -313,7 +323,14 @@ impl CsvChunks {
             p.set_byte(from.offset).set_line(from.line);
             reader.seek(p).map_err(|e| FileError(format!("{label} file cannot be read: {e}")))?;
         }
-        Ok(Self { reader, width: header.len(), map, chunk_rows: chunk_rows.max(1), record: ByteRecord::new(), done: false })
+        Ok(Self {
+            reader,
+            width: header.len(),
+            map,
+            chunk_rows: chunk_rows.max(1),
+            record: ByteRecord::new(),
+            done: false,
+        })
     }
 
     /// The next chunk of at most `chunk_rows` rows, each read with `parse`; `None` at the end.
@@ -462,7 +479,9 @@ mod tests {
         text.extend_from_slice(b"r8,u1,gpt-4o,c1,prompt,5,abc,0.001,2025-01-31T10:00:00Z\n");
         text.extend_from_slice(b"r9,u1,gpt-4o,c1,prompt,5,0.01,0.001,yesterday\n");
         let f = file(&text);
-        let mut chunks = CsvChunks::open(f.path(), "transactions", &TRANSACTION_COLUMNS, Checkpoint::default(), 100).unwrap();
+        let mut chunks =
+            CsvChunks::open(f.path(), "transactions", &TRANSACTION_COLUMNS, Checkpoint::default(), 100)
+                .unwrap();
         let chunk = chunks.next_chunk(parse_transaction).unwrap().unwrap();
         let ids: Vec<&str> = chunk.rows.iter().map(|(_, r)| r.id.as_str()).collect();
         assert_eq!(ids, ["r1", "r6"]);
@@ -470,7 +489,15 @@ mod tests {
         let rejects: Vec<(u64, &str)> = chunk.rejects.iter().map(|r| (r.line, r.field.as_str())).collect();
         assert_eq!(
             rejects,
-            [(3, "Token_Count"), (4, "Token_Type"), (5, ""), (6, "Model_Name"), (8, "User_ID"), (9, "Rate_Per_1k"), (10, "Timestamp")]
+            [
+                (3, "Token_Count"),
+                (4, "Token_Type"),
+                (5, ""),
+                (6, "Model_Name"),
+                (8, "User_ID"),
+                (9, "Rate_Per_1k"),
+                (10, "Timestamp")
+            ]
         );
         assert!(chunk.rejects[0].reason.contains("negative"));
         assert!(chunk.rejects[2].reason.contains("3 fields"));
@@ -485,7 +512,8 @@ mod tests {
             text.push_str(&format!("r{i},u1,m,c{i},prompt,{i},0.01,0.1,2025-01-0{}T00:00:00Z\n", i % 9 + 1));
         }
         let f = file(text.as_bytes());
-        let mut chunks = CsvChunks::open(f.path(), "t", &TRANSACTION_COLUMNS, Checkpoint::default(), 4).unwrap();
+        let mut chunks =
+            CsvChunks::open(f.path(), "t", &TRANSACTION_COLUMNS, Checkpoint::default(), 4).unwrap();
         let first = chunks.next_chunk(parse_transaction).unwrap().unwrap();
         assert_eq!(first.rows.len(), 4);
         assert_eq!(first.end.line, 6);
@@ -503,8 +531,12 @@ mod tests {
             .err()
             .unwrap();
         assert!(err.0.contains("missing column(s) RowId"), "{err}");
-        let f = file(b"\xEF\xBB\xBFUser_ID,User_Name,Region,Is_Active_Sub,Department,Company_Name,Signup_Date\n");
-        assert!(CsvChunks::open(f.path(), "users", &USER_COLUMNS, Checkpoint::default(), 10).is_ok(), "BOM is skipped");
+        let f =
+            file(b"\xEF\xBB\xBFUser_ID,User_Name,Region,Is_Active_Sub,Department,Company_Name,Signup_Date\n");
+        assert!(
+            CsvChunks::open(f.path(), "users", &USER_COLUMNS, Checkpoint::default(), 10).is_ok(),
+            "BOM is skipped"
+        );
         let f = file(b"");
         assert!(CsvChunks::open(f.path(), "users", &USER_COLUMNS, Checkpoint::default(), 10).is_err());
     }

@@ -30,7 +30,10 @@ pub fn router(service: UsageService) -> SecureRouter {
     let limit = (2 * service.uploads.max_file_bytes() + 1024 * 1024).min(usize::MAX as u64) as usize;
     let (schemas, paths, upload) = routes!(upload_csv);
     SecureRouter::new()
-        .route(Access::Permission("usage:upload"), (schemas, paths, upload.layer(DefaultBodyLimit::max(limit))))
+        .route(
+            Access::Permission("usage:upload"),
+            (schemas, paths, upload.layer(DefaultBodyLimit::max(limit))),
+        )
         .route(Access::Permission("usage:read"), routes!(list_jobs))
         .route(Access::Permission("usage:read"), routes!(get_job))
         .route(Access::Permission("usage:read"), routes!(job_rejects))
@@ -91,7 +94,10 @@ struct ListQuery {
 /// Import jobs, newest first.
 #[utoipa::path(get, path = "/jobs", tag = "usage", params(ListQuery),
     responses((status = 200, body = Page<JobStatus>)))]
-async fn list_jobs(State(s): State<UsageService>, ApiQuery(q): ApiQuery<ListQuery>) -> ApiResult<Json<Page<JobStatus>>> {
+async fn list_jobs(
+    State(s): State<UsageService>,
+    ApiQuery(q): ApiQuery<ListQuery>,
+) -> ApiResult<Json<Page<JobStatus>>> {
     let (limit, offset) = paging(q.limit, q.offset)?;
     let (items, total) = s.jobs(limit, offset).await?;
     Ok(Json(Page { items, total, limit, offset }))
@@ -262,7 +268,10 @@ struct KpiAnswer {
 /// against the previous period of the same length.
 #[utoipa::path(get, path = "/metrics/kpis", tag = "usage", params(KpiParams),
     responses((status = 200, body = KpiAnswer), (status = 422, body = ErrorBody)))]
-async fn kpis(State(s): State<UsageService>, RawQuery(query): RawQuery) -> ApiResult<Json<serde_json::Value>> {
+async fn kpis(
+    State(s): State<UsageService>,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<serde_json::Value>> {
     let scope = kpi_scope(query.as_deref().unwrap_or_default())?;
     let data = s.kpis.compute(&scope).await?;
     Ok(Json(json!({"message": "success", "data": data})))
@@ -348,7 +357,8 @@ mod tests {
 
     #[test]
     fn kpi_query_takes_repeated_and_comma_separated_lists() {
-        let s = kpi_scope("start_date=2025-01-01&end_date=2025-01-31&regions=EU&regions=US,JP&top=3").unwrap();
+        let s =
+            kpi_scope("start_date=2025-01-01&end_date=2025-01-31&regions=EU&regions=US,JP&top=3").unwrap();
         assert_eq!(s.regions, ["EU", "US", "JP"]);
         assert_eq!(s.top, Some(3));
     }

@@ -122,7 +122,8 @@ impl Importer {
     }
 
     async fn import_users(&self, job: &JobRecord, path: &Path, lease: &JobLease) -> anyhow::Result<()> {
-        let mut chunks = read_chunks(path, "users", &USER_COLUMNS, job.users.checkpoint, self.chunk_rows, parse_user);
+        let mut chunks =
+            read_chunks(path, "users", &USER_COLUMNS, job.users.checkpoint, self.chunk_rows, parse_user);
         while let Some(chunk) = chunks.recv().await {
             let chunk = chunk.map_err(|e| PermanentFailure(e.0))?;
             if lease.should_stop() {
@@ -135,7 +136,12 @@ impl Importer {
         Ok(())
     }
 
-    async fn import_transactions(&self, job: &JobRecord, path: &Path, lease: &JobLease) -> anyhow::Result<()> {
+    async fn import_transactions(
+        &self,
+        job: &JobRecord,
+        path: &Path,
+        lease: &JobLease,
+    ) -> anyhow::Result<()> {
         let mut chunks = read_chunks(
             path,
             "transactions",
@@ -218,7 +224,10 @@ async fn write_users(conn: &mut AnyConnection, job_id: &str, chunk: Chunk<UserRo
     let mut latest: HashMap<&str, &UserRow> = HashMap::new();
     let mut names_in_chunk: HashMap<&str, &str> = HashMap::new();
     for (line, user) in &chunk.rows {
-        let owner = owners.get(&user.username).map(String::as_str).or(names_in_chunk.get(user.username.as_str()).copied());
+        let owner = owners
+            .get(&user.username)
+            .map(String::as_str)
+            .or(names_in_chunk.get(user.username.as_str()).copied());
         if let Some(owner) = owner.filter(|o| *o != user.id) {
             rejects.push(Reject {
                 line: *line,
@@ -230,7 +239,8 @@ async fn write_users(conn: &mut AnyConnection, job_id: &str, chunk: Chunk<UserRo
         names_in_chunk.insert(&user.username, &user.id);
         latest.insert(&user.id, user);
     }
-    let mut counts = ChunkCounts { read: chunk.read() as i64, rejected: rejects.len() as i64, ..Default::default() };
+    let mut counts =
+        ChunkCounts { read: chunk.read() as i64, rejected: rejects.len() as i64, ..Default::default() };
     let mut regions = HashSet::new();
     let mut changed = Vec::new();
     for user in latest.values() {

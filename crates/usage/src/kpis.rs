@@ -226,7 +226,8 @@ impl KpiService {
         let active_users = self.active_users(scope).await?;
         let previous_scope = scope.previous();
         let previous = self.day_regions(&previous_scope).await?;
-        let range = sqlx::query("SELECT MIN(date), MAX(date) FROM daily_metrics").fetch_one(self.db.reader()).await?;
+        let range =
+            sqlx::query("SELECT MIN(date), MAX(date) FROM daily_metrics").fetch_one(self.db.reader()).await?;
 
         let totals = Totals::of(&days);
         let before = Totals::of(&previous);
@@ -247,15 +248,21 @@ impl KpiService {
         let top = scope.top.unwrap_or(usize::MAX);
         let mut models_metrics: Vec<ModelSpend> = by_model
             .into_iter()
-            .map(|(model, (cost, conversations))| ModelSpend { model: model.to_owned(), total_cost: round2(cost), conversations })
+            .map(|(model, (cost, conversations))| ModelSpend {
+                model: model.to_owned(),
+                total_cost: round2(cost),
+                conversations,
+            })
             .collect();
-        models_metrics.sort_by(|a, b| b.total_cost.total_cmp(&a.total_cost).then_with(|| a.model.cmp(&b.model)));
+        models_metrics
+            .sort_by(|a, b| b.total_cost.total_cmp(&a.total_cost).then_with(|| a.model.cmp(&b.model)));
         models_metrics.truncate(top);
         let mut region_wise_spends: Vec<RegionSpend> = regions
             .into_iter()
             .map(|(region, cost)| RegionSpend { region: region.to_owned(), total_spends: round2(cost) })
             .collect();
-        region_wise_spends.sort_by(|a, b| b.total_spends.total_cmp(&a.total_spends).then_with(|| a.region.cmp(&b.region)));
+        region_wise_spends
+            .sort_by(|a, b| b.total_spends.total_cmp(&a.total_spends).then_with(|| a.region.cmp(&b.region)));
         region_wise_spends.truncate(top);
         let mut company_wise_spends: Vec<CompanySpend> = companies
             .into_iter()
@@ -264,8 +271,9 @@ impl KpiService {
                 total_spends: round2(cost),
             })
             .collect();
-        company_wise_spends
-            .sort_by(|a, b| b.total_spends.total_cmp(&a.total_spends).then_with(|| a.company.cmp(&b.company)));
+        company_wise_spends.sort_by(|a, b| {
+            b.total_spends.total_cmp(&a.total_spends).then_with(|| a.company.cmp(&b.company))
+        });
         company_wise_spends.truncate(top);
 
         let total_spendings = round2(totals.cost);
@@ -282,13 +290,21 @@ impl KpiService {
                 active_sub_utilization: round2(utilization),
                 spends_trend: trend
                     .into_iter()
-                    .map(|(date, (cost, tokens))| TrendPoint { date: date.to_owned(), cost: round2(cost), tokens })
+                    .map(|(date, (cost, tokens))| TrendPoint {
+                        date: date.to_owned(),
+                        cost: round2(cost),
+                        tokens,
+                    })
                     .collect(),
                 total_conversations: totals.conversations,
                 total_tokens: totals.tokens,
                 total_transactions: totals.transactions,
                 active_users,
-                spend_per_active_user: if active_users > 0 { round2(totals.cost / active_users as f64) } else { 0.0 },
+                spend_per_active_user: if active_users > 0 {
+                    round2(totals.cost / active_users as f64)
+                } else {
+                    0.0
+                },
             },
             models_metrics,
             region_wise_spends,
@@ -402,7 +418,8 @@ impl KpiService {
 
     async fn utilization(&self, scope: &KpiScope) -> Result<f64, sqlx::Error> {
         let c = scope.conditions(None, None);
-        let sql = format!("SELECT AVG(active_subscriber_utilization_rate) FROM daily_metrics{}", c.where_sql());
+        let sql =
+            format!("SELECT AVG(active_subscriber_utilization_rate) FROM daily_metrics{}", c.where_sql());
         let row = c.apply(sqlx::query(&sql)).fetch_one(self.db.reader()).await?;
         Ok(row.get::<Option<f64>, _>(0).unwrap_or(0.0))
     }
@@ -472,12 +489,8 @@ mod tests {
 
     #[test]
     fn the_most_often_top_model_breaks_ties_by_name() {
-        let rows = [
-            dm("d1", "EU", "b", 5),
-            dm("d1", "EU", "a", 5),
-            dm("d2", "EU", "c", 9),
-            dm("d2", "EU", "a", 1),
-        ];
+        let rows =
+            [dm("d1", "EU", "b", 5), dm("d1", "EU", "a", 5), dm("d2", "EU", "c", 9), dm("d2", "EU", "a", 1)];
         assert_eq!(most_often_top(&rows).as_deref(), Some("a"));
         assert_eq!(most_often_top(&[]), None);
     }

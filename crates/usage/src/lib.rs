@@ -49,7 +49,12 @@ pub struct UsageConfig {
 
 impl Default for UsageConfig {
     fn default() -> Self {
-        Self { upload_dir: None, max_file_bytes: 2 * 1024 * 1024 * 1024, chunk_rows: 5_000, keep_uploads: false }
+        Self {
+            upload_dir: None,
+            max_file_bytes: 2 * 1024 * 1024 * 1024,
+            chunk_rows: 5_000,
+            keep_uploads: false,
+        }
     }
 }
 

@@ -132,8 +132,10 @@ impl JobStatus {
             rejected: p.rejected,
         };
         let users = file(&job.users, names.get(1).copied().unwrap_or_default(), job.users_total);
-        let transactions = file(&job.transactions, names.first().copied().unwrap_or_default(), job.total_rows);
-        let fraction = |done: i64, total: i64| if total <= 0 { 1.0 } else { (done as f64 / total as f64).min(1.0) };
+        let transactions =
+            file(&job.transactions, names.first().copied().unwrap_or_default(), job.total_rows);
+        let fraction =
+            |done: i64, total: i64| if total <= 0 { 1.0 } else { (done as f64 / total as f64).min(1.0) };
         let (u, t, a) = match job.stage.as_str() {
             "queued" => (0.0, 0.0, 0.0),
             "users" => (fraction(users.read, users.total), 0.0, 0.0),
@@ -141,12 +143,19 @@ impl JobStatus {
             "aggregates" => (1.0, 1.0, fraction(job.days_done, job.days_total)),
             _ => (1.0, 1.0, 1.0),
         };
-        let progress = if job.status == "succeeded" { 100.0 } else { ((5.0 * u + 85.0 * t + 10.0 * a) * 10.0).round() / 10.0 };
+        let progress = if job.status == "succeeded" {
+            100.0
+        } else {
+            ((5.0 * u + 85.0 * t + 10.0 * a) * 10.0).round() / 10.0
+        };
         let end = job.processed_at.unwrap_or(now_ms);
         let secs = job.tx_started_at.map(|s| (end - s) as f64 / 1000.0).unwrap_or(0.0);
         let rows_per_second = if secs > 0.0 { (job.transactions.read as f64 / secs).round() } else { 0.0 };
         let eta_seconds = (job.status == "running" && rows_per_second > 0.0 && job.stage == "transactions")
-            .then(|| ((transactions.total - transactions.read).max(0) as f64 / rows_per_second * 10.0).round() / 10.0);
+            .then(|| {
+                ((transactions.total - transactions.read).max(0) as f64 / rows_per_second * 10.0).round()
+                    / 10.0
+            });
         Self {
             job_id: job.id.clone(),
             status: job.status.clone(),

@@ -110,9 +110,10 @@ pub fn write_sample(dir: &Path, rows: u64, mut progress: impl FnMut(u64)) -> std
             let c = rng.below(30) as usize;
             format!("{} {}", COMPANY_FIRST[c % 6], COMPANY_SECOND[c / 6])
         };
-        let signup = DateTime::<Utc>::from_timestamp_millis(START_MS - 1 - rng.below(365 * 86_400_000) as i64)
-            .expect("in range")
-            .format("%Y-%m-%d %H:%M:%S");
+        let signup =
+            DateTime::<Utc>::from_timestamp_millis(START_MS - 1 - rng.below(365 * 86_400_000) as i64)
+                .expect("in range")
+                .format("%Y-%m-%d %H:%M:%S");
         writeln!(out, "{id},user_{i:05},{region},{active},{department},{company},{signup}")?;
         // Heavy and light users: a few do most of the work.
         users.push(SampleUser { id, weight: 1 + rng.below(20).pow(2) });
@@ -132,7 +133,8 @@ pub fn write_sample(dir: &Path, rows: u64, mut progress: impl FnMut(u64)) -> std
     let mut out = BufWriter::with_capacity(1 << 20, File::create(dir.join("transactions.csv"))?);
     writeln!(out, "RowId,User_ID,Model_Name,Conversation_ID,Token_Type,Token_Count,Rate_Per_1k,Calculated_Cost,Timestamp")?;
     let (mut total_cost, mut total_tokens) = (0.0, 0i64);
-    let (mut user, mut model, mut conversation, mut turns_left, mut turn) = (0usize, 0usize, String::new(), 0u64, 0u64);
+    let (mut user, mut model, mut conversation, mut turns_left, mut turn) =
+        (0usize, 0usize, String::new(), 0u64, 0u64);
     let mut first_day = String::new();
     let mut last_day = String::new();
     for i in 0..rows {
@@ -157,7 +159,8 @@ pub fn write_sample(dir: &Path, rows: u64, mut progress: impl FnMut(u64)) -> std
         let cost = ((tokens as f64) * rate / 1000.0 * 1e8).round() / 1e8;
         total_cost += cost;
         total_tokens += tokens;
-        let at = START_MS + ((i as i128 * SPAN_MS as i128) / rows.max(1) as i128) as i64 + rng.below(1000) as i64;
+        let at =
+            START_MS + ((i as i128 * SPAN_MS as i128) / rows.max(1) as i128) as i64 + rng.below(1000) as i64;
         let stamp = DateTime::<Utc>::from_timestamp_millis(at).expect("in range");
         let day = stamp.format("%Y-%m-%d").to_string();
         if first_day.is_empty() {

@@ -43,7 +43,12 @@ impl UsageService {
     }
 
     /// A page of a job's rejected rows and their total.
-    pub async fn rejects(&self, id: &str, limit: i64, offset: i64) -> Result<(Vec<RejectedRow>, i64), sqlx::Error> {
+    pub async fn rejects(
+        &self,
+        id: &str,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<RejectedRow>, i64), sqlx::Error> {
         let rows = store::rejects_page(&self.db, id, limit, offset).await?;
         let total = store::count_rejects(&self.db, id).await?;
         let items = rows
@@ -60,10 +65,17 @@ impl UsageService {
             let (db, id) = (db.clone(), id.clone());
             async move {
                 let Some(offset) = offset else { return Ok(None) };
-                let mut out = if offset == 0 { String::from("file,line,field,reason\n") } else { String::new() };
+                let mut out =
+                    if offset == 0 { String::from("file,line,field,reason\n") } else { String::new() };
                 let rows = store::rejects_page(&db, &id, REPORT_PAGE, offset).await?;
                 for (file, r) in &rows {
-                    out.push_str(&format!("{},{},{},{}\n", csv_cell(file), r.line, csv_cell(&r.field), csv_cell(&r.reason)));
+                    out.push_str(&format!(
+                        "{},{},{},{}\n",
+                        csv_cell(file),
+                        r.line,
+                        csv_cell(&r.field),
+                        csv_cell(&r.reason)
+                    ));
                 }
                 let next = (rows.len() as i64 == REPORT_PAGE).then_some(offset + REPORT_PAGE);
                 Ok(Some((Bytes::from(out), next)))
@@ -75,7 +87,8 @@ impl UsageService {
 /// A CSV cell: quoted when needed, and prefixed with `'` when a spreadsheet would read it as a
 /// formula (`=`, `+`, `-`, `@`).
 pub fn csv_cell(text: &str) -> String {
-    let text = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
+    let text =
+        if text.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{text}") } else { text.to_owned() };
     if text.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", text.replace('"', "\"\""))
     } else {

@@ -391,7 +391,12 @@ pub async fn set_stage(
 }
 
 /// Marks a job failed with `error`.
-pub async fn mark_failed(conn: &mut AnyConnection, id: &str, error: &str, now: i64) -> Result<(), sqlx::Error> {
+pub async fn mark_failed(
+    conn: &mut AnyConnection,
+    id: &str,
+    error: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE jobs SET status = 'failed', error = $1, updated_at = $2, processed_at = $2 \
          WHERE id = $3 AND status <> 'succeeded'",
@@ -414,7 +419,8 @@ pub async fn advance(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let p = kind.prefix();
-    let processed = if kind == FileKind::Transactions { ", processed_rows = processed_rows + $2" } else { "" };
+    let processed =
+        if kind == FileKind::Transactions { ", processed_rows = processed_rows + $2" } else { "" };
     let sql = format!(
         "UPDATE jobs SET {p}_offset = $1, {p}_read = {p}_read + $2, {p}_inserted = {p}_inserted + $3, \
          {p}_updated = {p}_updated + $4, {p}_unchanged = {p}_unchanged + $5, {p}_rejected = {p}_rejected + $6, \
@@ -491,7 +497,11 @@ pub async fn count_rejects(db: &Db, job_id: &str) -> Result<i64, sqlx::Error> {
 }
 
 /// Notes that the import touched `dates` (their aggregates are recomputed at the end).
-pub async fn add_days(conn: &mut AnyConnection, job_id: &str, dates: &HashSet<&str>) -> Result<(), sqlx::Error> {
+pub async fn add_days(
+    conn: &mut AnyConnection,
+    job_id: &str,
+    dates: &HashSet<&str>,
+) -> Result<(), sqlx::Error> {
     let dates: Vec<&&str> = dates.iter().collect();
     for chunk in dates.chunks(rows_per_statement(2)) {
         let sql = format!(
@@ -546,8 +556,10 @@ pub async fn finish_days(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     for chunk in dates.chunks(rows_per_statement(1)) {
-        let sql =
-            format!("DELETE FROM usage_job_days WHERE job_id = $1 AND date IN ({})", placeholders(chunk.len(), 2));
+        let sql = format!(
+            "DELETE FROM usage_job_days WHERE job_id = $1 AND date IN ({})",
+            placeholders(chunk.len(), 2)
+        );
         let mut q = sqlx::query(&sql).bind(job_id);
         for d in chunk {
             q = q.bind(d.as_str());
@@ -620,7 +632,8 @@ pub struct StoredTransaction<'a> {
     pub user: &'a UserFacts,
 }
 
-const TX_COLUMNS: &str = "id, user_id, region, company, model_name, conversation_id, token_type, token_count, \
+const TX_COLUMNS: &str =
+    "id, user_id, region, company, model_name, conversation_id, token_type, token_count, \
      rate_per_1k, calculated_cost, date, timestamp";
 const TX_COLS: usize = 12;
 
@@ -669,8 +682,7 @@ pub async fn update_transactions(
     conn: &mut AnyConnection,
     rows: &[StoredTransaction<'_>],
 ) -> Result<(), sqlx::Error> {
-    let set: Vec<String> =
-        TX_COLUMNS.split(", ").skip(1).map(|c| format!("{c} = excluded.{c}")).collect();
+    let set: Vec<String> = TX_COLUMNS.split(", ").skip(1).map(|c| format!("{c} = excluded.{c}")).collect();
     for chunk in rows.chunks(rows_per_statement(TX_COLS)) {
         let sql = format!(
             "INSERT INTO transactions ({TX_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET {}",
@@ -733,7 +745,8 @@ pub async fn existing_transactions(
 ) -> Result<HashMap<String, ExistingTransaction>, sqlx::Error> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(rows_per_statement(1)) {
-        let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE id IN ({})", placeholders(chunk.len(), 1));
+        let sql =
+            format!("SELECT {TX_COLUMNS} FROM transactions WHERE id IN ({})", placeholders(chunk.len(), 1));
         let mut q = sqlx::query(&sql);
         for id in chunk {
             q = q.bind(*id);
@@ -795,7 +808,8 @@ pub async fn existing_users(
     }
     let mut owners = HashMap::new();
     for chunk in usernames.chunks(rows_per_statement(1)) {
-        let sql = format!("SELECT id, username FROM users WHERE username IN ({})", placeholders(chunk.len(), 1));
+        let sql =
+            format!("SELECT id, username FROM users WHERE username IN ({})", placeholders(chunk.len(), 1));
         let mut q = sqlx::query(&sql);
         for u in chunk {
             q = q.bind(*u);

@@ -66,7 +66,11 @@ impl Uploads {
         }
     }
 
-    async fn receive(&self, mut multipart: Multipart, dir: &Path) -> Result<(StoredFile, StoredFile), ApiError> {
+    async fn receive(
+        &self,
+        mut multipart: Multipart,
+        dir: &Path,
+    ) -> Result<(StoredFile, StoredFile), ApiError> {
         tokio::fs::create_dir_all(dir).await.map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
         let (mut users, mut transactions) = (None, None);
         while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
@@ -115,7 +119,10 @@ impl Uploads {
                 return Err(ApiError::new(
                     axum::http::StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
-                    format!("{name}: file is larger than the limit of {} bytes (usage.max_file_bytes)", self.max_file_bytes),
+                    format!(
+                        "{name}: file is larger than the limit of {} bytes (usage.max_file_bytes)",
+                        self.max_file_bytes
+                    ),
                 )
                 .with_details(serde_json::json!({"field": name, "limit_bytes": self.max_file_bytes})));
             }
@@ -161,5 +168,9 @@ fn bad_multipart(e: MultipartError) -> ApiError {
     if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
         return ApiError::new(status, "payload_too_large", "the upload is larger than the limit");
     }
-    ApiError::new(axum::http::StatusCode::BAD_REQUEST, "bad_request", format!("malformed multipart body: {}", e.body_text()))
+    ApiError::new(
+        axum::http::StatusCode::BAD_REQUEST,
+        "bad_request",
+        format!("malformed multipart body: {}", e.body_text()),
+    )
 }

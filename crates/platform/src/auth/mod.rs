@@ -108,8 +108,10 @@ fn credentials(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     }
     // Browsers cannot set headers on a WebSocket handshake, so it may carry the token in the
     // query instead (only there: tokens in URLs of ordinary requests end up in histories).
-    let websocket =
-        headers.get(header::UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let websocket = headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !websocket {
         return None;
     }

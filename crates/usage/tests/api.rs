@@ -1,0 +1,536 @@
+//! The usage module over HTTP, on SQLite and PostgreSQL: upload and import, idempotency, row
+//! changes, bad rows and bad files, upload errors, WebSocket progress, KPIs and access.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt as _;
+use serde_json::{json, Value};
+use sightline_platform::testing::TestApp;
+use sightline_platform::{storage_tests, Backend};
+use sightline_usage::sample::{write_sample, SampleSummary};
+use sightline_usage::UsageModule;
+use sqlx::Row as _;
+
+async fn spawn(backend: Backend, overrides: &[(&str, Value)]) -> Option<TestApp> {
+    let mut all = vec![("usage.chunk_rows", json!(700))];
+    all.extend_from_slice(overrides);
+    TestApp::spawn(backend, vec![Arc::new(UsageModule)], &all).await
+}
+
+const USERS_HEADER: &str = "User_ID,User_Name,Region,Is_Active_Sub,Department,Company_Name,Signup_Date\n";
+const TX_HEADER: &str =
+    "RowId,User_ID,Model_Name,Conversation_ID,Token_Type,Token_Count,Rate_Per_1k,Calculated_Cost,Timestamp\n";
+
+fn form(users: Vec<u8>, transactions: Vec<u8>) -> reqwest::multipart::Form {
+    reqwest::multipart::Form::new()
+        .part("users", reqwest::multipart::Part::bytes(users).file_name("users.csv"))
+        .part("transactions", reqwest::multipart::Part::bytes(transactions).file_name("transactions.csv"))
+}
+
+async fn upload_with(
+    client: &reqwest::Client,
+    app: &TestApp,
+    form: reqwest::multipart::Form,
+) -> (u16, Value) {
+    let r = client.post(app.url("/upload-csv")).multipart(form).send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Uploads and waits for the job to end; returns its final status.
+async fn import(app: &TestApp, users: Vec<u8>, transactions: Vec<u8>) -> Value {
+    let (status, body) = upload_with(&app.client, app, form(users, transactions)).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["message"], "success");
+    wait_job(app, body["data"]["job_id"].as_str().unwrap()).await
+}
+
+async fn wait_job(app: &TestApp, id: &str) -> Value {
+    for _ in 0..600 {
+        let (status, job) = app.get_json(&format!("/jobs/{id}")).await;
+        assert_eq!(status, 200, "{job}");
+        if job["status"] == "succeeded" || job["status"] == "failed" {
+            return job;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("job {id} did not finish");
+}
+
+fn sample(rows: u64) -> (tempfile::TempDir, SampleSummary, Vec<u8>, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let summary = write_sample(dir.path(), rows, |_| {}).unwrap();
+    let users = std::fs::read(dir.path().join("users.csv")).unwrap();
+    let tx = std::fs::read(dir.path().join("transactions.csv")).unwrap();
+    (dir, summary, users, tx)
+}
+
+async fn kpis(app: &TestApp, query: &str) -> Value {
+    let (status, body) = app.get_json(&format!("/metrics/kpis?{query}")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "success");
+    body["data"].clone()
+}
+
+const WHOLE_RANGE: &str = "start_date=2025-01-01&end_date=2025-06-30";
+
+/// The daily tables recomputed from scratch in SQL, to compare with what the import kept.
+async fn daily_tables(app: &TestApp) -> Vec<String> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT date, region, highest_model_used, costliest_model, least_used_model, \
+         CAST(ROUND(CAST(total_cost AS NUMERIC), 6) AS TEXT), total_conversations, total_prompt_tokens, \
+         total_completion_tokens, transaction_count, active_users, active_subscribers FROM daily_metrics \
+         ORDER BY date, region",
+        "SELECT date, region, company_name, highest_used_model, least_used_model, \
+         CAST(ROUND(CAST(total_cost AS NUMERIC), 6) AS TEXT), conversation_count FROM daily_company_metrics \
+         ORDER BY date, region, company_name",
+        "SELECT date, region, model_name, CAST(ROUND(CAST(total_cost AS NUMERIC), 6) AS TEXT), \
+         conversation_count, token_consumption FROM daily_model_metrics ORDER BY date, region, model_name",
+    ] {
+        let rows = sqlx::query(sql).fetch_all(app.platform.db.reader()).await.unwrap();
+        for r in rows {
+            let cells: Vec<String> = (0..r.len())
+                .map(|i| {
+                    r.try_get::<String, _>(i)
+                        .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
+                        .unwrap()
+                })
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out
+}
+
+async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Backend) {
+    let Some(app) = spawn(backend, &[]).await else {
+        return;
+    };
+    let (_dir, summary, users, tx) = sample(5_000);
+    let job = import(&app, users, tx).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["stage"], "done");
+    assert_eq!(job["progress"], 100.0);
+    assert_eq!(job["transactions"]["read"], 5_000);
+    assert_eq!(job["transactions"]["inserted"], 5_000);
+    assert_eq!(job["transactions"]["rejected"], 0);
+    assert_eq!(job["users"]["inserted"], 100);
+    assert_eq!(job["total_rows"], 5_000);
+    assert_eq!(job["aggregates"]["days_total"], 181);
+    assert_eq!(job["transactions"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(job["stage_ms"]["transactions"].is_number(), "{job}");
+
+    let data = kpis(&app, WHOLE_RANGE).await;
+    let k = &data["kpis"];
+    assert!(
+        (k["total_spendings"].as_f64().unwrap() - summary.total_cost).abs() < 0.01,
+        "{k} vs {}",
+        summary.total_cost
+    );
+    assert_eq!(k["total_tokens"], summary.total_tokens);
+    assert_eq!(k["total_transactions"], 5_000);
+    assert!(k["heighest_model_used"].is_string(), "the misspelled key is kept: {k}");
+    for key in [
+        "average_token_consumption",
+        "average_per_day_spending",
+        "active_sub_utilization",
+        "spend_per_active_user",
+    ] {
+        assert!(k[key].is_number(), "{key} in {k}");
+    }
+    assert_eq!(k["spends_trend"].as_array().unwrap().len(), 181);
+    let trend_total: f64 =
+        k["spends_trend"].as_array().unwrap().iter().map(|p| p["cost"].as_f64().unwrap()).sum();
+    assert!((trend_total - summary.total_cost).abs() < 1.0);
+    assert_eq!(data["max_date_range"], json!(["2025-01-01", "2025-06-30"]));
+    let regions: f64 = data["region_wise_spends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["total_spends"].as_f64().unwrap())
+        .sum();
+    let companies: f64 = data["company_wise_spends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["total_spends"].as_f64().unwrap())
+        .sum();
+    let models: f64 =
+        data["models_metrics"].as_array().unwrap().iter().map(|r| r["total_cost"].as_f64().unwrap()).sum();
+    for (name, v) in [("regions", regions), ("companies", companies), ("models", models)] {
+        assert!((v - summary.total_cost).abs() < 0.05, "{name}: {v} vs {}", summary.total_cost);
+    }
+    // Lists are ordered by spend.
+    let spends: Vec<f64> = data["region_wise_spends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["total_spends"].as_f64().unwrap())
+        .collect();
+    assert!(spends.windows(2).all(|w| w[0] >= w[1]), "{spends:?}");
+
+    // Filters narrow consistently: every company together equals no filter; top trims lists.
+    let names: Vec<String> = data["company_wise_spends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["company"].as_str().unwrap().replace("(none)", ""))
+        .filter(|c| !c.is_empty())
+        .collect();
+    let one = kpis(&app, &format!("{WHOLE_RANGE}&companies={}", names[0].replace(' ', "%20"))).await;
+    assert_eq!(one["company_wise_spends"].as_array().unwrap().len(), 1);
+    assert_eq!(one["company_wise_spends"][0]["total_spends"], data["company_wise_spends"][0]["total_spends"]);
+    assert_eq!(one["kpis"]["total_spendings"], data["company_wise_spends"][0]["total_spends"]);
+    let model = data["models_metrics"][0]["model"].as_str().unwrap();
+    let by_model = kpis(&app, &format!("{WHOLE_RANGE}&models={model}")).await;
+    assert_eq!(by_model["kpis"]["total_spendings"], data["models_metrics"][0]["total_cost"]);
+    let top = kpis(&app, &format!("{WHOLE_RANGE}&top=2")).await;
+    assert_eq!(top["company_wise_spends"].as_array().unwrap().len(), 2);
+    assert_eq!(top["kpis"], data["kpis"]);
+    let eu = kpis(&app, &format!("{WHOLE_RANGE}&regions=EU")).await;
+    assert_eq!(eu["region_wise_spends"].as_array().unwrap().len(), 1);
+    assert_eq!(eu["kpis"]["total_spendings"], eu["region_wise_spends"][0]["total_spends"]);
+    // Period over period: March against the 31 days before it.
+    let march = kpis(&app, "start_date=2025-03-01&end_date=2025-03-31").await;
+    let c = &march["comparison"];
+    assert_eq!(
+        (c["previous_start_date"].as_str(), c["previous_end_date"].as_str()),
+        (Some("2025-01-29"), Some("2025-02-28"))
+    );
+    let (now, before) =
+        (march["kpis"]["total_spendings"].as_f64().unwrap(), c["total_spendings"].as_f64().unwrap());
+    // The change is computed before rounding the totals, so allow for the cents.
+    let want = (now - before) / before * 100.0;
+    assert!((c["change_pct"]["total_spendings"].as_f64().unwrap() - want).abs() < 0.5, "{c}");
+
+    // The daily tables equal a recomputation from the transactions.
+    let kept = daily_tables(&app).await;
+    let mut tx = app.platform.db.begin().await.unwrap();
+    let days: Vec<String> = sqlx::query("SELECT DISTINCT date FROM transactions ORDER BY date")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for day in &days {
+        sightline_usage::aggregate::recompute_day(&mut tx, app.platform.db.backend(), day, 0).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(daily_tables(&app).await, kept);
+    let sum: f64 = sqlx::query("SELECT SUM(calculated_cost) FROM transactions")
+        .fetch_one(app.platform.db.reader())
+        .await
+        .unwrap()
+        .get(0);
+    assert!((sum - summary.total_cost).abs() < 1e-6);
+}
+
+async fn uploading_the_same_files_twice_changes_no_figure(backend: Backend) {
+    let Some(app) = spawn(backend, &[]).await else {
+        return;
+    };
+    let (_dir, _summary, users, tx) = sample(2_000);
+    import(&app, users.clone(), tx.clone()).await;
+    let before = (kpis(&app, WHOLE_RANGE).await, daily_tables(&app).await);
+    let again = import(&app, users, tx).await;
+    assert_eq!(again["status"], "succeeded", "{again}");
+    assert_eq!(again["transactions"]["unchanged"], 2_000, "{again}");
+    assert_eq!(again["transactions"]["inserted"], 0);
+    assert_eq!(again["transactions"]["updated"], 0);
+    assert_eq!(again["users"]["unchanged"], 100);
+    let after = (kpis(&app, WHOLE_RANGE).await, daily_tables(&app).await);
+    assert_eq!(before, after);
+    let (_, jobs) = app.get_json("/jobs").await;
+    assert_eq!(jobs["total"], 2);
+}
+
+fn users_file(rows: &[&str]) -> Vec<u8> {
+    let mut s = USERS_HEADER.to_owned();
+    for r in rows {
+        s.push_str(r);
+        s.push('\n');
+    }
+    s.into_bytes()
+}
+
+fn tx_file(rows: &[&[u8]]) -> Vec<u8> {
+    let mut s = TX_HEADER.as_bytes().to_vec();
+    for r in rows {
+        s.extend_from_slice(r);
+        s.push(b'\n');
+    }
+    s
+}
+
+const USERS: [&str; 3] = [
+    "u1,alice,EU,true,Research,Tech Global,2024-05-01",
+    "u2,bob,EU,false,Sales,Tech Global,2024-06-01",
+    "u3,carol,US,yes,,Acme Labs,",
+];
+
+async fn a_changed_row_moves_its_figures_to_its_new_day(backend: Backend) {
+    let Some(app) = spawn(backend, &[]).await else {
+        return;
+    };
+    let first = tx_file(&[
+        b"t1,u1,gpt-4o,c1,prompt,100,0.005,0.5,2025-01-01T10:00:00Z",
+        b"t2,u2,gpt-4o-mini,c2,completion,200,0.001,0.25,2025-01-01T11:00:00Z",
+        b"t3,u3,gpt-4o,c3,prompt,300,0.005,1.5,2025-01-02T09:00:00Z",
+    ]);
+    let job = import(&app, users_file(&USERS), first).await;
+    assert_eq!(job["transactions"]["inserted"], 3, "{job}");
+    let d1 = kpis(&app, "start_date=2025-01-01&end_date=2025-01-01").await;
+    assert_eq!(d1["kpis"]["total_spendings"], 0.75);
+    // EU has one active subscriber (alice) and she used it on the 1st: utilisation 1.0.
+    assert_eq!(d1["kpis"]["active_sub_utilization"], 1.0);
+    assert_eq!(d1["kpis"]["heighest_model_used"], "gpt-4o");
+    // t1 moves to the 2nd with a new cost; t2 is repeated unchanged.
+    let second = tx_file(&[
+        b"t1,u1,gpt-4o,c1,prompt,100,0.005,0.75,2025-01-02T10:00:00Z",
+        b"t2,u2,gpt-4o-mini,c2,completion,200,0.001,0.25,2025-01-01T11:00:00Z",
+    ]);
+    let job = import(&app, users_file(&USERS), second).await;
+    assert_eq!(
+        (job["transactions"]["updated"].as_i64(), job["transactions"]["unchanged"].as_i64()),
+        (Some(1), Some(1))
+    );
+    let d1 = kpis(&app, "start_date=2025-01-01&end_date=2025-01-01").await;
+    assert_eq!(d1["kpis"]["total_spendings"], 0.25);
+    assert_eq!(d1["kpis"]["heighest_model_used"], "gpt-4o-mini");
+    assert_eq!(d1["kpis"]["active_sub_utilization"], 0.0, "alice no longer transacted on the 1st");
+    let d2 = kpis(&app, "start_date=2025-01-02&end_date=2025-01-02").await;
+    assert_eq!(d2["kpis"]["total_spendings"], 2.25);
+    // A user who stops subscribing changes every day's utilisation in her region.
+    let users = ["u1,alice,EU,false,Research,Tech Global,2024-05-01", USERS[1], USERS[2]];
+    import(&app, users_file(&users), tx_file(&[])).await;
+    let d2 = kpis(&app, "start_date=2025-01-02&end_date=2025-01-02&regions=EU").await;
+    assert_eq!(d2["kpis"]["active_sub_utilization"], 0.0);
+}
+
+async fn bad_rows_are_reported_with_line_and_reason_and_the_rest_is_imported(backend: Backend) {
+    let Some(app) = spawn(backend, &[]).await else {
+        return;
+    };
+    let users = users_file(&[USERS[0], USERS[1], "u9,alice,US,true,,,", "u4,dave,JP,maybe,,,", USERS[2]]);
+    let tx = tx_file(&[
+        b"t1,u1,gpt-4o,c1,prompt,100,0.005,0.5,2025-01-01T10:00:00Z",
+        b"t2,u1,gpt-4o,c1,prompt,-100,0.005,0.5,2025-01-01T10:00:00Z",
+        b"t3,nobody,gpt-4o,c1,prompt,100,0.005,0.5,2025-01-01T10:00:00Z",
+        b"t4,u1,gpt-4o,c1",
+        b"t5,u1,gpt-\xff,c1,prompt,100,0.005,0.5,2025-01-01T10:00:00Z",
+        b"t6,u1,=HYPERLINK(\"http://x\"),c1,completion,100,0.005,0.5,2025-01-01T10:00:00Z",
+        b"t7,u1,gpt-4o,c1,prompt,100,0.005,0.5,not-a-date",
+        b"t8,u2,+cmd,c2,prompt,10,0.005,0.05,2025-01-01 12:00:00",
+    ]);
+    let job = import(&app, users, tx).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        (job["users"]["inserted"].as_i64(), job["users"]["rejected"].as_i64()),
+        (Some(3), Some(2)),
+        "{job}"
+    );
+    let t = &job["transactions"];
+    assert_eq!(
+        (t["read"].as_i64(), t["inserted"].as_i64(), t["rejected"].as_i64()),
+        (Some(8), Some(3), Some(5)),
+        "{job}"
+    );
+    let id = job["job_id"].as_str().unwrap();
+    let (status, page) = app.get_json(&format!("/jobs/{id}/rejects?format=json&limit=50")).await;
+    assert_eq!(status, 200);
+    assert_eq!(page["total"], 7);
+    let got: Vec<(String, i64, String)> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["file"].as_str().unwrap().to_owned(),
+                r["line"].as_i64().unwrap(),
+                r["field"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("users", 4, "User_Name"),
+        ("users", 5, "Is_Active_Sub"),
+        ("transactions", 3, "Token_Count"),
+        ("transactions", 4, "User_ID"),
+        ("transactions", 5, ""),
+        ("transactions", 6, "Model_Name"),
+        ("transactions", 8, "Timestamp"),
+    ];
+    let want: Vec<(String, i64, String)> =
+        want.iter().map(|(f, l, c)| ((*f).to_owned(), *l, (*c).to_owned())).collect();
+    assert_eq!(got, want);
+    assert!(page["items"][0]["reason"].as_str().unwrap().contains("already belongs to User_ID u1"));
+    // The CSV report is a download, with formula-like cells defused.
+    let r = app.client.get(app.url(&format!("/jobs/{id}/rejects"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let report = r.text().await.unwrap();
+    assert!(report.starts_with("file,line,field,reason\n"), "{report}");
+    assert_eq!(report.lines().count(), 8, "{report}");
+    assert!(
+        report.contains("transactions,3,Token_Count,-100 is negative")
+            || report.contains("Token_Count,'-100"),
+        "{report}"
+    );
+    // Formula-like text is stored as text.
+    let models: Vec<String> = sqlx::query("SELECT model_name FROM transactions ORDER BY id")
+        .fetch_all(app.platform.db.reader())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(models, ["gpt-4o", "=HYPERLINK(\"http://x\")", "+cmd"]);
+}
+
+async fn a_file_that_is_not_csv_fails_the_job_and_writes_nothing(backend: Backend) {
+    let Some(app) = spawn(backend, &[]).await else {
+        return;
+    };
+    let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01".to_vec();
+    let job = import(&app, users_file(&USERS), png).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.contains("transactions file is not a CSV with the expected header"), "{error}");
+    assert!(error.contains("RowId"), "{error}");
+    let users: i64 =
+        sqlx::query("SELECT COUNT(*) FROM users").fetch_one(app.platform.db.reader()).await.unwrap().get(0);
+    assert_eq!(users, 0, "nothing is applied when a file is refused");
+    // It failed at once, not after its retries.
+    let (_, failed) = app.get_json("/api/v1/queue/jobs?state=failed&queue=usage").await;
+    assert_eq!(failed["items"][0]["attempts"], 1, "{failed}");
+}
+
+async fn upload_errors_name_the_field(backend: Backend) {
+    let Some(app) = spawn(backend, &[("usage.max_file_bytes", json!(4096))]).await else {
+        return;
+    };
+    let only_users =
+        reqwest::multipart::Form::new().part("users", reqwest::multipart::Part::bytes(users_file(&USERS)));
+    let (status, body) = upload_with(&app.client, &app, only_users).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["field"], "transactions");
+    let extra = form(users_file(&USERS), tx_file(&[])).text("comment", "hi");
+    let (status, body) = upload_with(&app.client, &app, extra).await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("comment")), "{body}");
+    let (status, body) = upload_with(&app.client, &app, form(Vec::new(), tx_file(&[]))).await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("users")), "{body}");
+    let big = vec![b'x'; 10_000];
+    let (status, body) = upload_with(&app.client, &app, form(users_file(&USERS), big)).await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["error"]["details"]["field"], "transactions");
+    let r = app.client.post(app.url("/upload-csv")).body("not multipart").send().await.unwrap();
+    assert!(r.status().is_client_error());
+    let body: Value = r.json().await.unwrap();
+    assert!(body["error"]["message"].is_string());
+    let (_, jobs) = app.get_json("/jobs").await;
+    assert_eq!(jobs["total"], 0, "no job for a refused upload");
+    // Nothing is left behind in the upload directory.
+    let uploads = app.db.dir.path().join("usage/uploads");
+    assert_eq!(std::fs::read_dir(uploads).unwrap().count(), 0);
+    // KPI parameters are checked too.
+    let (status, body) = app.get_json("/metrics/kpis?start_date=2025-01-01").await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("end_date")), "{body}");
+}
+
+async fn progress_streams_over_the_websocket_until_done(backend: Backend) {
+    let Some(app) = spawn(backend, &[("usage.chunk_rows", json!(200))]).await else {
+        return;
+    };
+    let (_dir, _summary, users, tx) = sample(4_000);
+    let (status, body) = upload_with(&app.client, &app, form(users, tx)).await;
+    assert_eq!(status, 202);
+    let id = body["data"]["job_id"].as_str().unwrap();
+    let token = app.user_with_roles(&["viewer"]).await.access_token;
+    let ws_url = format!("{}/jobs/{id}?access_token={token}", app.address.replace("http://", "ws://"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("websocket opens");
+    let mut events = Vec::new();
+    while let Some(message) =
+        tokio::time::timeout(Duration::from_secs(60), socket.next()).await.expect("progress")
+    {
+        match message.unwrap() {
+            tokio_tungstenite::tungstenite::Message::Text(text) => {
+                events.push(serde_json::from_str::<Value>(&text).unwrap())
+            }
+            tokio_tungstenite::tungstenite::Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert!(events.len() >= 2, "{events:?}");
+    assert_eq!(events[0]["data"]["job_id"], id);
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "done");
+    assert_eq!(last["data"]["status"], "succeeded");
+    assert_eq!(last["data"]["rows_processed"], 4_000);
+    let progress: Vec<f64> = events.iter().map(|e| e["data"]["progress"].as_f64().unwrap()).collect();
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    // A late client gets the final state at once.
+    let (mut late, _) = tokio_tungstenite::connect_async(&ws_url).await.unwrap();
+    let first = late.next().await.unwrap().unwrap();
+    let first: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+    assert_eq!(
+        (first["event"].as_str(), first["data"]["status"].as_str()),
+        (Some("done"), Some("succeeded"))
+    );
+    // Without a token the handshake is refused.
+    let anonymous = format!("{}/jobs/{id}", app.address.replace("http://", "ws://"));
+    let refused = tokio_tungstenite::connect_async(&anonymous).await.unwrap_err();
+    assert!(refused.to_string().contains("401"), "{refused}");
+}
+
+async fn access_follows_roles_and_the_job_dashboard_lists_every_job(backend: Backend) {
+    let Some(app) = spawn(backend, &[]).await else {
+        return;
+    };
+    sightline_platform::testing::check_route_matrix(&app).await;
+    let viewer = app.client_with(&app.user_with_roles(&["viewer"]).await.access_token);
+    let analyst = app.client_with(&app.user_with_roles(&["analyst"]).await.access_token);
+    let (status, _) = upload_with(&viewer, &app, form(users_file(&USERS), tx_file(&[]))).await;
+    assert_eq!(status, 403, "viewers read, they do not upload");
+    let (status, body) = upload_with(&app.anonymous, &app, form(users_file(&USERS), tx_file(&[]))).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = upload_with(&analyst, &app, form(users_file(&USERS), tx_file(&[]))).await;
+    assert_eq!(status, 202, "{body}");
+    let job = wait_job(&app, body["data"]["job_id"].as_str().unwrap()).await;
+    assert!(job["created_by"].as_str().unwrap().starts_with("user"));
+    let r = viewer.get(app.url(&format!("/metrics/kpis?{WHOLE_RANGE}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // The upload is in the audit trail.
+    let (_, audit) = app.get_json("/api/v1/audit?action=usage.upload_accepted").await;
+    assert_eq!(audit["total"], 1, "{audit}");
+    // The job dashboard's API shows the import job, the workers, and refuses an unconfirmed requeue.
+    let (_, jobs) = app.get_json("/api/v1/queue/jobs?state=all&queue=usage").await;
+    assert_eq!(jobs["items"][0]["job_type"], "usage.import", "{jobs}");
+    assert_eq!(jobs["items"][0]["state"], "succeeded");
+    let queue_id = jobs["items"][0]["id"].as_i64().unwrap();
+    assert_eq!(job["queue_job_id"], queue_id);
+    let (_, workers) = app.get_json("/api/v1/queue/workers").await;
+    assert!(workers["workers"].as_array().unwrap().iter().any(|w| w["alive"] == true), "{workers}");
+    let (status, body) = app.post_empty("/api/v1/queue/failed/retry").await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("confirm")), "{body}");
+    let r = app.client.delete(app.url(&format!("/api/v1/queue/jobs/{queue_id}"))).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    let r = app.client.delete(app.url(&format!("/api/v1/queue/jobs/{queue_id}"))).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let page = app.anonymous.get(app.url("/rq")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+}
+
+storage_tests!(
+    an_upload_is_imported_and_the_kpis_equal_the_transactions,
+    uploading_the_same_files_twice_changes_no_figure,
+    a_changed_row_moves_its_figures_to_its_new_day,
+    bad_rows_are_reported_with_line_and_reason_and_the_rest_is_imported,
+    a_file_that_is_not_csv_fails_the_job_and_writes_nothing,
+    upload_errors_name_the_field,
+    progress_streams_over_the_websocket_until_done,
+    access_follows_roles_and_the_job_dashboard_lists_every_job,
+);
