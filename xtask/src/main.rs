@@ -1,5 +1,6 @@
-//! Project tasks: `cargo xtask bench actions` measures the NBA pipeline against the release
-//! binary on SQLite and PostgreSQL and prints figures (it asserts nothing).
+//! Project tasks: `cargo xtask bench actions` measures the NBA pipeline and `cargo xtask bench
+//! usage` the CSV import, against the release binary on SQLite and PostgreSQL; both print
+//! figures (they assert nothing).
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -54,6 +55,25 @@ enum BenchTarget {
         #[arg(long, value_name = "PATH")]
         binary: Option<PathBuf>,
     },
+    /// A generated usage upload (users + transactions CSV) imported end to end: upload, rows,
+    /// aggregates; rows/s, time per stage and the server's peak RSS.
+    Usage {
+        /// Transactions rows in the generated file.
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: u64,
+        /// Rows per import transaction (the server's usage.chunk_rows; default its own).
+        #[arg(long)]
+        chunk_rows: Option<usize>,
+        /// Backends to measure.
+        #[arg(long, value_enum, default_value_t = Which::Both)]
+        backend: Which,
+        /// PostgreSQL admin URL; without it a durable throw-away server is started.
+        #[arg(long, env = "SIGHTLINE_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+        /// Measure this binary instead of building target/release/sightline (to compare builds).
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -66,49 +86,193 @@ enum Which {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.task {
         Task::Bench {
             target:
                 BenchTarget::Actions { events, concurrency, get_rate, get_seconds, backend, postgres_url, binary },
         } => {
-            let bin = match binary {
-                Some(path) => path,
-                None => {
-                    let status = Command::new("cargo")
-                        .args(["build", "--release", "--quiet", "--bin", "sightline"])
-                        .current_dir(&root)
-                        .status()?;
-                    if !status.success() {
-                        bail!("release build failed");
-                    }
-                    root.join("target/release/sightline")
-                }
-            };
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let bin = release_binary(&root, binary)?;
             let params = Params { events, concurrency, get_rate, get_seconds };
-            let mut results = Vec::new();
-            if backend != Which::Postgres {
-                let dir = tempdir()?;
-                let url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
-                results.push(("sqlite", rt.block_on(bench_actions(&bin, &root, &dir, &url, &params))?));
-                let _ = std::fs::remove_dir_all(&dir);
-            }
-            if backend != Which::Sqlite {
-                let (admin, pg) = match postgres_url {
-                    Some(url) => (url, None),
-                    None => {
-                        let pg = ThrowawayPostgres::start(&root)?;
-                        (pg.url.clone(), Some(pg))
-                    }
-                };
-                let url = rt.block_on(create_database(&admin))?;
-                let dir = tempdir()?;
-                results.push(("postgres", rt.block_on(bench_actions(&bin, &root, &dir, &url, &params))?));
-                let _ = std::fs::remove_dir_all(&dir);
-                drop(pg);
-            }
+            let results = on_backends(&rt, &root, backend, postgres_url, |dir, url| {
+                rt.block_on(bench_actions(&bin, &root, dir, url, &params))
+            })?;
             print_results(&params, &results);
-            Ok(())
+        }
+        Task::Bench { target: BenchTarget::Usage { rows, chunk_rows, backend, postgres_url, binary } } => {
+            let bin = release_binary(&root, binary)?;
+            let files = tempdir()?;
+            let started = Instant::now();
+            let status = Command::new(&bin)
+                .args(["usage", "sample", "--rows", &rows.to_string(), "--out"])
+                .arg(&files)
+                .status()?;
+            if !status.success() {
+                bail!("sightline usage sample failed");
+            }
+            eprintln!("generated {rows} rows in {:.1} s", started.elapsed().as_secs_f64());
+            let results = on_backends(&rt, &root, backend, postgres_url, |dir, url| {
+                rt.block_on(bench_usage(&bin, &root, dir, url, &files, rows, chunk_rows))
+            })?;
+            let _ = std::fs::remove_dir_all(&files);
+            print_usage_results(rows, &results);
+        }
+    }
+    Ok(())
+}
+
+/// The binary to measure: `binary`, or a fresh release build.
+fn release_binary(root: &Path, binary: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = binary {
+        return Ok(path);
+    }
+    let status = Command::new("cargo")
+        .args(["build", "--release", "--quiet", "--bin", "sightline"])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("release build failed");
+    }
+    Ok(root.join("target/release/sightline"))
+}
+
+/// Runs `measure(data_dir, database_url)` on a fresh SQLite file and/or a fresh PostgreSQL
+/// database (on a throw-away durable server unless `postgres_url` is given).
+fn on_backends<T>(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    backend: Which,
+    postgres_url: Option<String>,
+    mut measure: impl FnMut(&Path, &str) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<(&'static str, T)>> {
+    let mut results = Vec::new();
+    if backend != Which::Postgres {
+        let dir = tempdir()?;
+        let url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
+        results.push(("sqlite", measure(&dir, &url)?));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if backend != Which::Sqlite {
+        let (admin, pg) = match postgres_url {
+            Some(url) => (url, None),
+            None => {
+                let pg = ThrowawayPostgres::start(root)?;
+                (pg.url.clone(), Some(pg))
+            }
+        };
+        let url = rt.block_on(create_database(&admin))?;
+        let dir = tempdir()?;
+        results.push(("postgres", measure(&dir, &url)?));
+        let _ = std::fs::remove_dir_all(&dir);
+        drop(pg);
+    }
+    Ok(results)
+}
+
+struct UsageFigures {
+    upload_s: f64,
+    total_s: f64,
+    stage_ms: Value,
+    rows_per_s_import: f64,
+    inserted: i64,
+    rejected: i64,
+    peak_rss_mb: f64,
+}
+
+async fn bench_usage(
+    bin: &Path,
+    root: &Path,
+    dir: &Path,
+    url: &str,
+    files: &Path,
+    rows: u64,
+    chunk_rows: Option<usize>,
+) -> anyhow::Result<UsageFigures> {
+    let server = start_server_with(
+        bin,
+        root,
+        dir,
+        url,
+        &[("SIGHTLINE_USAGE__CHUNK_ROWS", chunk_rows.map(|c| c.to_string()))],
+    )?;
+    let http = reqwest::Client::new();
+    let login: Value = http
+        .post(format!("{}/api/v1/auth/login", server.base))
+        .json(&json!({"username": "admin", "password": BENCH_ADMIN_PASSWORD}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"].as_str().context("admin did not sign in")?.to_owned();
+    let part = |name: &str| -> anyhow::Result<reqwest::multipart::Part> {
+        Ok(reqwest::multipart::Part::bytes(std::fs::read(files.join(name))?).file_name(name.to_owned()))
+    };
+    let form = reqwest::multipart::Form::new()
+        .part("users", part("users.csv")?)
+        .part("transactions", part("transactions.csv")?);
+    let started = Instant::now();
+    let r =
+        http.post(format!("{}/upload-csv", server.base)).bearer_auth(&token).multipart(form).send().await?;
+    if r.status() != 202 {
+        bail!("upload answered {}: {}", r.status(), r.text().await?);
+    }
+    let upload_s = started.elapsed().as_secs_f64();
+    let accepted: Value = r.json().await?;
+    let id = accepted["data"]["job_id"].as_str().context("no job id")?.to_owned();
+    let job = loop {
+        let job: Value =
+            http.get(format!("{}/jobs/{id}", server.base)).bearer_auth(&token).send().await?.json().await?;
+        match job["status"].as_str() {
+            Some("succeeded") => break job,
+            Some("failed") => bail!("the import failed: {}", job["error"]),
+            _ => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    let total_s = started.elapsed().as_secs_f64();
+    let stage_ms = job["stage_ms"].clone();
+    let import_ms: f64 =
+        ["users", "transactions", "aggregates"].iter().filter_map(|s| stage_ms[*s].as_f64()).sum();
+    Ok(UsageFigures {
+        upload_s,
+        total_s,
+        rows_per_s_import: rows as f64 / (import_ms / 1000.0),
+        stage_ms,
+        inserted: job["transactions"]["inserted"].as_i64().unwrap_or(0),
+        rejected: job["transactions"]["rejected"].as_i64().unwrap_or(0),
+        peak_rss_mb: peak_rss_mb(server.child.id()),
+    })
+}
+
+fn print_usage_results(rows: u64, results: &[(&str, UsageFigures)]) {
+    println!("\nusage import: {rows} transactions rows (+ users), release build, durable storage");
+    println!(
+        "{:<10} {:>12} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12} {:>10}",
+        "backend",
+        "rows/s e2e",
+        "total s",
+        "upload s",
+        "users ms",
+        "rows ms",
+        "aggr. ms",
+        "rows/s imp.",
+        "RSS MB"
+    );
+    for (name, f) in results {
+        let ms = |s: &str| f.stage_ms[s].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{:<10} {:>12.0} {:>10.2} {:>10.2} {:>10.0} {:>12.0} {:>12.0} {:>12.0} {:>10.1}",
+            name,
+            rows as f64 / f.total_s,
+            f.total_s,
+            f.upload_s,
+            ms("users"),
+            ms("transactions"),
+            ms("aggregates"),
+            f.rows_per_s_import,
+            f.peak_rss_mb
+        );
+        if f.inserted != rows as i64 || f.rejected != 0 {
+            println!("  warning: {} inserted, {} rejected", f.inserted, f.rejected);
         }
     }
 }
@@ -227,15 +391,32 @@ async fn calculator_client(base: &str, pool: usize) -> anyhow::Result<reqwest::C
 }
 
 fn start_server(bin: &Path, root: &Path, dir: &Path, url: &str) -> anyhow::Result<Server> {
-    let mut child = Command::new(bin)
+    start_server_with(bin, root, dir, url, &[])
+}
+
+/// Starts the server with extra environment (unset values are left out).
+fn start_server_with(
+    bin: &Path,
+    root: &Path,
+    dir: &Path,
+    url: &str,
+    env: &[(&str, Option<String>)],
+) -> anyhow::Result<Server> {
+    let mut command = Command::new(bin);
+    command
         .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json", "--data-dir"])
         .arg(dir)
         .env("DATABASE_URL", url)
         .env("SIGHTLINE_LOG_LEVEL", "warn,sightline_platform::app=info")
         .env("SIGHTLINE_ADMIN_PASSWORD", BENCH_ADMIN_PASSWORD)
         .env("MOCK_DB_DIR", root.join("examples/mock_db"))
-        .stdout(Stdio::piped())
-        .spawn()?;
+        .stdout(Stdio::piped());
+    for (key, value) in env {
+        if let Some(value) = value {
+            command.env(key, value);
+        }
+    }
+    let mut child = command.spawn()?;
     let stdout = child.stdout.take().context("no stdout")?;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

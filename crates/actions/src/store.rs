@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
-use sightline_platform::db::{ms_to_rfc3339, placeholders, row_placeholders, rows_per_statement, Conditions};
+use sightline_platform::db::{backend_of, ms_to_rfc3339, placeholders, row_placeholders, rows_per_statement, Conditions};
 use sightline_platform::migrate::Migration;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -118,7 +118,7 @@ pub async fn insert_events(
             "INSERT INTO nba_events (event_id, source, nba_definition_id, payload, occurred_at, request_id, \
              received_at, state) SELECT v.*, 'queued' FROM (VALUES {}) AS v \
              WHERE true ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
-            row_placeholders(chunk.len(), COLS, 1)
+            backend_of(conn).sequential_rows(chunk.len(), COLS)
         );
         let mut query = sqlx::query(&sql);
         for e in chunk {
@@ -167,7 +167,7 @@ pub async fn get_events(conn: &mut AnyConnection, ids: &[&str]) -> Result<Vec<Ev
     for chunk in ids.chunks(rows_per_statement(1)) {
         let sql = format!(
             "SELECT {EVENT_COLUMNS} FROM nba_events WHERE event_id IN ({})",
-            placeholders(chunk.len(), 1)
+            backend_of(conn).sequential_placeholders(chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for id in chunk {
@@ -259,7 +259,7 @@ pub async fn current_by_scope(
         let sql = format!(
             "SELECT scope_key, MAX(occurred_at) AS latest FROM nbas \
              WHERE active = 1 AND status = 'new' AND scope_key IN ({}) GROUP BY scope_key",
-            placeholders(chunk.len(), 1)
+            backend_of(conn).sequential_placeholders(chunk.len())
         );
         let mut query = sqlx::query(&sql);
         for key in chunk {
@@ -344,7 +344,7 @@ pub async fn insert_nbas(
              active, context, source_event_id, occurred_at, created_at, updated_at, status, priority) \
              SELECT v.*, v.column11, 'new', 0 FROM (VALUES {}) AS v \
              WHERE true ON CONFLICT (id) DO NOTHING RETURNING id",
-            row_placeholders(chunk.len(), COLS, 1)
+            backend_of(conn).sequential_rows(chunk.len(), COLS)
         );
         let mut query = sqlx::query(&sql);
         for n in chunk {
@@ -377,7 +377,7 @@ pub async fn insert_logs(
         let sql = format!(
             "INSERT INTO nba_event_log (id, nba_id, status, context, acted_by, action_at, request_id, event_id, seq) \
              VALUES {}",
-            row_placeholders(chunk.len(), COLS, 1)
+            backend_of(conn).sequential_rows(chunk.len(), COLS)
         );
         let mut query = sqlx::query(&sql);
         for (i, (e, action_at)) in chunk.iter().enumerate() {

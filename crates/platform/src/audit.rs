@@ -11,7 +11,7 @@ use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
-use crate::db::{ms_to_rfc3339, now_ms, row_placeholders, rows_per_statement, Conditions, FilterValue};
+use crate::db::{backend_of, ms_to_rfc3339, now_ms, rows_per_statement, Conditions, FilterValue};
 use crate::request_id::current_request_id;
 
 /// Who did something.
@@ -221,7 +221,7 @@ impl Subscriber for AuditWriter {
             let sql = format!(
                 "INSERT INTO audit_log (at, actor_kind, actor_id, actor_name, action, entity_type, entity_id, \
                  before_state, after_state, request_id, seq) VALUES {}",
-                row_placeholders(chunk.len(), COLS, 1)
+                backend_of(conn).sequential_rows(chunk.len(), COLS)
             );
             let mut query = sqlx::query(&sql);
             for (i, e) in chunk.iter().enumerate() {

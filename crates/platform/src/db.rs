@@ -13,6 +13,15 @@ use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyPool, Executor, Transaction};
 
+/// Which database `conn` talks to.
+pub fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        Backend::Sqlite
+    } else {
+        Backend::Postgres
+    }
+}
+
 /// Which database a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(clippy::exhaustive_enums)]
@@ -24,6 +33,29 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// Placeholders for a statement whose only parameters are these `n`, bound in order: `?` on
+    /// SQLite, `$1, …` on PostgreSQL. sqlx's SQLite driver looks up the name of every `$N`
+    /// parameter, which costs time growing with the square of their number, so big statements
+    /// use unnamed ones. (sqlx numbers `?` apart from `$N`: never mix them in one statement.)
+    pub fn sequential_placeholders(self, n: usize) -> String {
+        match self {
+            Backend::Sqlite => vec!["?"; n].join(", "),
+            Backend::Postgres => placeholders(n, 1),
+        }
+    }
+
+    /// A multi-row `VALUES` list of `rows` × `cols` parameters for a statement that has no
+    /// others (see [`Backend::sequential_placeholders`]).
+    pub fn sequential_rows(self, rows: usize, cols: usize) -> String {
+        match self {
+            Backend::Sqlite => {
+                let row = format!("({})", vec!["?"; cols].join(", "));
+                vec![row; rows].join(", ")
+            }
+            Backend::Postgres => row_placeholders(rows, cols, 1),
+        }
+    }
+
     /// Lower-case name, as shown in logs and `/health/ready`.
     pub fn as_str(self) -> &'static str {
         match self {

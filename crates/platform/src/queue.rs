@@ -31,7 +31,7 @@ use tracing::Instrument as _;
 use utoipa::ToSchema;
 
 use crate::config::QueueConfig;
-use crate::db::{ms_to_rfc3339, now_ms, placeholders, Backend, Conditions, Db, FilterValue};
+use crate::db::{backend_of, ms_to_rfc3339, now_ms, placeholders, Backend, Conditions, Db, FilterValue};
 use crate::migrate::Migration;
 use crate::request_id;
 
@@ -415,7 +415,7 @@ impl Queue {
                 "INSERT INTO queue_jobs (queue, job_type, payload, max_attempts, run_at, request_id, \
                  created_at, updated_at, state, attempts) \
                  SELECT v.*, 'queued', 0 FROM (VALUES {}) AS v",
-                crate::db::row_placeholders(chunk.len(), COLS, 1)
+                backend_of(conn).sequential_rows(chunk.len(), COLS)
             );
             let mut query = sqlx::query(&sql);
             for job in chunk {

@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
-use sightline_platform::db::{placeholders, row_placeholders, rows_per_statement, Db};
+use sightline_platform::db::{backend_of, placeholders, rows_per_statement, Db};
 use sightline_platform::migrate::Migration;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
@@ -451,7 +451,7 @@ pub async fn insert_rejects(
     for chunk in rejects.chunks(rows_per_statement(5)) {
         let sql = format!(
             "INSERT INTO usage_rejects (job_id, file, line, field, reason) VALUES {} ON CONFLICT DO NOTHING",
-            row_placeholders(chunk.len(), 5, 1)
+            backend_of(conn).sequential_rows(chunk.len(), 5)
         );
         let mut q = sqlx::query(&sql);
         for r in chunk {
@@ -506,7 +506,7 @@ pub async fn add_days(
     for chunk in dates.chunks(rows_per_statement(2)) {
         let sql = format!(
             "INSERT INTO usage_job_days (job_id, date) VALUES {} ON CONFLICT DO NOTHING",
-            row_placeholders(chunk.len(), 2, 1)
+            backend_of(conn).sequential_rows(chunk.len(), 2)
         );
         let mut q = sqlx::query(&sql);
         for d in chunk {
@@ -607,7 +607,7 @@ pub async fn load_users(
     for chunk in missing.chunks(rows_per_statement(1)) {
         let sql = format!(
             "SELECT id, region, company_name FROM users WHERE id IN ({})",
-            placeholders(chunk.len(), 1)
+            backend_of(conn).sequential_placeholders(chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -670,7 +670,7 @@ pub async fn insert_new_transactions(
     for chunk in rows.chunks(rows_per_statement(TX_COLS)) {
         let sql = format!(
             "INSERT INTO transactions ({TX_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
-            row_placeholders(chunk.len(), TX_COLS, 1)
+            backend_of(conn).sequential_rows(chunk.len(), TX_COLS)
         );
         inserted += bind_transactions(&sql, chunk).execute(&mut *conn).await?.rows_affected();
     }
@@ -686,7 +686,7 @@ pub async fn update_transactions(
     for chunk in rows.chunks(rows_per_statement(TX_COLS)) {
         let sql = format!(
             "INSERT INTO transactions ({TX_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET {}",
-            row_placeholders(chunk.len(), TX_COLS, 1),
+            backend_of(conn).sequential_rows(chunk.len(), TX_COLS),
             set.join(", ")
         );
         bind_transactions(&sql, chunk).execute(&mut *conn).await?;
@@ -746,7 +746,7 @@ pub async fn existing_transactions(
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(rows_per_statement(1)) {
         let sql =
-            format!("SELECT {TX_COLUMNS} FROM transactions WHERE id IN ({})", placeholders(chunk.len(), 1));
+            format!("SELECT {TX_COLUMNS} FROM transactions WHERE id IN ({})", backend_of(conn).sequential_placeholders(chunk.len()));
         let mut q = sqlx::query(&sql);
         for id in chunk {
             q = q.bind(*id);
@@ -784,7 +784,7 @@ pub async fn existing_users(
         let sql = format!(
             "SELECT id, username, region, is_active_sub, department, company_name, signup_date FROM users \
              WHERE id IN ({})",
-            placeholders(chunk.len(), 1)
+            backend_of(conn).sequential_placeholders(chunk.len())
         );
         let mut q = sqlx::query(&sql);
         for id in chunk {
@@ -809,7 +809,7 @@ pub async fn existing_users(
     let mut owners = HashMap::new();
     for chunk in usernames.chunks(rows_per_statement(1)) {
         let sql =
-            format!("SELECT id, username FROM users WHERE username IN ({})", placeholders(chunk.len(), 1));
+            format!("SELECT id, username FROM users WHERE username IN ({})", backend_of(conn).sequential_placeholders(chunk.len()));
         let mut q = sqlx::query(&sql);
         for u in chunk {
             q = q.bind(*u);
@@ -831,7 +831,7 @@ pub async fn upsert_users(conn: &mut AnyConnection, users: &[&UserRow], now: i64
              region = excluded.region, is_active_sub = excluded.is_active_sub, department = excluded.department, \
              company_name = excluded.company_name, signup_date = excluded.signup_date, \
              updated_at = excluded.updated_at",
-            row_placeholders(chunk.len(), COLS, 1)
+            backend_of(conn).sequential_rows(chunk.len(), COLS)
         );
         let mut q = sqlx::query(&sql);
         for u in chunk {
