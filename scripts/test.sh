@@ -64,6 +64,9 @@ elif ! (cd tests/browser && npm ci --no-audit --no-fund); then
 elif ! SIGHTLINE_BIN=target/debug/sightline node tests/browser/active_nbas.test.mjs; then
   failed_steps+=("browser test")
 fi
+if [ -d tests/browser/node_modules ] && ! SIGHTLINE_BIN=target/debug/sightline node tests/browser/usage.test.mjs; then
+  failed_steps+=("browser test (usage)")
+fi
 
 # ---------------------------------------------------------------------------
 if [ "${#failed_steps[@]}" -gt 0 ]; then

@@ -3,7 +3,9 @@
 use std::collections::{HashMap, HashSet};
 
 use serde_json::Value;
-use sightline_platform::db::{backend_of, ms_to_rfc3339, placeholders, row_placeholders, rows_per_statement, Conditions};
+use sightline_platform::db::{
+    backend_of, ms_to_rfc3339, placeholders, row_placeholders, rows_per_statement, Conditions,
+};
 use sightline_platform::migrate::Migration;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};

@@ -48,8 +48,15 @@ impl Importer {
         let Some(mut job) = store::load_job(self.db.reader(), id).await? else {
             return Err(PermanentFailure(format!("usage job {id} does not exist")).into());
         };
-        if matches!(job.status.as_str(), "succeeded" | "failed") {
-            return Ok(());
+        match job.status.as_str() {
+            "succeeded" => return Ok(()),
+            // A failed import queued again from the job dashboard: resume from its checkpoint.
+            "failed" => {
+                let mut conn = self.db.writer().acquire().await?;
+                store::reopen(&mut conn, &job.id, now_ms()).await?;
+                job = store::load_job(&mut *conn, id).await?.context("the job disappeared")?;
+            }
+            _ => {}
         }
         let dir = PathBuf::from(&job.file_location);
         let (users_path, tx_path) = (dir.join("users.csv"), dir.join("transactions.csv"));
@@ -81,7 +88,7 @@ impl Importer {
         }
         if job.stage == "aggregates" {
             let started = Instant::now();
-            self.recompute_days(&job.id, Some(lease)).await?;
+            self.recompute_days(&job.id, lease).await?;
             job = self.next_stage(&job, "done", Some(("aggregates", started))).await?;
             let t = &job.transactions;
             tracing::info!(
@@ -164,10 +171,10 @@ impl Importer {
     }
 
     /// Recomputes the job's pending days, a few per transaction.
-    async fn recompute_days(&self, job_id: &str, lease: Option<&JobLease>) -> anyhow::Result<()> {
+    async fn recompute_days(&self, job_id: &str, lease: &JobLease) -> anyhow::Result<()> {
         let days = store::pending_days(&mut *self.db.writer().acquire().await?, job_id).await?;
         for group in days.chunks(DAYS_PER_COMMIT) {
-            if lease.is_some_and(JobLease::should_stop) {
+            if lease.should_stop() {
                 return Err(Interrupted.into());
             }
             let mut tx = self.db.begin().await?;

@@ -96,7 +96,7 @@ pub struct Headline {
 pub struct TrendPoint {
     /// Day.
     pub date: String,
-    /// Σ cost.
+    /// Σ cost (4 decimals, so the points add up to `total_spendings`).
     pub cost: f64,
     /// Σ tokens.
     pub tokens: i64,
@@ -207,6 +207,11 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
+/// Trend points keep 4 decimals so that they add up to the rounded total.
+fn round4(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}
+
 fn change(now: f64, before: f64) -> Option<f64> {
     (before != 0.0).then(|| round2((now - before) / before * 100.0))
 }
@@ -292,7 +297,7 @@ impl KpiService {
                     .into_iter()
                     .map(|(date, (cost, tokens))| TrendPoint {
                         date: date.to_owned(),
-                        cost: round2(cost),
+                        cost: round4(cost),
                         tokens,
                     })
                     .collect(),
@@ -443,7 +448,8 @@ impl Totals {
     fn of(rows: &[DayRegion]) -> Self {
         let days: std::collections::HashSet<&str> = rows.iter().map(|d| d.date.as_str()).collect();
         Self {
-            cost: rows.iter().map(|d| d.cost).sum(),
+            // `+ 0.0`: an empty f64 sum is -0.0.
+            cost: rows.iter().map(|d| d.cost).sum::<f64>() + 0.0,
             tokens: rows.iter().map(|d| d.tokens).sum(),
             conversations: rows.iter().map(|d| d.conversations).sum(),
             transactions: rows.iter().map(|d| d.transactions).sum(),

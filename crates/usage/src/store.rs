@@ -409,6 +409,19 @@ pub async fn mark_failed(
     Ok(())
 }
 
+/// Makes a failed job runnable again (it resumes from its checkpoint).
+pub async fn reopen(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE jobs SET status = 'running', error = NULL, processed_at = NULL, updated_at = $1 \
+         WHERE id = $2 AND status = 'failed'",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Records a committed chunk of `kind`: its checkpoint and counts.
 pub async fn advance(
     conn: &mut AnyConnection,
@@ -745,8 +758,10 @@ pub async fn existing_transactions(
 ) -> Result<HashMap<String, ExistingTransaction>, sqlx::Error> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(rows_per_statement(1)) {
-        let sql =
-            format!("SELECT {TX_COLUMNS} FROM transactions WHERE id IN ({})", backend_of(conn).sequential_placeholders(chunk.len()));
+        let sql = format!(
+            "SELECT {TX_COLUMNS} FROM transactions WHERE id IN ({})",
+            backend_of(conn).sequential_placeholders(chunk.len())
+        );
         let mut q = sqlx::query(&sql);
         for id in chunk {
             q = q.bind(*id);
@@ -808,8 +823,10 @@ pub async fn existing_users(
     }
     let mut owners = HashMap::new();
     for chunk in usernames.chunks(rows_per_statement(1)) {
-        let sql =
-            format!("SELECT id, username FROM users WHERE username IN ({})", backend_of(conn).sequential_placeholders(chunk.len()));
+        let sql = format!(
+            "SELECT id, username FROM users WHERE username IN ({})",
+            backend_of(conn).sequential_placeholders(chunk.len())
+        );
         let mut q = sqlx::query(&sql);
         for u in chunk {
             q = q.bind(*u);

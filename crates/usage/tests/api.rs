@@ -406,6 +406,21 @@ async fn a_file_that_is_not_csv_fails_the_job_and_writes_nothing(backend: Backen
     // It failed at once, not after its retries.
     let (_, failed) = app.get_json("/api/v1/queue/jobs?state=failed&queue=usage").await;
     assert_eq!(failed["items"][0]["attempts"], 1, "{failed}");
+    // Retried from the job dashboard, the import runs again (and fails again, for the same reason).
+    let queue_id = failed["items"][0]["id"].as_i64().unwrap();
+    let (status, _) = app.post_empty(&format!("/api/v1/queue/jobs/{queue_id}/retry")).await;
+    assert_eq!(status, 200);
+    for _ in 0..100 {
+        let (_, q) = app.get_json(&format!("/api/v1/queue/jobs/{queue_id}")).await;
+        if q["state"] == "failed" || q["state"] == "succeeded" {
+            assert_eq!(q["state"], "failed", "{q}");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = wait_job(&app, job["job_id"].as_str().unwrap()).await;
+    assert_eq!(again["status"], "failed");
+    assert!(again["error"].as_str().unwrap().contains("RowId"), "{again}");
 }
 
 async fn upload_errors_name_the_field(backend: Backend) {
