@@ -531,7 +531,7 @@ impl Queue {
             .fetch_all(self.db.reader())
             .await?;
         // A worker's loops lock jobs as `<worker id>-<loop>`.
-        let alive_ms = (self.config.lease_secs * 1000 / 4).clamp(250, 30_000) * 3;
+        let alive_ms = upkeep_period_ms(&self.config) * 3;
         Ok(rows
             .iter()
             .map(|row| {
@@ -647,6 +647,29 @@ impl Queue {
     }
 }
 
+/// How often a process's upkeep runs (lease recovery, heartbeat): a quarter of the lease,
+/// within 250 ms … 30 s.
+fn upkeep_period_ms(config: &QueueConfig) -> i64 {
+    (config.lease_secs * 1000 / 4).clamp(250, 30_000)
+}
+
+/// Marks one job `succeeded` if `worker_id` still holds it; false when the lease was lost.
+async fn mark_succeeded<'e, E>(exec: E, id: i64, worker_id: &str) -> Result<bool, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let done = sqlx::query(
+        "UPDATE queue_jobs SET state = 'succeeded', finished_at = $1, updated_at = $1, locked_by = NULL, \
+         lease_until = NULL, last_error = NULL WHERE id = $2 AND locked_by = $3 AND state = 'running'",
+    )
+    .bind(now_ms())
+    .bind(id)
+    .bind(worker_id)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Retry delay before jitter: `base * 2^(attempt-1)`, at most `max`.
 fn backoff_delay_ms(base: i64, max: i64, attempt: i64) -> i64 {
     let exp = attempt.clamp(1, 30) - 1;
@@ -734,8 +757,7 @@ impl Workers {
     }
 
     async fn upkeep_loop(&self, shutdown: CancellationToken) {
-        let every =
-            Duration::from_millis((self.queue.config.lease_secs * 1000 / 4).clamp(250, 30_000) as u64);
+        let every = Duration::from_millis(upkeep_period_ms(&self.queue.config) as u64);
         let mut last_purge = Instant::now();
         loop {
             if let Err(e) = self.heartbeat().await {
@@ -959,18 +981,9 @@ impl Workers {
         let now = now_ms();
         match result {
             Ok(()) => {
-                let done = sqlx::query(
-                    "UPDATE queue_jobs SET state = 'succeeded', finished_at = $1, updated_at = $1, \
-                     locked_by = NULL, lease_until = NULL, last_error = NULL \
-                     WHERE id = $2 AND locked_by = $3 AND state = 'running'",
-                )
-                .bind(now)
-                .bind(ctx.id)
-                .bind(worker_id)
-                .execute(self.queue.db.writer())
-                .await?;
+                let done = mark_succeeded(self.queue.db.writer(), ctx.id, worker_id).await?;
                 let elapsed = started.elapsed().as_secs_f64();
-                if done.rows_affected() == 1 {
+                if done {
                     ctx.span().in_scope(|| tracing::info!(elapsed_ms = elapsed * 1000.0, "queue.processed"));
                     Ok(("succeeded", elapsed))
                 } else {
@@ -1078,17 +1091,9 @@ impl Workers {
         let mut tx = self.queue.db.begin().await?;
         let mut result = self.call_handler(job, &mut tx).await;
         if result.is_ok() {
-            let done = sqlx::query(
-                "UPDATE queue_jobs SET state = 'succeeded', finished_at = $1, updated_at = $1, locked_by = NULL, \
-                 lease_until = NULL, last_error = NULL WHERE id = $2 AND locked_by = $3 AND state = 'running'",
-            )
-            .bind(now_ms())
-            .bind(ctx.id)
-            .bind(worker_id)
-            .execute(&mut *tx)
-            .await;
+            let done = mark_succeeded(&mut *tx, ctx.id, worker_id).await;
             match done {
-                Ok(d) if d.rows_affected() == 1 => match tx.commit().await {
+                Ok(true) => match tx.commit().await {
                     Ok(()) => {
                         let elapsed = started.elapsed().as_secs_f64();
                         ctx.span()
@@ -1097,7 +1102,7 @@ impl Workers {
                     }
                     Err(e) => return Err(anyhow::Error::new(e).context("Failed to commit a job")),
                 },
-                Ok(_) => {
+                Ok(false) => {
                     // The lease ran out and another worker owns the job now: undo our effects.
                     tx.rollback().await?;
                     ctx.span().in_scope(|| tracing::warn!("queue.lease_lost"));

@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
-use sightline_platform::db::{now_ms, Db};
+use sightline_platform::db::{now_ms, Backend, Db};
 use sightline_platform::queue::{Interrupted, JobContext, JobHandler, JobLease, JobMode, PermanentFailure};
 use sqlx::AnyConnection;
 use tokio::sync::mpsc;
@@ -178,15 +178,25 @@ impl Importer {
                 return Err(Interrupted.into());
             }
             let mut tx = self.db.begin().await?;
-            let now = now_ms();
-            for day in group {
-                recompute_day(&mut tx, self.db.backend(), day, now).await?;
-            }
-            store::finish_days(&mut tx, job_id, group, now).await?;
+            recompute_and_finish(&mut tx, self.db.backend(), job_id, group, now_ms()).await?;
             tx.commit().await?;
         }
         Ok(())
     }
+}
+
+/// Recomputes `days` and records them done for the job, on `conn`.
+async fn recompute_and_finish(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    job_id: &str,
+    days: &[String],
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    for day in days {
+        recompute_day(conn, backend, day, now).await?;
+    }
+    store::finish_days(conn, job_id, days, now).await
 }
 
 /// Parses `path` on a blocking thread, one chunk ahead of the caller.
@@ -379,10 +389,7 @@ impl JobHandler for ImportJob {
         let id = job_id(job)?;
         let days = store::pending_days(conn, id).await?;
         let now = now_ms();
-        for day in &days {
-            recompute_day(conn, self.importer.db.backend(), day, now).await?;
-        }
-        store::finish_days(conn, id, &days, now).await?;
+        recompute_and_finish(conn, self.importer.db.backend(), id, &days, now).await?;
         store::mark_failed(conn, id, error, now).await?;
         Ok(())
     }

@@ -41,29 +41,19 @@ impl Uploads {
     pub async fn accept(&self, multipart: Multipart, actor: Option<String>) -> Result<String, ApiError> {
         let id = uuid::Uuid::new_v4().to_string();
         let dir = self.dir.join(&id);
-        match self.receive(multipart, &dir).await {
-            Ok((users, transactions)) => {
-                let job = NewImport {
-                    id: id.clone(),
-                    dir: dir.to_string_lossy().into_owned(),
-                    users,
-                    transactions,
-                    created_by: actor,
-                    queue_job_id: 0,
-                };
-                match self.enqueue(job).await {
-                    Ok(()) => Ok(id),
-                    Err(e) => {
-                        let _ = tokio::fs::remove_dir_all(&dir).await;
-                        Err(e)
-                    }
-                }
-            }
-            Err(e) => {
-                let _ = tokio::fs::remove_dir_all(&dir).await;
-                Err(e)
-            }
+        let accepted = async {
+            let (users, transactions) = self.receive(multipart, &dir).await?;
+            let dir = dir.to_string_lossy().into_owned();
+            let job =
+                NewImport { id: id.clone(), dir, users, transactions, created_by: actor, queue_job_id: 0 };
+            self.enqueue(job).await
         }
+        .await;
+        if accepted.is_err() {
+            // A refused upload leaves nothing behind.
+            let _ = tokio::fs::remove_dir_all(&dir).await;
+        }
+        accepted.map(|()| id)
     }
 
     async fn receive(
