@@ -54,8 +54,10 @@ pub struct UserRow {
 /// A transaction row as read (region and company come from its user when stored).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransactionRow {
-    /// `RowId` (the key).
+    /// `RowId`.
     pub id: String,
+    /// Home key of `RowId` ([`crate::store::transaction_key`]), computed while parsing.
+    pub key: i64,
     /// `User_ID`.
     pub user_id: String,
     /// `Model_Name`.
@@ -221,8 +223,10 @@ pub fn parse_transaction(f: &Fields<'_>) -> Result<TransactionRow, Reject> {
     }
     let stamp = f.text(8, "Timestamp")?;
     let timestamp_ms = parse_timestamp(stamp).ok_or_else(|| bad_time("Timestamp", stamp))?;
+    let id = f.required(0, "RowId", MAX_ID)?;
     Ok(TransactionRow {
-        id: f.required(0, "RowId", MAX_ID)?,
+        key: crate::store::transaction_key(&id),
+        id,
         user_id: f.required(1, "User_ID", MAX_ID)?,
         model_name: f.required(2, "Model_Name", MAX_ID)?,
         conversation_id: f.required(3, "Conversation_ID", MAX_ID)?,

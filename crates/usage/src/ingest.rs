@@ -15,18 +15,17 @@ use sightline_platform::queue::{Interrupted, JobContext, JobHandler, JobLease, J
 use sqlx::AnyConnection;
 use tokio::sync::mpsc;
 
-use crate::aggregate::recompute_day;
+use crate::aggregate::{recompute_days, DAYS_PER_RECOMPUTE};
 use crate::format::{
     parse_transaction, parse_user, Checkpoint, Chunk, CsvChunks, Fields, FileError, Reject, TransactionRow,
     UserRow, TRANSACTION_COLUMNS, USER_COLUMNS,
 };
-use crate::store::{self, ChunkCounts, FileKind, JobRecord, StoredTransaction, UserFacts};
+use crate::store::{
+    self, ChunkCounts, ExistingTransaction, FileKind, JobRecord, StoredTransaction, UserFacts,
+};
 
 /// The queue job type of an import.
 pub const JOB_TYPE: &str = "usage.import";
-
-/// Days recomputed per transaction in the aggregate stage.
-const DAYS_PER_COMMIT: usize = 8;
 
 /// Runs imports.
 #[derive(Clone)]
@@ -173,7 +172,7 @@ impl Importer {
     /// Recomputes the job's pending days, a few per transaction.
     async fn recompute_days(&self, job_id: &str, lease: &JobLease) -> anyhow::Result<()> {
         let days = store::pending_days(&mut *self.db.writer().acquire().await?, job_id).await?;
-        for group in days.chunks(DAYS_PER_COMMIT) {
+        for group in days.chunks(DAYS_PER_RECOMPUTE) {
             if lease.should_stop() {
                 return Err(Interrupted.into());
             }
@@ -193,9 +192,7 @@ async fn recompute_and_finish(
     days: &[String],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    for day in days {
-        recompute_day(conn, backend, day, now).await?;
-    }
+    recompute_days(conn, backend, days, now).await?;
     store::finish_days(conn, job_id, days, now).await
 }
 
@@ -307,7 +304,7 @@ async fn write_transactions(
     let mut stored = Vec::with_capacity(chunk.rows.len());
     for (line, row) in &chunk.rows {
         match users.get(&row.user_id) {
-            Some(user) => stored.push(StoredTransaction { row, user }),
+            Some(user) => stored.push(StoredTransaction { key: row.key, row, user }),
             None => rejects.push(Reject {
                 line: *line,
                 field: "User_ID".into(),
@@ -315,14 +312,15 @@ async fn write_transactions(
             }),
         }
     }
-    let inserted = store::insert_new_transactions(conn, &stored).await? as i64;
+    let mut inserted = store::insert_new_transactions(conn, &stored).await? as i64;
     let mut old_days = Vec::new();
     let mut updated = 0;
     if (inserted as usize) < stored.len() {
-        // Some ids were already stored (or repeat within the chunk): compare with what is stored
-        // and overwrite the rows that differ, the last occurrence of an id winning.
-        let ids: Vec<&str> = stored.iter().map(|t| t.row.id.as_str()).collect();
-        let existing = store::existing_transactions(conn, &ids).await?;
+        // Some keys were taken (the id is stored, repeats within the chunk, or its key clashes
+        // with another id's): compare with what is stored and overwrite the rows that differ,
+        // the last occurrence of an id winning.
+        let keys: Vec<i64> = stored.iter().map(|t| t.key).collect();
+        let existing = store::existing_transactions(conn, &keys).await?;
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(stored.len());
         for (i, t) in stored.iter().enumerate() {
             last.insert(t.row.id.as_str(), i);
@@ -332,9 +330,28 @@ async fn write_transactions(
             if last.get(t.row.id.as_str()) != Some(&i) {
                 continue;
             }
-            if let Some(old) = existing.get(&t.row.id).filter(|old| !old.same_as(t)) {
-                old_days.push(old.date.clone());
-                changes.push(StoredTransaction { row: t.row, user: t.user });
+            let (key, old) = match existing.get(&t.key) {
+                Some(old) if old.id == t.row.id => (t.key, Some(old.clone())),
+                Some(_) => match place_clashing(conn, t).await? {
+                    Placed::Inserted => {
+                        inserted += 1;
+                        continue;
+                    }
+                    Placed::Stored(key, old) => (key, Some(old)),
+                    Placed::Full => {
+                        rejects.push(Reject {
+                            line: chunk.rows[i].0,
+                            field: "RowId".into(),
+                            reason: "its key clashes with too many other RowIds".into(),
+                        });
+                        continue;
+                    }
+                },
+                None => (t.key, None),
+            };
+            if let Some(old) = old.filter(|old| !old.same_as(t)) {
+                old_days.push(old.date);
+                changes.push(StoredTransaction { key, row: t.row, user: t.user });
             }
         }
         updated = changes.len() as i64;
@@ -346,7 +363,7 @@ async fn write_transactions(
         read: chunk.read() as i64,
         inserted,
         updated,
-        unchanged: stored.len() as i64 - inserted - updated,
+        unchanged: chunk.read() as i64 - rejects.len() as i64 - inserted - updated,
         rejected: rejects.len() as i64,
     };
     let now = now_ms();
@@ -354,6 +371,30 @@ async fn write_transactions(
     store::insert_rejects(conn, job_id, FileKind::Transactions, &rejects).await?;
     store::advance(conn, job_id, FileKind::Transactions, chunk.end, counts, now).await?;
     Ok(())
+}
+
+/// Where a row whose home key belongs to another id went.
+enum Placed {
+    /// Its id was not stored: it now is, at the first free key of its probe sequence.
+    Inserted,
+    /// Its id is stored at this key, with these values.
+    Stored(i64, ExistingTransaction),
+    /// Every key of its probe sequence belongs to other ids.
+    Full,
+}
+
+/// Finds or makes the place of a row whose home key holds another id (see [`store::KEY_PROBES`]).
+async fn place_clashing(conn: &mut AnyConnection, t: &StoredTransaction<'_>) -> anyhow::Result<Placed> {
+    let taken = store::probed_transactions(conn, t.row.key).await?;
+    if let Some((key, old)) = taken.iter().find(|(_, old)| old.id == t.row.id) {
+        return Ok(Placed::Stored(*key, old.clone()));
+    }
+    let Some(free) = (t.row.key + 1..=t.row.key + store::KEY_PROBES).find(|k| !taken.contains_key(k)) else {
+        return Ok(Placed::Full);
+    };
+    store::insert_new_transactions(conn, &[StoredTransaction { key: free, row: t.row, user: t.user }])
+        .await?;
+    Ok(Placed::Inserted)
 }
 
 /// The queue handler of [`JOB_TYPE`].

@@ -2,6 +2,13 @@
 //! with its checkpoints and counts), `users`, `transactions`, `usage_rejects` (the bad-row
 //! report) and `usage_job_days` (the days an import touched, whose aggregates it must
 //! recompute). The daily tables' SQL is in [`crate::aggregate`].
+//!
+//! A transaction is keyed by `id_key`, a 62-bit number taken from the SHA-256 of its `RowId`,
+//! not by the `RowId` text: random UUIDs make every insert land on a random index page, and a
+//! compact integer index is several times cheaper to keep than one of 36-byte strings. Two ids
+//! whose numbers clash (about one chance in ten million for a million rows) are told apart by probing: an
+//! id lives at the first of `key, key + 1, …, key + KEY_PROBES` that is free or holds it. Rows
+//! are never deleted, so a probe sequence never has holes.
 
 use std::collections::{HashMap, HashSet};
 
@@ -29,7 +36,8 @@ pub const MIGRATIONS: &[Migration] = &[Migration::portable(
     );
     CREATE INDEX users_active_region ON users (region, is_active_sub);
     CREATE TABLE transactions (
-        id TEXT PRIMARY KEY,
+        id_key BIGINT PRIMARY KEY,
+        id TEXT NOT NULL,
         user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
         region TEXT NOT NULL,
         company TEXT NOT NULL,
@@ -637,8 +645,22 @@ pub async fn load_users(
     Ok(())
 }
 
+/// How far past its home key an id may be placed when keys clash.
+pub const KEY_PROBES: i64 = 32;
+
+/// The home key of a `RowId`: the first 62 bits of its SHA-256 (so probing never overflows).
+pub fn transaction_key(id: &str) -> i64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) >> 2) as i64
+}
+
 /// A transaction ready to store, with its user's region and company.
 pub struct StoredTransaction<'a> {
+    /// The key it is stored under (its home key unless that belongs to another id).
+    pub key: i64,
     /// The row read.
     pub row: &'a TransactionRow,
     /// Its user's facts.
@@ -646,9 +668,9 @@ pub struct StoredTransaction<'a> {
 }
 
 const TX_COLUMNS: &str =
-    "id, user_id, region, company, model_name, conversation_id, token_type, token_count, \
+    "id_key, id, user_id, region, company, model_name, conversation_id, token_type, token_count, \
      rate_per_1k, calculated_cost, date, timestamp";
-const TX_COLS: usize = 12;
+const TX_COLS: usize = 13;
 
 fn bind_transactions<'q>(
     sql: &'q str,
@@ -658,6 +680,7 @@ fn bind_transactions<'q>(
     for t in rows {
         let r = t.row;
         q = q
+            .bind(t.key)
             .bind(r.id.as_str())
             .bind(r.user_id.as_str())
             .bind(t.user.region.as_str())
@@ -674,7 +697,7 @@ fn bind_transactions<'q>(
     q
 }
 
-/// Inserts the rows whose id is new; returns how many were.
+/// Inserts the rows whose key is free; returns how many were.
 pub async fn insert_new_transactions(
     conn: &mut AnyConnection,
     rows: &[StoredTransaction<'_>],
@@ -682,7 +705,7 @@ pub async fn insert_new_transactions(
     let mut inserted = 0;
     for chunk in rows.chunks(rows_per_statement(TX_COLS)) {
         let sql = format!(
-            "INSERT INTO transactions ({TX_COLUMNS}) VALUES {} ON CONFLICT (id) DO NOTHING",
+            "INSERT INTO transactions ({TX_COLUMNS}) VALUES {} ON CONFLICT (id_key) DO NOTHING",
             backend_of(conn).sequential_rows(chunk.len(), TX_COLS)
         );
         inserted += bind_transactions(&sql, chunk).execute(&mut *conn).await?.rows_affected();
@@ -690,7 +713,7 @@ pub async fn insert_new_transactions(
     Ok(inserted)
 }
 
-/// Overwrites existing rows (ids must be distinct).
+/// Overwrites the rows at the given keys (keys must be distinct).
 pub async fn update_transactions(
     conn: &mut AnyConnection,
     rows: &[StoredTransaction<'_>],
@@ -698,7 +721,7 @@ pub async fn update_transactions(
     let set: Vec<String> = TX_COLUMNS.split(", ").skip(1).map(|c| format!("{c} = excluded.{c}")).collect();
     for chunk in rows.chunks(rows_per_statement(TX_COLS)) {
         let sql = format!(
-            "INSERT INTO transactions ({TX_COLUMNS}) VALUES {} ON CONFLICT (id) DO UPDATE SET {}",
+            "INSERT INTO transactions ({TX_COLUMNS}) VALUES {} ON CONFLICT (id_key) DO UPDATE SET {}",
             backend_of(conn).sequential_rows(chunk.len(), TX_COLS),
             set.join(", ")
         );
@@ -710,6 +733,8 @@ pub async fn update_transactions(
 /// A stored transaction's values, to compare with an incoming row.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExistingTransaction {
+    /// `RowId`.
+    pub id: String,
     /// User.
     pub user_id: String,
     /// Region.
@@ -738,7 +763,8 @@ impl ExistingTransaction {
     /// True when storing `t` would change nothing.
     pub fn same_as(&self, t: &StoredTransaction<'_>) -> bool {
         let r = t.row;
-        self.user_id == r.user_id
+        self.id == r.id
+            && self.user_id == r.user_id
             && self.region == t.user.region
             && self.company == t.user.company
             && self.model_name == r.model_name
@@ -751,41 +777,54 @@ impl ExistingTransaction {
     }
 }
 
-/// The stored rows among `ids`.
+fn existing_transaction(r: &AnyRow) -> (i64, ExistingTransaction) {
+    (
+        r.get("id_key"),
+        ExistingTransaction {
+            id: r.get("id"),
+            user_id: r.get("user_id"),
+            region: r.get("region"),
+            company: r.get("company"),
+            model_name: r.get("model_name"),
+            conversation_id: r.get("conversation_id"),
+            token_type: r.get("token_type"),
+            token_count: r.get("token_count"),
+            rate_per_1k: r.get("rate_per_1k"),
+            calculated_cost: r.get("calculated_cost"),
+            date: r.get("date"),
+            timestamp_ms: r.get("timestamp"),
+        },
+    )
+}
+
+/// The stored rows at `keys`.
 pub async fn existing_transactions(
     conn: &mut AnyConnection,
-    ids: &[&str],
-) -> Result<HashMap<String, ExistingTransaction>, sqlx::Error> {
-    let mut out = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(rows_per_statement(1)) {
+    keys: &[i64],
+) -> Result<HashMap<i64, ExistingTransaction>, sqlx::Error> {
+    let mut out = HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(rows_per_statement(1)) {
         let sql = format!(
-            "SELECT {TX_COLUMNS} FROM transactions WHERE id IN ({})",
+            "SELECT {TX_COLUMNS} FROM transactions WHERE id_key IN ({})",
             backend_of(conn).sequential_placeholders(chunk.len())
         );
         let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
+        for key in chunk {
+            q = q.bind(*key);
         }
-        for r in q.fetch_all(&mut *conn).await? {
-            out.insert(
-                r.get("id"),
-                ExistingTransaction {
-                    user_id: r.get("user_id"),
-                    region: r.get("region"),
-                    company: r.get("company"),
-                    model_name: r.get("model_name"),
-                    conversation_id: r.get("conversation_id"),
-                    token_type: r.get("token_type"),
-                    token_count: r.get("token_count"),
-                    rate_per_1k: r.get("rate_per_1k"),
-                    calculated_cost: r.get("calculated_cost"),
-                    date: r.get("date"),
-                    timestamp_ms: r.get("timestamp"),
-                },
-            );
-        }
+        out.extend(q.fetch_all(&mut *conn).await?.iter().map(existing_transaction));
     }
     Ok(out)
+}
+
+/// The stored rows on the probe sequence past `home` (`home + 1 ..= home + KEY_PROBES`).
+pub async fn probed_transactions(
+    conn: &mut AnyConnection,
+    home: i64,
+) -> Result<HashMap<i64, ExistingTransaction>, sqlx::Error> {
+    let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE id_key > $1 AND id_key <= $2");
+    let rows = sqlx::query(&sql).bind(home).bind(home + KEY_PROBES).fetch_all(conn).await?;
+    Ok(rows.iter().map(existing_transaction).collect())
 }
 
 /// The stored users among `ids` and the owners of `usernames`.

@@ -89,8 +89,39 @@ async fn daily_tables(app: &TestApp) -> Vec<String> {
         "SELECT date, region, model_name, CAST(ROUND(CAST(total_cost AS NUMERIC), 6) AS TEXT), \
          conversation_count, token_consumption FROM daily_model_metrics ORDER BY date, region, model_name",
     ] {
-        let rows = sqlx::query(sql).fetch_all(app.platform.db.reader()).await.unwrap();
-        for r in rows {
+        out.extend(text_rows(app, sql).await);
+    }
+    out
+}
+
+/// A text or integer cell as text.
+fn cell_text(r: &sqlx::any::AnyRow, i: usize) -> String {
+    r.try_get::<String, _>(i).or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string())).unwrap()
+}
+
+/// The rows of `sql`: all cells but the last joined by `|`, and the last (a cost).
+async fn figures_and_cost(app: &TestApp, sql: &str) -> Vec<(String, f64)> {
+    let rows = sqlx::query(sql).fetch_all(app.platform.db.reader()).await.unwrap();
+    rows.iter()
+        .map(|r| {
+            let last = r.len() - 1;
+            let cells: Vec<String> = (0..last)
+                .map(|i| {
+                    r.try_get::<String, _>(i)
+                        .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
+                        .unwrap()
+                })
+                .collect();
+            (cells.join("|"), r.get::<f64, _>(last))
+        })
+        .collect()
+}
+
+/// The rows of `sql`, each as its cells (text or integers) joined by `|`.
+async fn text_rows(app: &TestApp, sql: &str) -> Vec<String> {
+    let rows = sqlx::query(sql).fetch_all(app.platform.db.reader()).await.unwrap();
+    rows.iter()
+        .map(|r| {
             let cells: Vec<String> = (0..r.len())
                 .map(|i| {
                     r.try_get::<String, _>(i)
@@ -98,10 +129,9 @@ async fn daily_tables(app: &TestApp) -> Vec<String> {
                         .unwrap()
                 })
                 .collect();
-            out.push(cells.join("|"));
-        }
-    }
-    out
+            cells.join("|")
+        })
+        .collect()
 }
 
 async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Backend) {
@@ -215,11 +245,37 @@ async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Back
         .iter()
         .map(|r| r.get(0))
         .collect();
+    // One day at a time this time (the import recomputes days in groups).
     for day in &days {
-        sightline_usage::aggregate::recompute_day(&mut tx, app.platform.db.backend(), day, 0).await.unwrap();
+        let one = std::slice::from_ref(day);
+        sightline_usage::aggregate::recompute_days(&mut tx, app.platform.db.backend(), one, 0).await.unwrap();
     }
     tx.commit().await.unwrap();
     assert_eq!(daily_tables(&app).await, kept);
+    // And the per-model and per-region figures equal direct sums over the transactions (costs
+    // within float rounding: the sums are taken in another order).
+    for (kept_sql, direct_sql) in [
+        (
+            "SELECT date, region, model_name, conversation_count, token_consumption, transaction_count, total_cost \
+             FROM daily_model_metrics ORDER BY date, region, model_name",
+            "SELECT date, region, model_name, COUNT(DISTINCT conversation_id), CAST(SUM(token_count) AS BIGINT), \
+             COUNT(*), SUM(calculated_cost) FROM transactions \
+             GROUP BY date, region, model_name ORDER BY date, region, model_name",
+        ),
+        (
+            "SELECT date, region, total_conversations, transaction_count, \
+             total_prompt_tokens + total_completion_tokens, total_cost FROM daily_metrics ORDER BY date, region",
+            "SELECT date, region, COUNT(DISTINCT conversation_id), COUNT(*), CAST(SUM(token_count) AS BIGINT), \
+             SUM(calculated_cost) FROM transactions GROUP BY date, region ORDER BY date, region",
+        ),
+    ] {
+        let (kept, direct) = (figures_and_cost(&app, kept_sql).await, figures_and_cost(&app, direct_sql).await);
+        assert_eq!(kept.len(), direct.len(), "{kept_sql}");
+        for ((kept_figures, kept_cost), (figures, cost)) in kept.iter().zip(&direct) {
+            assert_eq!(kept_figures, figures);
+            assert!((kept_cost - cost).abs() < 1e-9, "{kept_figures}: {kept_cost} vs {cost}");
+        }
+    }
     let sum: f64 = sqlx::query("SELECT SUM(calculated_cost) FROM transactions")
         .fetch_one(app.platform.db.reader())
         .await
@@ -539,7 +595,84 @@ async fn access_follows_roles_and_the_job_dashboard_lists_every_job(backend: Bac
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 }
 
+/// Stores a row under `key` directly, as if another RowId's key had come out equal.
+async fn squat(app: &TestApp, key: i64, id: &str) {
+    sqlx::query(
+        "INSERT INTO transactions (id_key, id, user_id, region, company, model_name, conversation_id, \
+         token_type, token_count, rate_per_1k, calculated_cost, date, timestamp) \
+         VALUES ($1, $2, 'u3', 'US', 'Acme Labs', 'gpt-4o', $2, 'prompt', 10, 0.005, 1.0, '2025-01-01', 0)",
+    )
+    .bind(key)
+    .bind(id)
+    .execute(app.platform.db.writer())
+    .await
+    .unwrap();
+}
+
+async fn rowids_whose_keys_clash_are_kept_apart(backend: Backend) {
+    use sightline_usage::store::{transaction_key, KEY_PROBES};
+    let Some(app) = spawn(backend, &[]).await else {
+        return;
+    };
+    import(&app, users_file(&USERS), tx_file(&[])).await;
+    let home = transaction_key("t1");
+    squat(&app, home, "squatter").await;
+    let rows: [&[u8]; 2] = [
+        b"t1,u1,gpt-4o,c1,prompt,100,0.005,0.5,2025-01-01T10:00:00Z",
+        b"t2,u2,gpt-4o-mini,c2,completion,200,0.001,0.25,2025-01-01T11:00:00Z",
+    ];
+    let job = import(&app, users_file(&USERS), tx_file(&rows)).await;
+    assert_eq!(job["transactions"]["inserted"], 2, "{job}");
+    let stored: Vec<(i64, String)> =
+        sqlx::query("SELECT id_key, id FROM transactions WHERE id_key BETWEEN $1 AND $2 ORDER BY id_key")
+            .bind(home)
+            .bind(home + 1)
+            .fetch_all(app.platform.db.reader())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+    assert_eq!(stored, vec![(home, "squatter".to_owned()), (home + 1, "t1".to_owned())]);
+    let day = kpis(&app, "start_date=2025-01-01&end_date=2025-01-01").await;
+    assert_eq!(day["kpis"]["total_spendings"], 1.75, "the squatter, t1 and t2");
+    // Found again past its home key: unchanged, then changed in place.
+    let job = import(&app, users_file(&USERS), tx_file(&rows)).await;
+    assert_eq!(
+        (job["transactions"]["inserted"].as_i64(), job["transactions"]["unchanged"].as_i64()),
+        (Some(0), Some(2))
+    );
+    let changed: [&[u8]; 1] = [b"t1,u1,gpt-4o,c1,prompt,100,0.005,0.75,2025-01-01T10:00:00Z"];
+    let job = import(&app, users_file(&USERS), tx_file(&changed)).await;
+    assert_eq!(job["transactions"]["updated"], 1, "{job}");
+    let day = kpis(&app, "start_date=2025-01-01&end_date=2025-01-01").await;
+    assert_eq!(day["kpis"]["total_spendings"], 2.0);
+    let copies: i64 = sqlx::query("SELECT COUNT(*) FROM transactions WHERE id = 't1'")
+        .fetch_one(app.platform.db.reader())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(copies, 1);
+    // A RowId whose every probe key is taken is rejected, not lost silently.
+    let full = transaction_key("t9");
+    for k in full..=full + KEY_PROBES {
+        squat(&app, k, &format!("squatter-{k}")).await;
+    }
+    let job = import(
+        &app,
+        users_file(&USERS),
+        tx_file(&[b"t9,u1,gpt-4o,c9,prompt,100,0.005,0.5,2025-01-03T10:00:00Z"]),
+    )
+    .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(job["transactions"]["rejected"], 1, "{job}");
+    let id = job["job_id"].as_str().unwrap();
+    let (_, report) = app.get_json(&format!("/jobs/{id}/rejects?format=json")).await;
+    assert_eq!(report["items"][0]["field"], "RowId", "{report}");
+}
+
 storage_tests!(
+    rowids_whose_keys_clash_are_kept_apart,
     an_upload_is_imported_and_the_kpis_equal_the_transactions,
     uploading_the_same_files_twice_changes_no_figure,
     a_changed_row_moves_its_figures_to_its_new_day,
