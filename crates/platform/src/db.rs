@@ -81,9 +81,14 @@ impl std::fmt::Debug for Db {
     }
 }
 
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
-     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY; \
-     PRAGMA cache_size = -32000;";
+const SQLITE_PRAGMAS: &str =
+    "PRAGMA page_size = 8192; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; PRAGMA temp_store = FILE;";
+
+/// Page cache of the one writing connection (KiB): room for the hot pages of big indexes.
+const SQLITE_WRITER_CACHE_KIB: u32 = 32_000;
+/// Page cache of each reading connection (KiB): scans go through the OS cache instead.
+const SQLITE_READER_CACHE_KIB: u32 = 8_000;
 
 impl Db {
     /// Connects to `url` (`sqlite://path?mode=rwc` or `postgres://…`), creating the SQLite
@@ -98,9 +103,14 @@ impl Db {
             }
             let url = if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") };
             let options: AnyConnectOptions = url.parse().context("Failed to parse the SQLite URL")?;
-            let write =
-                sqlite_pool(1).connect_with(options.clone()).await.context("Failed to open SQLite")?;
-            let read = sqlite_pool(8).connect_with(options).await.context("Failed to open SQLite")?;
+            let write = sqlite_pool(1, SQLITE_WRITER_CACHE_KIB)
+                .connect_with(options.clone())
+                .await
+                .context("Failed to open SQLite")?;
+            let read = sqlite_pool(8, SQLITE_READER_CACHE_KIB)
+                .connect_with(options)
+                .await
+                .context("Failed to open SQLite")?;
             Ok(Self { backend: Backend::Sqlite, read, write })
         } else {
             let options: AnyConnectOptions = url.parse().context("Failed to parse the PostgreSQL URL")?;
@@ -146,14 +156,15 @@ impl Db {
     }
 }
 
-fn sqlite_pool(max: u32) -> AnyPoolOptions {
+fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
         .max_connections(max)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(30))
-        .after_connect(|conn, _meta| {
+        .after_connect(move |conn, _meta| {
             Box::pin(async move {
                 conn.execute(SQLITE_PRAGMAS).await?;
+                conn.execute(format!("PRAGMA cache_size = -{cache_kib}").as_str()).await?;
                 Ok(())
             })
         })

@@ -10,12 +10,12 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
-use sightline_platform::db::{now_ms, Backend, Db};
+use sightline_platform::db::{now_ms, Db};
 use sightline_platform::queue::{Interrupted, JobContext, JobHandler, JobLease, JobMode, PermanentFailure};
 use sqlx::AnyConnection;
 use tokio::sync::mpsc;
 
-use crate::aggregate::{recompute_days, DAYS_PER_RECOMPUTE};
+use crate::aggregate::{self, DAYS_PER_RECOMPUTE};
 use crate::format::{
     parse_transaction, parse_user, Checkpoint, Chunk, CsvChunks, Fields, FileError, Reject, TransactionRow,
     UserRow, TRANSACTION_COLUMNS, USER_COLUMNS,
@@ -169,30 +169,45 @@ impl Importer {
         Ok(())
     }
 
-    /// Recomputes the job's pending days, a few per transaction.
+    /// Recomputes the job's pending days. Each transaction holds two groups of days (see
+    /// [`aggregate::lock_days`]) while two reading connections compute them side by side, then
+    /// stores their rows and marks the days done.
     async fn recompute_days(&self, job_id: &str, lease: &JobLease) -> anyhow::Result<()> {
         let days = store::pending_days(&mut *self.db.writer().acquire().await?, job_id).await?;
-        for group in days.chunks(DAYS_PER_RECOMPUTE) {
+        for pair in days.chunks(2 * DAYS_PER_RECOMPUTE) {
             if lease.should_stop() {
                 return Err(Interrupted.into());
             }
             let mut tx = self.db.begin().await?;
-            recompute_and_finish(&mut tx, self.db.backend(), job_id, group, now_ms()).await?;
+            aggregate::lock_days(&mut tx, pair).await?;
+            let (first, second) = pair.split_at(pair.len().min(DAYS_PER_RECOMPUTE));
+            let (a, b) = tokio::try_join!(self.compute(first), self.compute(second))?;
+            let now = now_ms();
+            aggregate::store(&mut tx, &a, now).await?;
+            aggregate::store(&mut tx, &b, now).await?;
+            store::finish_days(&mut tx, job_id, pair, now).await?;
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    async fn compute(&self, dates: &[String]) -> anyhow::Result<aggregate::DayFigures> {
+        if dates.is_empty() {
+            return Ok(aggregate::DayFigures::default());
+        }
+        let mut conn = self.db.reader().acquire().await?;
+        Ok(aggregate::compute(&mut conn, dates).await?)
     }
 }
 
 /// Recomputes `days` and records them done for the job, on `conn`.
 async fn recompute_and_finish(
     conn: &mut AnyConnection,
-    backend: Backend,
     job_id: &str,
     days: &[String],
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    recompute_days(conn, backend, days, now).await?;
+    aggregate::recompute_days(conn, days, now).await?;
     store::finish_days(conn, job_id, days, now).await
 }
 
@@ -205,7 +220,7 @@ fn read_chunks<R: Send + 'static>(
     chunk_rows: usize,
     parse: fn(&Fields<'_>) -> Result<R, Reject>,
 ) -> mpsc::Receiver<Result<Chunk<R>, FileError>> {
-    let (sender, receiver) = mpsc::channel(2);
+    let (sender, receiver) = mpsc::channel(1);
     let path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut chunks = match CsvChunks::open(&path, label, columns, from, chunk_rows) {
@@ -430,7 +445,7 @@ impl JobHandler for ImportJob {
         let id = job_id(job)?;
         let days = store::pending_days(conn, id).await?;
         let now = now_ms();
-        recompute_and_finish(conn, self.importer.db.backend(), id, &days, now).await?;
+        recompute_and_finish(conn, id, &days, now).await?;
         store::mark_failed(conn, id, error, now).await?;
         Ok(())
     }

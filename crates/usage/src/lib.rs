@@ -41,7 +41,7 @@ pub struct UsageConfig {
     pub upload_dir: Option<PathBuf>,
     /// Largest accepted file, in bytes (default 2 GiB).
     pub max_file_bytes: u64,
-    /// Rows written per transaction during an import (default 20,000; the original used 500).
+    /// Rows written per transaction during an import (default 50,000; the original used 500).
     pub chunk_rows: usize,
     /// Keep an upload's files after a successful import (default false: they are deleted).
     pub keep_uploads: bool,
@@ -52,7 +52,7 @@ impl Default for UsageConfig {
         Self {
             upload_dir: None,
             max_file_bytes: 2 * 1024 * 1024 * 1024,
-            chunk_rows: 20_000,
+            chunk_rows: 50_000,
             keep_uploads: false,
         }
     }

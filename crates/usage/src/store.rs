@@ -38,7 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[Migration::portable(
     CREATE TABLE transactions (
         id_key BIGINT PRIMARY KEY,
         id TEXT NOT NULL,
-        user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+        user_id TEXT NOT NULL,
         region TEXT NOT NULL,
         company TEXT NOT NULL,
         model_name TEXT NOT NULL,

@@ -105,13 +105,7 @@ async fn figures_and_cost(app: &TestApp, sql: &str) -> Vec<(String, f64)> {
     rows.iter()
         .map(|r| {
             let last = r.len() - 1;
-            let cells: Vec<String> = (0..last)
-                .map(|i| {
-                    r.try_get::<String, _>(i)
-                        .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
-                        .unwrap()
-                })
-                .collect();
+            let cells: Vec<String> = (0..last).map(|i| cell_text(r, i)).collect();
             (cells.join("|"), r.get::<f64, _>(last))
         })
         .collect()
@@ -122,13 +116,7 @@ async fn text_rows(app: &TestApp, sql: &str) -> Vec<String> {
     let rows = sqlx::query(sql).fetch_all(app.platform.db.reader()).await.unwrap();
     rows.iter()
         .map(|r| {
-            let cells: Vec<String> = (0..r.len())
-                .map(|i| {
-                    r.try_get::<String, _>(i)
-                        .or_else(|_| r.try_get::<i64, _>(i).map(|v| v.to_string()))
-                        .unwrap()
-                })
-                .collect();
+            let cells: Vec<String> = (0..r.len()).map(|i| cell_text(r, i)).collect();
             cells.join("|")
         })
         .collect()
@@ -248,7 +236,7 @@ async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Back
     // One day at a time this time (the import recomputes days in groups).
     for day in &days {
         let one = std::slice::from_ref(day);
-        sightline_usage::aggregate::recompute_days(&mut tx, app.platform.db.backend(), one, 0).await.unwrap();
+        sightline_usage::aggregate::recompute_days(&mut tx, one, 0).await.unwrap();
     }
     tx.commit().await.unwrap();
     assert_eq!(daily_tables(&app).await, kept);
