@@ -352,7 +352,7 @@ async fn write_transactions(
                         inserted += 1;
                         continue;
                     }
-                    Placed::Stored(key, old) => (key, Some(old)),
+                    Placed::Stored(key, old) => (key, Some(*old)),
                     Placed::Full => {
                         rejects.push(Reject {
                             line: chunk.rows[i].0,
@@ -393,7 +393,7 @@ enum Placed {
     /// Its id was not stored: it now is, at the first free key of its probe sequence.
     Inserted,
     /// Its id is stored at this key, with these values.
-    Stored(i64, ExistingTransaction),
+    Stored(i64, Box<ExistingTransaction>),
     /// Every key of its probe sequence belongs to other ids.
     Full,
 }
@@ -402,7 +402,7 @@ enum Placed {
 async fn place_clashing(conn: &mut AnyConnection, t: &StoredTransaction<'_>) -> anyhow::Result<Placed> {
     let taken = store::probed_transactions(conn, t.row.key).await?;
     if let Some((key, old)) = taken.iter().find(|(_, old)| old.id == t.row.id) {
-        return Ok(Placed::Stored(*key, old.clone()));
+        return Ok(Placed::Stored(*key, Box::new(old.clone())));
     }
     let Some(free) = (t.row.key + 1..=t.row.key + store::KEY_PROBES).find(|k| !taken.contains_key(k)) else {
         return Ok(Placed::Full);
