@@ -43,7 +43,7 @@ enum Kind {
 
 /// A computed cell.
 #[derive(Debug, Clone, PartialEq)]
-enum Cell {
+pub(crate) enum Cell {
     Text(String),
     Int(i64),
     Real(f64),
@@ -170,6 +170,29 @@ pub struct DayFigures {
     tables: [Vec<Vec<Cell>>; 3],
 }
 
+impl DayFigures {
+    /// Adds a `daily_model_metrics` row (cells in [`TABLES`]' column order).
+    pub(crate) fn push_model(&mut self, row: Vec<Cell>) {
+        self.tables[0].push(row);
+    }
+
+    /// Adds a `daily_company_metrics` row.
+    pub(crate) fn push_company(&mut self, row: Vec<Cell>) {
+        self.tables[1].push(row);
+    }
+
+    /// Adds a `daily_metrics` row.
+    pub(crate) fn push_daily(&mut self, row: Vec<Cell>) {
+        self.tables[2].push(row);
+    }
+
+    /// The rows: model, company, then daily.
+    #[cfg(test)]
+    pub(crate) fn rows(&self) -> &[Vec<Vec<Cell>>; 3] {
+        &self.tables
+    }
+}
+
 /// Computes the daily tables' rows for `dates` (at most [`DAYS_PER_RECOMPUTE`]) from
 /// `transactions` and `users`, on `conn`. It writes only a connection-local scratch table, so
 /// `conn` may be a reading connection.
@@ -238,10 +261,18 @@ fn cells(row: &AnyRow, columns: &[(&str, Kind)]) -> Result<Vec<Cell>, sqlx::Erro
         .collect()
 }
 
-/// Locks `dates` for this transaction: on PostgreSQL a per-day advisory lock keeps two imports
-/// from recomputing a day at once; on SQLite the first write takes the database's write lock.
-/// Either way no other recompute of these days can commit until this transaction ends.
+/// Locks `dates` for this transaction and clears their rows from the daily tables: on
+/// PostgreSQL a per-day advisory lock keeps two imports from recomputing a day at once; on SQLite
+/// the first write takes the database's write lock. Either way no other recompute of these days
+/// can commit until this transaction ends.
 pub async fn lock_days(conn: &mut AnyConnection, dates: &[String]) -> Result<(), sqlx::Error> {
+    hold_days(conn, dates).await?;
+    clear_days(conn, dates).await
+}
+
+/// Takes the per-day locks of [`lock_days`] without clearing anything (a no-op on SQLite, whose
+/// one writer already excludes every other).
+pub async fn hold_days(conn: &mut AnyConnection, dates: &[String]) -> Result<(), sqlx::Error> {
     if backend_of(conn) == Backend::Postgres {
         let mut keys: Vec<i64> = dates.iter().map(|d| day_lock_key(d)).collect();
         keys.sort_unstable();
@@ -249,10 +280,33 @@ pub async fn lock_days(conn: &mut AnyConnection, dates: &[String]) -> Result<(),
             sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(key).execute(&mut *conn).await?;
         }
     }
-    delete_days(conn, dates).await
+    Ok(())
 }
 
-async fn delete_days(conn: &mut AnyConnection, dates: &[String]) -> Result<(), sqlx::Error> {
+/// How many transactions each of `dates` holds (days without any are left out).
+pub async fn rows_per_day(
+    conn: &mut AnyConnection,
+    dates: &[String],
+) -> Result<std::collections::HashMap<String, i64>, sqlx::Error> {
+    let mut counts = std::collections::HashMap::with_capacity(dates.len());
+    for group in dates.chunks(rows_per_statement(1)) {
+        let sql = format!(
+            "SELECT date, COUNT(*) FROM transactions WHERE date IN ({}) GROUP BY date",
+            placeholders(group.len(), 1)
+        );
+        let mut q = sqlx::query(&sql);
+        for d in group {
+            q = q.bind(d.as_str());
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            counts.insert(row.try_get(0)?, row.try_get(1)?);
+        }
+    }
+    Ok(counts)
+}
+
+/// Deletes the daily tables' rows of `dates`.
+pub async fn clear_days(conn: &mut AnyConnection, dates: &[String]) -> Result<(), sqlx::Error> {
     for group in dates.chunks(rows_per_statement(1)) {
         for table in &TABLES {
             let sql = format!("DELETE FROM {} WHERE date IN ({})", table.name, placeholders(group.len(), 1));
@@ -266,7 +320,7 @@ async fn delete_days(conn: &mut AnyConnection, dates: &[String]) -> Result<(), s
     Ok(())
 }
 
-/// Stores computed figures (after [`lock_days`] cleared their days), stamped `now`.
+/// Stores computed figures (after [`lock_days`] or [`clear_days`] cleared their days), stamped `now`.
 pub async fn store(conn: &mut AnyConnection, figures: &DayFigures, now: i64) -> Result<(), sqlx::Error> {
     for (table, rows) in TABLES.iter().zip(&figures.tables) {
         let cols = table.columns.len() + 1;

@@ -6,6 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -23,6 +24,12 @@ use crate::format::{
 use crate::store::{
     self, ChunkCounts, ExistingTransaction, FileKind, JobRecord, StoredTransaction, UserFacts,
 };
+use crate::tally::{Tally, TallyRow};
+
+/// Most memory the tally of one import keeps (see [`crate::tally`]).
+const TALLY_BUDGET_BYTES: usize = 64 << 20;
+/// Tallied days stored per transaction.
+const TALLIED_DAYS_PER_TRANSACTION: usize = 62;
 
 /// The queue job type of an import.
 pub const JOB_TYPE: &str = "usage.import";
@@ -76,9 +83,10 @@ impl Importer {
             self.import_users(&job, &users_path, lease).await?;
             job = self.next_stage(&job, "transactions", Some(("users", started))).await?;
         }
+        let mut tally = None;
         if job.stage == "transactions" {
             let started = Instant::now();
-            self.import_transactions(&job, &tx_path, lease).await?;
+            tally = Some(self.import_transactions(&job, &tx_path, lease).await?);
             let mut tx = self.db.begin().await?;
             let days = store::pending_days(&mut tx, &job.id).await?;
             store::set_days_total(&mut tx, &job.id, days.len() as i64).await?;
@@ -87,6 +95,9 @@ impl Importer {
         }
         if job.stage == "aggregates" {
             let started = Instant::now();
+            if let Some(tally) = &tally {
+                self.store_tallied_days(&job.id, tally).await?;
+            }
             self.recompute_days(&job.id, lease).await?;
             job = self.next_stage(&job, "done", Some(("aggregates", started))).await?;
             let t = &job.transactions;
@@ -142,12 +153,14 @@ impl Importer {
         Ok(())
     }
 
+    /// Imports the transactions file from its checkpoint, tallying the rows it inserts on a
+    /// thread of its own (see [`crate::tally`]); returns the tally.
     async fn import_transactions(
         &self,
         job: &JobRecord,
         path: &Path,
         lease: &JobLease,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Tally> {
         let mut chunks = read_chunks(
             path,
             "transactions",
@@ -156,6 +169,14 @@ impl Importer {
             self.chunk_rows,
             parse_transaction,
         );
+        let (to_tally, mut tally_inbox) = mpsc::channel::<Tallied>(1);
+        let tallying = tokio::task::spawn_blocking(move || {
+            let mut tally = Tally::new(TALLY_BUDGET_BYTES);
+            while let Some(tallied) = tally_inbox.blocking_recv() {
+                tallied.add_to(&mut tally);
+            }
+            tally
+        });
         let mut users = HashMap::new();
         while let Some(chunk) = chunks.recv().await {
             let chunk = chunk.map_err(|e| PermanentFailure(e.0))?;
@@ -163,7 +184,43 @@ impl Importer {
                 return Err(Interrupted.into());
             }
             let mut tx = self.db.begin().await?;
-            write_transactions(&mut tx, &job.id, chunk, &mut users).await?;
+            let written = write_transactions(&mut tx, &job.id, &chunk, &mut users).await?;
+            tx.commit().await?;
+            let tallied = match written {
+                Written::AllInserted(facts) => Tallied::Inserted(chunk, facts),
+                Written::Some(days) => Tallied::Spoiled(days),
+            };
+            // The tally thread only ends when this sender is dropped.
+            let _ = to_tally.send(tallied).await;
+        }
+        drop(to_tally);
+        Ok(tallying.await?)
+    }
+
+    /// Stores the aggregates of the pending days that hold only rows this run inserted, straight
+    /// from `tally`. A day whose row count differs from the tally's (rows from before, from
+    /// another import, or from this job before a restart) is left pending for SQL.
+    async fn store_tallied_days(&self, job_id: &str, tally: &Tally) -> anyhow::Result<()> {
+        let mut conn = self.db.writer().acquire().await?;
+        let days: Vec<String> = store::pending_days(&mut conn, job_id)
+            .await?
+            .into_iter()
+            .filter(|d| tally.rows(d).is_some())
+            .collect();
+        drop(conn);
+        for group in days.chunks(TALLIED_DAYS_PER_TRANSACTION) {
+            let mut tx = self.db.begin().await?;
+            aggregate::hold_days(&mut tx, group).await?;
+            let counts = aggregate::rows_per_day(&mut tx, group).await?;
+            let settled: Vec<String> =
+                group.iter().filter(|d| counts.get(*d).copied() == tally.rows(d)).cloned().collect();
+            if !settled.is_empty() {
+                aggregate::clear_days(&mut tx, &settled).await?;
+                let subscribers = store::subscribers(&mut tx, tally.users(&settled)).await?;
+                let now = now_ms();
+                aggregate::store(&mut tx, &tally.figures(&settled, &subscribers), now).await?;
+                store::finish_days(&mut tx, job_id, &settled, now).await?;
+            }
             tx.commit().await?;
         }
         Ok(())
@@ -304,21 +361,63 @@ async fn write_users(conn: &mut AnyConnection, job_id: &str, chunk: Chunk<UserRo
     Ok(())
 }
 
+/// What writing a chunk of transactions did.
+enum Written {
+    /// Every row not rejected was new and inserted; each row's user facts (`None`: rejected).
+    AllInserted(Vec<Option<Arc<UserFacts>>>),
+    /// Some rows were stored already: these days changed.
+    Some(Vec<String>),
+}
+
+/// A committed chunk, on its way to the tally.
+enum Tallied {
+    /// Rows all newly inserted, with their users' facts.
+    Inserted(Chunk<TransactionRow>, Vec<Option<Arc<UserFacts>>>),
+    /// Days whose rows changed in ways the tally does not follow.
+    Spoiled(Vec<String>),
+}
+
+impl Tallied {
+    fn add_to(self, tally: &mut Tally) {
+        match self {
+            Tallied::Inserted(chunk, facts) => {
+                tally.add(chunk.rows.iter().zip(&facts).filter_map(|((_, r), user)| {
+                    user.as_ref().map(|u| TallyRow {
+                        date: &r.date,
+                        region: &u.region,
+                        company: &u.company,
+                        model: &r.model_name,
+                        conversation: &r.conversation_id,
+                        user: &r.user_id,
+                        token_type: r.token_type,
+                        tokens: r.token_count,
+                        cost: r.calculated_cost,
+                    })
+                }))
+            }
+            Tallied::Spoiled(days) => days.iter().for_each(|d| tally.spoil(d)),
+        }
+    }
+}
+
 /// Stores one chunk of transactions: new ids are inserted; an existing id is overwritten only
 /// when a value differs (and its old day is recomputed too); a row naming an unknown user is
 /// rejected.
 async fn write_transactions(
     conn: &mut AnyConnection,
     job_id: &str,
-    chunk: Chunk<TransactionRow>,
-    users: &mut HashMap<String, UserFacts>,
-) -> anyhow::Result<()> {
+    chunk: &Chunk<TransactionRow>,
+    users: &mut HashMap<String, Arc<UserFacts>>,
+) -> anyhow::Result<Written> {
     let user_ids: Vec<&str> = chunk.rows.iter().map(|(_, r)| r.user_id.as_str()).collect();
     store::load_users(conn, &user_ids, users).await?;
     let mut rejects = chunk.rejects.clone();
     let mut stored = Vec::with_capacity(chunk.rows.len());
+    let mut facts = Vec::with_capacity(chunk.rows.len());
     for (line, row) in &chunk.rows {
-        match users.get(&row.user_id) {
+        let user = users.get(&row.user_id);
+        facts.push(user.cloned());
+        match user {
             Some(user) => stored.push(StoredTransaction { key: row.key, row, user }),
             None => rejects.push(Reject {
                 line: *line,
@@ -327,10 +426,17 @@ async fn write_transactions(
             }),
         }
     }
-    let mut inserted = store::insert_new_transactions(conn, &stored).await? as i64;
-    let mut old_days = Vec::new();
+    let first_pass = store::insert_new_transactions(conn, &stored).await? as usize;
+    let mut inserted = first_pass as i64;
+    // Days whose figures change: all of the chunk's when any row was new (which ones is not known
+    // here), else those of the rows changed or placed past a clash.
+    let mut changed_days: HashSet<&str> = HashSet::new();
+    if first_pass > 0 {
+        changed_days.extend(stored.iter().map(|t| t.row.date.as_str()));
+    }
     let mut updated = 0;
-    if (inserted as usize) < stored.len() {
+    let mut old_days = Vec::new();
+    if first_pass < stored.len() {
         // Some keys were taken (the id is stored, repeats within the chunk, or its key clashes
         // with another id's): compare with what is stored and overwrite the rows that differ,
         // the last occurrence of an id winning.
@@ -350,6 +456,7 @@ async fn write_transactions(
                 Some(_) => match place_clashing(conn, t).await? {
                     Placed::Inserted => {
                         inserted += 1;
+                        changed_days.insert(t.row.date.as_str());
                         continue;
                     }
                     Placed::Stored(key, old) => (key, Some(*old)),
@@ -366,14 +473,14 @@ async fn write_transactions(
             };
             if let Some(old) = old.filter(|old| !old.same_as(t)) {
                 old_days.push(old.date);
+                changed_days.insert(t.row.date.as_str());
                 changes.push(StoredTransaction { key, row: t.row, user: t.user });
             }
         }
         updated = changes.len() as i64;
         store::update_transactions(conn, &changes).await?;
     }
-    let mut days: HashSet<&str> = stored.iter().map(|t| t.row.date.as_str()).collect();
-    days.extend(old_days.iter().map(String::as_str));
+    changed_days.extend(old_days.iter().map(String::as_str));
     let counts = ChunkCounts {
         read: chunk.read() as i64,
         inserted,
@@ -382,10 +489,14 @@ async fn write_transactions(
         rejected: rejects.len() as i64,
     };
     let now = now_ms();
-    store::add_days(conn, job_id, &days).await?;
+    store::add_days(conn, job_id, &changed_days).await?;
     store::insert_rejects(conn, job_id, FileKind::Transactions, &rejects).await?;
     store::advance(conn, job_id, FileKind::Transactions, chunk.end, counts, now).await?;
-    Ok(())
+    Ok(if first_pass == stored.len() {
+        Written::AllInserted(facts)
+    } else {
+        Written::Some(changed_days.into_iter().map(str::to_owned).collect())
+    })
 }
 
 /// Where a row whose home key belongs to another id went.

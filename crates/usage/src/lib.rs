@@ -12,6 +12,7 @@ pub mod model;
 pub mod sample;
 pub mod service;
 pub mod store;
+pub mod tally;
 pub mod upload;
 
 use std::path::PathBuf;

@@ -11,14 +11,16 @@
 //! are never deleted, so a probe sequence never has holes.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use serde_json::Value;
-use sightline_platform::db::{backend_of, placeholders, rows_per_statement, Db};
+use sightline_platform::db::{backend_of, placeholders, rows_per_statement, Backend, Db};
 use sightline_platform::migrate::Migration;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 
 use crate::format::{Checkpoint, Reject, TransactionRow, UserRow};
+use crate::tally::Subscribers;
 
 /// The module's migrations.
 pub const MIGRATIONS: &[Migration] = &[Migration::portable(
@@ -619,7 +621,7 @@ pub struct UserFacts {
 pub async fn load_users(
     conn: &mut AnyConnection,
     ids: &[&str],
-    cache: &mut HashMap<String, UserFacts>,
+    cache: &mut HashMap<String, Arc<UserFacts>>,
 ) -> Result<(), sqlx::Error> {
     let missing: Vec<&str> = {
         let mut seen = HashSet::new();
@@ -638,7 +640,7 @@ pub async fn load_users(
             let company: Option<String> = row.get("company_name");
             cache.insert(
                 row.get("id"),
-                UserFacts { region: row.get("region"), company: company.unwrap_or_default() },
+                Arc::new(UserFacts { region: row.get("region"), company: company.unwrap_or_default() }),
             );
         }
     }
@@ -702,12 +704,21 @@ pub async fn insert_new_transactions(
     conn: &mut AnyConnection,
     rows: &[StoredTransaction<'_>],
 ) -> Result<u64, sqlx::Error> {
+    let backend = backend_of(conn);
     let mut inserted = 0;
     for chunk in rows.chunks(rows_per_statement(TX_COLS)) {
-        let sql = format!(
-            "INSERT INTO transactions ({TX_COLUMNS}) VALUES {} ON CONFLICT (id_key) DO NOTHING",
-            backend_of(conn).sequential_rows(chunk.len(), TX_COLS)
-        );
+        let values = backend.sequential_rows(chunk.len(), TX_COLS);
+        let sql = match backend {
+            // `OR IGNORE` (unlike `ON CONFLICT DO NOTHING`) lets no constraint abort the
+            // statement, so SQLite keeps no statement journal (a copy of every page the
+            // statement changes) for it.
+            Backend::Sqlite => format!("INSERT OR IGNORE INTO transactions ({TX_COLUMNS}) VALUES {values}"),
+            Backend::Postgres => {
+                format!(
+                    "INSERT INTO transactions ({TX_COLUMNS}) VALUES {values} ON CONFLICT (id_key) DO NOTHING"
+                )
+            }
+        };
         inserted += bind_transactions(&sql, chunk).execute(&mut *conn).await?.rows_affected();
     }
     Ok(inserted)
@@ -904,4 +915,33 @@ pub async fn upsert_users(conn: &mut AnyConnection, users: &[&UserRow], now: i64
         q.execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Which of `users` are active subscribers, and how many active subscribers each region has.
+pub async fn subscribers<'a>(
+    conn: &mut AnyConnection,
+    users: impl Iterator<Item = &'a str>,
+) -> Result<Subscribers, sqlx::Error> {
+    let mut out = Subscribers::default();
+    let users: Vec<&str> = users.collect::<HashSet<_>>().into_iter().collect();
+    for chunk in users.chunks(rows_per_statement(1)) {
+        let sql = format!(
+            "SELECT id FROM users WHERE is_active_sub = 1 AND id IN ({})",
+            backend_of(conn).sequential_placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            out.active.insert(row.try_get(0)?);
+        }
+    }
+    let rows = sqlx::query("SELECT region, COUNT(*) FROM users WHERE is_active_sub = 1 GROUP BY region")
+        .fetch_all(&mut *conn)
+        .await?;
+    for row in rows {
+        out.per_region.insert(row.try_get(0)?, row.try_get(1)?);
+    }
+    Ok(out)
 }

@@ -75,23 +75,50 @@ async fn kpis(app: &TestApp, query: &str) -> Value {
 
 const WHOLE_RANGE: &str = "start_date=2025-01-01&end_date=2025-06-30";
 
-/// The daily tables recomputed from scratch in SQL, to compare with what the import kept.
-async fn daily_tables(app: &TestApp) -> Vec<String> {
+/// The daily tables' rows: every cell but the cost joined by `|`, then the cost.
+async fn daily_tables(app: &TestApp) -> Vec<(String, f64)> {
     let mut out = Vec::new();
     for sql in [
-        "SELECT date, region, highest_model_used, costliest_model, least_used_model, \
-         CAST(ROUND(CAST(total_cost AS NUMERIC), 6) AS TEXT), total_conversations, total_prompt_tokens, \
-         total_completion_tokens, transaction_count, active_users, active_subscribers FROM daily_metrics \
-         ORDER BY date, region",
-        "SELECT date, region, company_name, highest_used_model, least_used_model, \
-         CAST(ROUND(CAST(total_cost AS NUMERIC), 6) AS TEXT), conversation_count FROM daily_company_metrics \
-         ORDER BY date, region, company_name",
-        "SELECT date, region, model_name, CAST(ROUND(CAST(total_cost AS NUMERIC), 6) AS TEXT), \
-         conversation_count, token_consumption FROM daily_model_metrics ORDER BY date, region, model_name",
+        "SELECT date, region, highest_model_used, costliest_model, least_used_model, total_conversations, \
+         total_prompt_tokens, total_completion_tokens, transaction_count, active_users, active_subscribers, \
+         total_cost FROM daily_metrics ORDER BY date, region",
+        "SELECT date, region, company_name, highest_used_model, least_used_model, conversation_count, total_cost \
+         FROM daily_company_metrics ORDER BY date, region, company_name",
+        "SELECT date, region, model_name, conversation_count, token_consumption, total_cost \
+         FROM daily_model_metrics ORDER BY date, region, model_name",
     ] {
-        out.extend(text_rows(app, sql).await);
+        out.extend(figures_and_cost(app, sql).await);
     }
     out
+}
+
+/// The daily tables after recomputing every day in SQL, one day at a time (imports recompute
+/// days in groups, or take them from their tally).
+async fn recomputed_daily_tables(app: &TestApp) -> Vec<(String, f64)> {
+    let mut tx = app.platform.db.begin().await.unwrap();
+    let days: Vec<String> = sqlx::query("SELECT DISTINCT date FROM transactions ORDER BY date")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    for day in &days {
+        let one = std::slice::from_ref(day);
+        sightline_usage::aggregate::recompute_days(&mut tx, one, 0).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    daily_tables(app).await
+}
+
+/// Two readings of the daily tables hold the same rows, costs equal within float rounding (sums
+/// taken in another order differ in the last bits).
+fn assert_same_days(kept: &[(String, f64)], recomputed: &[(String, f64)]) {
+    assert_eq!(kept.len(), recomputed.len());
+    for ((kept, kept_cost), (figures, cost)) in kept.iter().zip(recomputed) {
+        assert_eq!(kept, figures);
+        assert!((kept_cost - cost).abs() < 1e-12, "{kept}: {kept_cost} vs {cost}");
+    }
 }
 
 /// A text or integer cell as text.
@@ -107,17 +134,6 @@ async fn figures_and_cost(app: &TestApp, sql: &str) -> Vec<(String, f64)> {
             let last = r.len() - 1;
             let cells: Vec<String> = (0..last).map(|i| cell_text(r, i)).collect();
             (cells.join("|"), r.get::<f64, _>(last))
-        })
-        .collect()
-}
-
-/// The rows of `sql`, each as its cells (text or integers) joined by `|`.
-async fn text_rows(app: &TestApp, sql: &str) -> Vec<String> {
-    let rows = sqlx::query(sql).fetch_all(app.platform.db.reader()).await.unwrap();
-    rows.iter()
-        .map(|r| {
-            let cells: Vec<String> = (0..r.len()).map(|i| cell_text(r, i)).collect();
-            cells.join("|")
         })
         .collect()
 }
@@ -223,23 +239,9 @@ async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Back
     let want = (now - before) / before * 100.0;
     assert!((c["change_pct"]["total_spendings"].as_f64().unwrap() - want).abs() < 0.5, "{c}");
 
-    // The daily tables equal a recomputation from the transactions.
-    let kept = daily_tables(&app).await;
-    let mut tx = app.platform.db.begin().await.unwrap();
-    let days: Vec<String> = sqlx::query("SELECT DISTINCT date FROM transactions ORDER BY date")
-        .fetch_all(&mut *tx)
-        .await
-        .unwrap()
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
-    // One day at a time this time (the import recomputes days in groups).
-    for day in &days {
-        let one = std::slice::from_ref(day);
-        sightline_usage::aggregate::recompute_days(&mut tx, one, 0).await.unwrap();
-    }
-    tx.commit().await.unwrap();
-    assert_eq!(daily_tables(&app).await, kept);
+    // The daily tables (made from the import's tally: every day was new) equal a recomputation
+    // from the transactions.
+    assert_same_days(&daily_tables(&app).await, &recomputed_daily_tables(&app).await);
     // And the per-model and per-region figures equal direct sums over the transactions (costs
     // within float rounding: the sums are taken in another order).
     for (kept_sql, direct_sql) in [
@@ -285,10 +287,34 @@ async fn uploading_the_same_files_twice_changes_no_figure(backend: Backend) {
     assert_eq!(again["transactions"]["inserted"], 0);
     assert_eq!(again["transactions"]["updated"], 0);
     assert_eq!(again["users"]["unchanged"], 100);
+    assert_eq!(again["aggregates"]["days_total"], 0, "no day changed, none is recomputed: {again}");
     let after = (kpis(&app, WHOLE_RANGE).await, daily_tables(&app).await);
     assert_eq!(before, after);
     let (_, jobs) = app.get_json("/jobs").await;
     assert_eq!(jobs["total"], 2);
+}
+
+async fn a_second_upload_adding_rows_to_the_same_days_keeps_every_figure(backend: Backend) {
+    let Some(app) = spawn(backend, &[("usage.chunk_rows", json!(700))]).await else {
+        return;
+    };
+    // The bigger sample starts with the smaller one's RowIds at other times: its chunks move
+    // stored rows to other days and add new rows on days that already have figures, so its days
+    // are recomputed in SQL.
+    let (_a, _, users, tx) = sample(1_500);
+    let first = import(&app, users, tx).await;
+    assert_eq!(first["transactions"]["inserted"], 1_500, "{first}");
+    let (_b, summary, users, tx) = sample(3_000);
+    let second = import(&app, users, tx).await;
+    assert_eq!(second["status"], "succeeded", "{second}");
+    assert_eq!(second["transactions"]["inserted"], 1_500, "{second}");
+    let t = &second["transactions"];
+    assert!(t["updated"].as_i64().unwrap() > 1_400, "most stored rows moved: {second}");
+    assert_eq!(t["updated"].as_i64().unwrap() + t["unchanged"].as_i64().unwrap(), 1_500, "{second}");
+    let kept = daily_tables(&app).await;
+    assert_same_days(&kept, &recomputed_daily_tables(&app).await);
+    let k = kpis(&app, WHOLE_RANGE).await;
+    assert_eq!(k["kpis"]["total_tokens"], summary.total_tokens, "{k}");
 }
 
 fn users_file(rows: &[&str]) -> Vec<u8> {
@@ -663,6 +689,7 @@ storage_tests!(
     rowids_whose_keys_clash_are_kept_apart,
     an_upload_is_imported_and_the_kpis_equal_the_transactions,
     uploading_the_same_files_twice_changes_no_figure,
+    a_second_upload_adding_rows_to_the_same_days_keeps_every_figure,
     a_changed_row_moves_its_figures_to_its_new_day,
     bad_rows_are_reported_with_line_and_reason_and_the_rest_is_imported,
     a_file_that_is_not_csv_fails_the_job_and_writes_nothing,
