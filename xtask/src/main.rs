@@ -243,8 +243,25 @@ async fn bench_usage(
     })
 }
 
+/// A fixed single-core workload (integer hashing), as millions of steps per second: runs of the
+/// benchmarks on different machines compare through it.
+fn machine_reference() -> f64 {
+    const STEPS: u64 = 200_000_000;
+    let started = Instant::now();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in 0..STEPS {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x = x.wrapping_mul(0x2545_F491_4F6C_DD1D).wrapping_add(i);
+    }
+    std::hint::black_box(x);
+    STEPS as f64 / started.elapsed().as_secs_f64() / 1e6
+}
+
 fn print_usage_results(rows: u64, results: &[(&str, UsageFigures)]) {
     println!("\nusage import: {rows} transactions rows (+ users), release build, durable storage");
+    println!("machine reference: {:.0} M steps/s on one core", machine_reference());
     println!(
         "{:<10} {:>12} {:>10} {:>10} {:>10} {:>12} {:>12} {:>12} {:>10}",
         "backend",
@@ -558,6 +575,7 @@ async fn bench_actions(
 
 fn print_results(p: &Params, results: &[(&str, Figures)]) {
     println!();
+    println!("machine reference: {:.0} M steps/s on one core", machine_reference());
     println!(
         "actions bench: {} events, {} concurrent clients, GET at {} req/s for {} s (durable: SQLite WAL synchronous=FULL; PostgreSQL fsync on)",
         p.events, p.concurrency, p.get_rate, p.get_seconds
