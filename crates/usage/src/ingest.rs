@@ -194,7 +194,11 @@ impl Importer {
             let _ = to_tally.send(tallied).await;
         }
         drop(to_tally);
-        Ok(tallying.await?)
+        // Every row is committed by now: should the tally have failed, SQL recomputes every day.
+        Ok(tallying.await.unwrap_or_else(|e| {
+            tracing::warn!(job_id = %job.id, error = %e, "usage.tally_failed");
+            Tally::new(0)
+        }))
     }
 
     /// Stores the aggregates of the pending days that hold only rows this run inserted, straight
