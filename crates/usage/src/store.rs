@@ -705,21 +705,33 @@ pub async fn insert_new_transactions(
     rows: &[StoredTransaction<'_>],
 ) -> Result<u64, sqlx::Error> {
     let backend = backend_of(conn);
-    let mut inserted = 0;
-    for chunk in rows.chunks(rows_per_statement(TX_COLS)) {
-        let values = backend.sequential_rows(chunk.len(), TX_COLS);
-        let sql = match backend {
-            // `OR IGNORE` (unlike `ON CONFLICT DO NOTHING`) lets no constraint abort the
-            // statement, so SQLite keeps no statement journal (a copy of every page the
-            // statement changes) for it.
-            Backend::Sqlite => format!("INSERT OR IGNORE INTO transactions ({TX_COLUMNS}) VALUES {values}"),
-            Backend::Postgres => {
-                format!(
+    let batches: Vec<&[StoredTransaction<'_>]> = rows.chunks(rows_per_statement(TX_COLS)).collect();
+    let sqls: Vec<String> = batches
+        .iter()
+        .map(|batch| {
+            let values = backend.sequential_rows(batch.len(), TX_COLS);
+            match backend {
+                // `OR IGNORE` (unlike `ON CONFLICT DO NOTHING`) lets no constraint abort the
+                // statement, so SQLite keeps no statement journal (a copy of every page the
+                // statement changes) for it.
+                Backend::Sqlite => {
+                    format!("INSERT OR IGNORE INTO transactions ({TX_COLUMNS}) VALUES {values}")
+                }
+                Backend::Postgres => format!(
                     "INSERT INTO transactions ({TX_COLUMNS}) VALUES {values} ON CONFLICT (id_key) DO NOTHING"
-                )
+                ),
             }
-        };
-        inserted += bind_transactions(&sql, chunk).execute(&mut *conn).await?.rows_affected();
+        })
+        .collect();
+    let mut inserted = 0;
+    let mut next = sqls.first().map(|sql| bind_transactions(sql, batches[0]));
+    for i in 0..sqls.len() {
+        let Some(query) = next.take() else { break };
+        // The next statement's values are bound while the database runs this one.
+        let bind_next = async { sqls.get(i + 1).map(|sql| bind_transactions(sql, batches[i + 1])) };
+        let (done, bound) = tokio::join!(query.execute(&mut *conn), bind_next);
+        inserted += done?.rows_affected();
+        next = bound;
     }
     Ok(inserted)
 }
