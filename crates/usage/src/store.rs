@@ -627,22 +627,14 @@ pub async fn load_users(
         let mut seen = HashSet::new();
         ids.iter().copied().filter(|id| !cache.contains_key(*id) && seen.insert(*id)).collect()
     };
-    for chunk in missing.chunks(rows_per_statement(1)) {
-        let sql = format!(
-            "SELECT id, region, company_name FROM users WHERE id IN ({})",
-            backend_of(conn).sequential_placeholders(chunk.len())
+    for row in
+        rows_where_in(conn, "SELECT id, region, company_name FROM users WHERE id IN ({})", &missing).await?
+    {
+        let company: Option<String> = row.get("company_name");
+        cache.insert(
+            row.get("id"),
+            Arc::new(UserFacts { region: row.get("region"), company: company.unwrap_or_default() }),
         );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            let company: Option<String> = row.get("company_name");
-            cache.insert(
-                row.get("id"),
-                Arc::new(UserFacts { region: row.get("region"), company: company.unwrap_or_default() }),
-            );
-        }
     }
     Ok(())
 }
@@ -857,45 +849,26 @@ pub async fn existing_users(
     usernames: &[&str],
 ) -> Result<(HashMap<String, UserRow>, HashMap<String, String>), sqlx::Error> {
     let mut by_id = HashMap::new();
-    for chunk in ids.chunks(rows_per_statement(1)) {
-        let sql = format!(
-            "SELECT id, username, region, is_active_sub, department, company_name, signup_date FROM users \
-             WHERE id IN ({})",
-            backend_of(conn).sequential_placeholders(chunk.len())
+    let sql = "SELECT id, username, region, is_active_sub, department, company_name, signup_date FROM users \
+               WHERE id IN ({})";
+    for r in rows_where_in(conn, sql, ids).await? {
+        let active: i64 = r.get("is_active_sub");
+        by_id.insert(
+            r.get("id"),
+            UserRow {
+                id: r.get("id"),
+                username: r.get("username"),
+                region: r.get("region"),
+                is_active_sub: active != 0,
+                department: r.get("department"),
+                company_name: r.get("company_name"),
+                signup_ms: r.get("signup_date"),
+            },
         );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for r in q.fetch_all(&mut *conn).await? {
-            let active: i64 = r.get("is_active_sub");
-            by_id.insert(
-                r.get("id"),
-                UserRow {
-                    id: r.get("id"),
-                    username: r.get("username"),
-                    region: r.get("region"),
-                    is_active_sub: active != 0,
-                    department: r.get("department"),
-                    company_name: r.get("company_name"),
-                    signup_ms: r.get("signup_date"),
-                },
-            );
-        }
     }
     let mut owners = HashMap::new();
-    for chunk in usernames.chunks(rows_per_statement(1)) {
-        let sql = format!(
-            "SELECT id, username FROM users WHERE username IN ({})",
-            backend_of(conn).sequential_placeholders(chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for u in chunk {
-            q = q.bind(*u);
-        }
-        for r in q.fetch_all(&mut *conn).await? {
-            owners.insert(r.get("username"), r.get("id"));
-        }
+    for r in rows_where_in(conn, "SELECT id, username FROM users WHERE username IN ({})", usernames).await? {
+        owners.insert(r.get("username"), r.get("id"));
     }
     Ok((by_id, owners))
 }
@@ -936,18 +909,10 @@ pub async fn subscribers<'a>(
 ) -> Result<Subscribers, sqlx::Error> {
     let mut out = Subscribers::default();
     let users: Vec<&str> = users.collect::<HashSet<_>>().into_iter().collect();
-    for chunk in users.chunks(rows_per_statement(1)) {
-        let sql = format!(
-            "SELECT id FROM users WHERE is_active_sub = 1 AND id IN ({})",
-            backend_of(conn).sequential_placeholders(chunk.len())
-        );
-        let mut q = sqlx::query(&sql);
-        for id in chunk {
-            q = q.bind(*id);
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            out.active.insert(row.try_get(0)?);
-        }
+    for row in
+        rows_where_in(conn, "SELECT id FROM users WHERE is_active_sub = 1 AND id IN ({})", &users).await?
+    {
+        out.active.insert(row.try_get(0)?);
     }
     let rows = sqlx::query("SELECT region, COUNT(*) FROM users WHERE is_active_sub = 1 GROUP BY region")
         .fetch_all(&mut *conn)
@@ -956,4 +921,23 @@ pub async fn subscribers<'a>(
         out.per_region.insert(row.try_get(0)?, row.try_get(1)?);
     }
     Ok(out)
+}
+
+/// The rows of `sql`, whose `{}` stands for an `IN` list, over `values` in batches that stay far
+/// below both databases' parameter limits.
+async fn rows_where_in(
+    conn: &mut AnyConnection,
+    sql: &str,
+    values: &[&str],
+) -> Result<Vec<AnyRow>, sqlx::Error> {
+    let mut rows = Vec::new();
+    for batch in values.chunks(rows_per_statement(1)) {
+        let text = sql.replace("{}", &backend_of(conn).sequential_placeholders(batch.len()));
+        let mut q = sqlx::query(&text);
+        for value in batch {
+            q = q.bind(*value);
+        }
+        rows.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
 }
