@@ -7,7 +7,8 @@
 //! by [`crate::aggregate`]. Both follow the same formulas (see that module).
 //!
 //! Memory is bounded: past a budget the days touched longest ago are dropped from the tally
-//! (they fall back to SQL), so a file of any size tallies in a fixed amount of memory.
+//! (they fall back to SQL), and if the names alone (users, mostly) outgrow it the tally stops
+//! altogether, so a file of any size tallies in a fixed amount of memory.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -171,6 +172,8 @@ pub struct Tally {
     bytes: usize,
     budget: usize,
     clock: u64,
+    /// The names alone outgrew the budget: nothing is tallied any more.
+    closed: bool,
 }
 
 /// Which users are active subscribers, and how many each region has, when figures are made.
@@ -195,11 +198,15 @@ impl Tally {
             bytes: 0,
             budget,
             clock: 0,
+            closed: false,
         }
     }
 
     /// Adds rows that were all newly inserted, in one committed chunk.
     pub fn add<'a>(&mut self, rows: impl IntoIterator<Item = TallyRow<'a>>) {
+        if self.closed {
+            return;
+        }
         self.clock += 1;
         for row in rows {
             if self.spoiled.contains(row.date) {
@@ -257,8 +264,8 @@ impl Tally {
         self.spoiled.insert(date.to_owned());
     }
 
-    /// Drops the days touched longest ago until a quarter of the budget is free (all of them if
-    /// the names alone outgrow it).
+    /// Drops the days touched longest ago until a quarter of the budget is free; if the names
+    /// alone outgrow it, drops everything and stops tallying.
     fn evict(&mut self) {
         let mut by_age: Vec<(u64, String)> =
             self.days.iter().map(|(date, d)| (d.last_touched, date.clone())).collect();
@@ -269,10 +276,22 @@ impl Tally {
             }
             self.spoil(&date);
         }
+        if self.bytes > self.budget / 4 * 3 {
+            self.closed = true;
+            self.days = FastMap::new();
+            self.regions = Names::default();
+            self.companies = Names::default();
+            self.models = Names::default();
+            self.users = Names::default();
+            self.bytes = 0;
+        }
     }
 
     /// Rows tallied for `date`, if it is still tallied.
     pub fn rows(&self, date: &str) -> Option<i64> {
+        if self.closed {
+            return None;
+        }
         self.days.get(date).map(|d| d.rows)
     }
 
@@ -442,5 +461,16 @@ mod tests {
         assert_eq!(t.rows(&dates[27]), Some(50));
         t.add([row(&dates[0], "m", "late", 1.0)]);
         assert_eq!(t.rows(&dates[0]), None, "a dropped day is never tallied again");
+    }
+
+    #[test]
+    fn names_that_outgrow_the_budget_stop_the_tally() {
+        let mut t = Tally::new(20_000);
+        let users: Vec<String> = (0..1_000).map(|n| format!("user-{n}")).collect();
+        t.add(users.iter().map(|u| TallyRow { user: u, ..row("2025-03-01", "m", "c", 1.0) }));
+        assert_eq!(t.rows("2025-03-01"), None);
+        assert_eq!(t.bytes(), 0, "everything was let go");
+        t.add([row("2025-03-02", "m", "c", 1.0)]);
+        assert_eq!(t.rows("2025-03-02"), None, "nothing is tallied any more");
     }
 }
