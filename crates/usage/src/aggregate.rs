@@ -1,11 +1,13 @@
 //! The daily tables, recomputed from `transactions` for whole days, so they always equal what the
-//! transactions say (an import recomputes every day it touched, a group of days at a time).
+//! transactions say (an import recomputes every day whose figures it changed, a group of days at
+//! a time, except the days that hold only its own new rows: those come from its tally, see
+//! [`crate::tally`]).
 //!
 //! A group of days is read once: its rows are summed per conversation (day, region, company,
 //! model, conversation, user) into a connection-local scratch table about five times smaller than
 //! the rows, and the three tables' rows are derived from that ([`compute`]). Distinct counts stay
 //! exact because a conversation's figures are kept apart per model and company. Writing them
-//! ([`replace`]) is a separate step, so an import can compute two groups at once on two reading
+//! ([`store`]) is a separate step, so an import can compute two groups at once on two reading
 //! connections while its write transaction holds the days (see [`crate::ingest`]).
 //!
 //! Formulas (per day and region; the seed's SQL version, see `docs/usage.md`):
