@@ -290,19 +290,11 @@ pub async fn rows_per_day(
     conn: &mut AnyConnection,
     dates: &[String],
 ) -> Result<std::collections::HashMap<String, i64>, sqlx::Error> {
+    let dates: Vec<&str> = dates.iter().map(String::as_str).collect();
+    let sql = "SELECT date, COUNT(*) FROM transactions WHERE date IN ({}) GROUP BY date";
     let mut counts = std::collections::HashMap::with_capacity(dates.len());
-    for group in dates.chunks(rows_per_statement(1)) {
-        let sql = format!(
-            "SELECT date, COUNT(*) FROM transactions WHERE date IN ({}) GROUP BY date",
-            placeholders(group.len(), 1)
-        );
-        let mut q = sqlx::query(&sql);
-        for d in group {
-            q = q.bind(d.as_str());
-        }
-        for row in q.fetch_all(&mut *conn).await? {
-            counts.insert(row.try_get(0)?, row.try_get(1)?);
-        }
+    for row in crate::store::rows_where_in(conn, sql, &dates).await? {
+        counts.insert(row.try_get(0)?, row.try_get(1)?);
     }
     Ok(counts)
 }

@@ -925,7 +925,7 @@ pub async fn subscribers<'a>(
 
 /// The rows of `sql`, whose `{}` stands for an `IN` list, over `values` in batches that stay far
 /// below both databases' parameter limits.
-async fn rows_where_in(
+pub(crate) async fn rows_where_in(
     conn: &mut AnyConnection,
     sql: &str,
     values: &[&str],
