@@ -4,16 +4,16 @@
 //! transaction, so after a crash the job resumes at the last committed chunk and nothing is
 //! applied twice. A file is parsed on a blocking thread one chunk ahead of the writer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
-use sightline_platform::db::{now_ms, Db};
+use sightline_platform::db::{now_ms, Backend, Db};
 use sightline_platform::queue::{Interrupted, JobContext, JobHandler, JobLease, JobMode, PermanentFailure};
-use sqlx::AnyConnection;
+use sqlx::{Any, AnyConnection, Transaction};
 use tokio::sync::mpsc;
 
 use crate::aggregate::{self, DAYS_PER_RECOMPUTE};
@@ -177,21 +177,22 @@ impl Importer {
             }
             tally
         });
+        let window = chunks_in_flight(self.db.backend());
         let mut users = HashMap::new();
+        let mut in_flight: VecDeque<StartedChunk> = VecDeque::with_capacity(window);
         while let Some(chunk) = chunks.recv().await {
-            let chunk = chunk.map_err(|e| PermanentFailure(e.0))?;
+            let chunk = Arc::new(chunk.map_err(|e| PermanentFailure(e.0))?);
             if lease.should_stop() {
                 return Err(Interrupted.into());
             }
-            let mut tx = self.db.begin().await?;
-            let written = write_transactions(&mut tx, &job.id, &chunk, &mut users).await?;
-            tx.commit().await?;
-            let tallied = match written {
-                Written::AllInserted(facts) => Tallied::Inserted(chunk, facts),
-                Written::Some(days) => Tallied::Spoiled(days),
-            };
-            // The tally thread only ends when this sender is dropped.
-            let _ = to_tally.send(tallied).await;
+            in_flight.push_back(self.start_chunk(chunk, &mut users, &in_flight).await?);
+            if in_flight.len() == window {
+                let oldest = in_flight.pop_front().expect("a chunk in flight");
+                finish_chunk(oldest, &job.id, &to_tally).await?;
+            }
+        }
+        while let Some(oldest) = in_flight.pop_front() {
+            finish_chunk(oldest, &job.id, &to_tally).await?;
         }
         drop(to_tally);
         // Every row is committed by now: should the tally have failed, SQL recomputes every day.
@@ -199,6 +200,41 @@ impl Importer {
             tracing::warn!(job_id = %job.id, error = %e, "usage.tally_failed");
             Tally::new(0)
         }))
+    }
+
+    /// Opens the transaction of `chunk`, looks up its users and starts inserting its new rows on
+    /// a task of its own, leaving out keys that a chunk still in flight may insert (they wait
+    /// for [`finish_chunk`], after that chunk commits).
+    async fn start_chunk(
+        &self,
+        chunk: Arc<Chunk<TransactionRow>>,
+        users: &mut HashMap<String, Arc<UserFacts>>,
+        in_flight: &VecDeque<StartedChunk>,
+    ) -> anyhow::Result<StartedChunk> {
+        let mut tx = self.db.begin().await?;
+        if chunks_in_flight(self.db.backend()) > 1 {
+            // A later chunk waits for this one to commit, a wait the server cannot see. It never
+            // holds a key this one inserts first (they are left out), but should some other
+            // lock ever close such a cycle (a key probed past a clash, two imports of
+            // overlapping files), the import fails and is retried instead of hanging.
+            sqlx::query("SET LOCAL lock_timeout = '60s'").execute(&mut *tx).await?;
+        }
+        let user_ids: Vec<&str> = chunk.rows.iter().map(|(_, r)| r.user_id.as_str()).collect();
+        store::load_users(&mut tx, &user_ids, users).await?;
+        let facts: Arc<Vec<Option<Arc<UserFacts>>>> =
+            Arc::new(chunk.rows.iter().map(|(_, r)| users.get(&r.user_id).cloned()).collect());
+        let held: Arc<HashSet<i64>> =
+            Arc::new(in_flight.iter().flat_map(|c| c.chunk.rows.iter().map(|(_, r)| r.key)).collect());
+        let first_inserts = tokio::spawn({
+            let (chunk, facts, held) = (chunk.clone(), facts.clone(), held.clone());
+            async move {
+                let stored: Vec<StoredTransaction<'_>> =
+                    stored_rows(&chunk, &facts).into_iter().filter(|t| !held.contains(&t.key)).collect();
+                let inserted = store::insert_new_transactions(&mut tx, &stored).await?;
+                Ok((tx, inserted))
+            }
+        });
+        Ok(StartedChunk { chunk, facts, held, first_inserts })
     }
 
     /// Stores the aggregates of the pending days that hold only rows this run inserted, straight
@@ -367,8 +403,8 @@ async fn write_users(conn: &mut AnyConnection, job_id: &str, chunk: Chunk<UserRo
 
 /// What writing a chunk of transactions did.
 enum Written {
-    /// Every row not rejected was new and inserted; each row's user facts (`None`: rejected).
-    AllInserted(Vec<Option<Arc<UserFacts>>>),
+    /// Every row not rejected was new and inserted.
+    AllInserted,
     /// Some rows were stored already: these days changed.
     Some(Vec<String>),
 }
@@ -376,7 +412,7 @@ enum Written {
 /// A committed chunk, on its way to the tally.
 enum Tallied {
     /// Rows all newly inserted, with their users' facts.
-    Inserted(Chunk<TransactionRow>, Vec<Option<Arc<UserFacts>>>),
+    Inserted(Arc<Chunk<TransactionRow>>, Arc<Vec<Option<Arc<UserFacts>>>>),
     /// Days whose rows changed in ways the tally does not follow.
     Spoiled(Vec<String>),
 }
@@ -385,7 +421,7 @@ impl Tallied {
     fn add_to(self, tally: &mut Tally) {
         match self {
             Tallied::Inserted(chunk, facts) => {
-                tally.add(chunk.rows.iter().zip(&facts).filter_map(|((_, r), user)| {
+                tally.add(chunk.rows.iter().zip(facts.iter()).filter_map(|((_, r), user)| {
                     user.as_ref().map(|u| TallyRow {
                         date: &r.date,
                         region: &u.region,
@@ -404,33 +440,90 @@ impl Tallied {
     }
 }
 
-/// Stores one chunk of transactions: new ids are inserted; an existing id is overwritten only
+/// A chunk of transactions whose transaction is open and whose first inserts are under way.
+struct StartedChunk {
+    chunk: Arc<Chunk<TransactionRow>>,
+    /// Each row's user facts (`None`: unknown user).
+    facts: Arc<Vec<Option<Arc<UserFacts>>>>,
+    /// Keys left out of the first inserts (those of the chunks in flight before it).
+    held: Arc<HashSet<i64>>,
+    first_inserts: tokio::task::JoinHandle<anyhow::Result<(Transaction<'static, Any>, u64)>>,
+}
+
+/// Chunks whose transactions may be open at once. A PostgreSQL server runs each connection on a
+/// process of its own, so two chunks inserting at once keep two cores busy; SQLite has one
+/// writer.
+fn chunks_in_flight(backend: Backend) -> usize {
+    match backend {
+        Backend::Sqlite => 1,
+        Backend::Postgres => 2,
+    }
+}
+
+/// The rows of `chunk` whose user is known, in file order.
+fn stored_rows<'a>(
+    chunk: &'a Chunk<TransactionRow>,
+    facts: &'a [Option<Arc<UserFacts>>],
+) -> Vec<StoredTransaction<'a>> {
+    chunk
+        .rows
+        .iter()
+        .zip(facts)
+        .filter_map(|((_, row), user)| {
+            user.as_deref().map(|user| StoredTransaction { key: row.key, row, user })
+        })
+        .collect()
+}
+
+/// Waits for a started chunk's first inserts, writes the rest of it, commits and hands it to
+/// the tally. Chunks are finished in file order, so the file checkpoint only moves forward.
+async fn finish_chunk(
+    started: StartedChunk,
+    job_id: &str,
+    to_tally: &mpsc::Sender<Tallied>,
+) -> anyhow::Result<()> {
+    let (mut tx, first_inserted) = started.first_inserts.await??;
+    let written =
+        write_transactions(&mut tx, job_id, &started.chunk, &started.facts, &started.held, first_inserted)
+            .await?;
+    tx.commit().await?;
+    let tallied = match written {
+        Written::AllInserted => Tallied::Inserted(started.chunk, started.facts),
+        Written::Some(days) => Tallied::Spoiled(days),
+    };
+    // The tally thread only ends when this sender is dropped.
+    let _ = to_tally.send(tallied).await;
+    Ok(())
+}
+
+/// Writes the rest of one chunk of transactions after its first inserts (`first_inserted` rows,
+/// every new key but the `held` ones): new ids are inserted; an existing id is overwritten only
 /// when a value differs (and its old day is recomputed too); a row naming an unknown user is
 /// rejected.
 async fn write_transactions(
     conn: &mut AnyConnection,
     job_id: &str,
     chunk: &Chunk<TransactionRow>,
-    users: &mut HashMap<String, Arc<UserFacts>>,
+    facts: &[Option<Arc<UserFacts>>],
+    held: &HashSet<i64>,
+    first_inserted: u64,
 ) -> anyhow::Result<Written> {
-    let user_ids: Vec<&str> = chunk.rows.iter().map(|(_, r)| r.user_id.as_str()).collect();
-    store::load_users(conn, &user_ids, users).await?;
     let mut rejects = chunk.rejects.clone();
-    let mut stored = Vec::with_capacity(chunk.rows.len());
-    let mut facts = Vec::with_capacity(chunk.rows.len());
-    for (line, row) in &chunk.rows {
-        let user = users.get(&row.user_id);
-        facts.push(user.cloned());
-        match user {
-            Some(user) => stored.push(StoredTransaction { key: row.key, row, user }),
-            None => rejects.push(Reject {
+    for ((line, row), user) in chunk.rows.iter().zip(facts) {
+        if user.is_none() {
+            rejects.push(Reject {
                 line: *line,
                 field: "User_ID".into(),
                 reason: format!("'{}' is not a known user (not in the users file nor stored)", row.user_id),
-            }),
+            });
         }
     }
-    let first_pass = store::insert_new_transactions(conn, &stored).await? as usize;
+    let stored = stored_rows(chunk, facts);
+    let lines: Vec<u64> =
+        chunk.rows.iter().zip(facts).filter(|(_, user)| user.is_some()).map(|((line, _), _)| *line).collect();
+    let held_rows: Vec<StoredTransaction<'_>> =
+        stored.iter().filter(|t| held.contains(&t.key)).copied().collect();
+    let first_pass = (first_inserted + store::insert_new_transactions(conn, &held_rows).await?) as usize;
     let mut inserted = first_pass as i64;
     // Days whose figures change: all of the chunk's when any row was new (which ones is not known
     // here), else those of the rows changed or placed past a clash.
@@ -466,7 +559,7 @@ async fn write_transactions(
                     Placed::Stored(key, old) => (key, Some(*old)),
                     Placed::Full => {
                         rejects.push(Reject {
-                            line: chunk.rows[i].0,
+                            line: lines[i],
                             field: "RowId".into(),
                             reason: "its key clashes with too many other RowIds".into(),
                         });
@@ -497,7 +590,7 @@ async fn write_transactions(
     store::insert_rejects(conn, job_id, FileKind::Transactions, &rejects).await?;
     store::advance(conn, job_id, FileKind::Transactions, chunk.end, counts, now).await?;
     Ok(if first_pass == stored.len() {
-        Written::AllInserted(facts)
+        Written::AllInserted
     } else {
         Written::Some(changed_days.into_iter().map(str::to_owned).collect())
     })

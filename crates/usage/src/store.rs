@@ -652,6 +652,7 @@ pub fn transaction_key(id: &str) -> i64 {
 }
 
 /// A transaction ready to store, with its user's region and company.
+#[derive(Clone, Copy)]
 pub struct StoredTransaction<'a> {
     /// The key it is stored under (its home key unless that belongs to another id).
     pub key: i64,
@@ -698,21 +699,28 @@ pub async fn insert_new_transactions(
 ) -> Result<u64, sqlx::Error> {
     let backend = backend_of(conn);
     let batches: Vec<&[StoredTransaction<'_>]> = rows.chunks(rows_per_statement(TX_COLS)).collect();
-    let sqls: Vec<String> = batches
-        .iter()
-        .map(|batch| {
-            let values = backend.sequential_rows(batch.len(), TX_COLS);
-            match backend {
-                // `OR IGNORE` (unlike `ON CONFLICT DO NOTHING`) lets no constraint abort the
-                // statement, so SQLite keeps no statement journal (a copy of every page the
-                // statement changes) for it.
-                Backend::Sqlite => {
-                    format!("INSERT OR IGNORE INTO transactions ({TX_COLUMNS}) VALUES {values}")
-                }
-                Backend::Postgres => format!(
+    // Every batch but the last has the same length: two statement texts at most.
+    let sql_for = |len: usize| {
+        let values = backend.sequential_rows(len, TX_COLS);
+        match backend {
+            // `OR IGNORE` (unlike `ON CONFLICT DO NOTHING`) lets no constraint abort the
+            // statement, so SQLite keeps no statement journal (a copy of every page the
+            // statement changes) for it.
+            Backend::Sqlite => format!("INSERT OR IGNORE INTO transactions ({TX_COLUMNS}) VALUES {values}"),
+            Backend::Postgres => {
+                format!(
                     "INSERT INTO transactions ({TX_COLUMNS}) VALUES {values} ON CONFLICT (id_key) DO NOTHING"
-                ),
+                )
             }
+        }
+    };
+    let full = batches.first().map(|b| sql_for(b.len())).unwrap_or_default();
+    let last = batches.last().filter(|b| b.len() != batches[0].len()).map(|b| sql_for(b.len()));
+    let sqls: Vec<&str> = batches
+        .iter()
+        .map(|b| match &last {
+            Some(sql) if b.len() != batches[0].len() => sql.as_str(),
+            _ => full.as_str(),
         })
         .collect();
     let mut inserted = 0;

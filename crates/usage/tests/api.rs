@@ -675,18 +675,58 @@ async fn rowids_whose_keys_clash_are_kept_apart(backend: Backend) {
     let job = import(
         &app,
         users_file(&USERS),
-        tx_file(&[b"t9,u1,gpt-4o,c9,prompt,100,0.005,0.5,2025-01-03T10:00:00Z"]),
+        tx_file(&[
+            b"t8,nobody,gpt-4o,c8,prompt,100,0.005,0.5,2025-01-03T09:00:00Z",
+            b"t9,u1,gpt-4o,c9,prompt,100,0.005,0.5,2025-01-03T10:00:00Z",
+        ]),
     )
     .await;
     assert_eq!(job["status"], "succeeded", "{job}");
-    assert_eq!(job["transactions"]["rejected"], 1, "{job}");
+    assert_eq!(job["transactions"]["rejected"], 2, "{job}");
     let id = job["job_id"].as_str().unwrap();
     let (_, report) = app.get_json(&format!("/jobs/{id}/rejects?format=json")).await;
-    assert_eq!(report["items"][0]["field"], "RowId", "{report}");
+    let lines: Vec<(i64, &str)> = report["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_i64().unwrap(), r["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(lines, [(2, "User_ID"), (3, "RowId")], "each reject names its own line: {report}");
+}
+
+async fn a_rowid_repeated_in_the_next_chunks_keeps_its_last_values(backend: Backend) {
+    // Chunks of two rows: on PostgreSQL the next chunk inserts while the one before is still
+    // open, so a RowId in both is held back until the first commits.
+    let Some(app) = spawn(backend, &[("usage.chunk_rows", json!(2))]).await else {
+        return;
+    };
+    let rows: [&[u8]; 7] = [
+        b"t1,u1,gpt-4o,c1,prompt,100,0.005,1.0,2025-01-01T10:00:00Z",
+        b"t2,u2,gpt-4o-mini,c2,completion,200,0.001,0.25,2025-01-01T11:00:00Z",
+        b"t1,u1,gpt-4o,c1,prompt,100,0.005,2.0,2025-01-02T10:00:00Z",
+        b"t3,u3,gpt-4o,c3,prompt,300,0.005,1.5,2025-01-02T09:00:00Z",
+        b"t2,u2,gpt-4o-mini,c2,completion,200,0.001,0.25,2025-01-01T11:00:00Z",
+        b"t4,u1,gpt-4o,c4,completion,50,0.005,0.5,2025-01-02T12:00:00Z",
+        b"t1,u1,gpt-4o,c1,prompt,100,0.005,3.0,2025-01-02T10:00:00Z",
+    ];
+    let job = import(&app, users_file(&USERS), tx_file(&rows)).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let t = &job["transactions"];
+    assert_eq!(
+        [&t["inserted"], &t["updated"], &t["unchanged"], &t["rejected"]],
+        [4, 2, 1, 0],
+        "t1 is inserted then changed twice, t2 repeated as it was: {job}"
+    );
+    let d1 = kpis(&app, "start_date=2025-01-01&end_date=2025-01-01").await;
+    assert_eq!(d1["kpis"]["total_spendings"], 0.25, "t1 left the 1st: {d1}");
+    let d2 = kpis(&app, "start_date=2025-01-02&end_date=2025-01-02").await;
+    assert_eq!(d2["kpis"]["total_spendings"], 5.0, "t1 at its last cost, t3 and t4: {d2}");
+    assert_same_days(&daily_tables(&app).await, &recomputed_daily_tables(&app).await);
 }
 
 storage_tests!(
     rowids_whose_keys_clash_are_kept_apart,
+    a_rowid_repeated_in_the_next_chunks_keeps_its_last_values,
     an_upload_is_imported_and_the_kpis_equal_the_transactions,
     uploading_the_same_files_twice_changes_no_figure,
     a_second_upload_adding_rows_to_the_same_days_keeps_every_figure,
