@@ -180,15 +180,16 @@ impl Importer {
         let window = chunks_in_flight(self.db.backend());
         let mut users = HashMap::new();
         let mut in_flight: VecDeque<StartedChunk> = VecDeque::with_capacity(window);
+        let mut expect_new = true;
         while let Some(chunk) = chunks.recv().await {
             let chunk = Arc::new(chunk.map_err(|e| PermanentFailure(e.0))?);
             if lease.should_stop() {
                 return Err(Interrupted.into());
             }
-            in_flight.push_back(self.start_chunk(chunk, &mut users, &in_flight).await?);
+            in_flight.push_back(self.start_chunk(chunk, &mut users, &in_flight, expect_new).await?);
             if in_flight.len() == window {
                 let oldest = in_flight.pop_front().expect("a chunk in flight");
-                finish_chunk(oldest, &job.id, &to_tally).await?;
+                expect_new &= finish_chunk(oldest, &job.id, &to_tally).await?;
             }
         }
         while let Some(oldest) = in_flight.pop_front() {
@@ -204,12 +205,14 @@ impl Importer {
 
     /// Opens the transaction of `chunk`, looks up its users and starts inserting its new rows on
     /// a task of its own, leaving out keys that a chunk still in flight may insert (they wait
-    /// for [`finish_chunk`], after that chunk commits).
+    /// for [`finish_chunk`], after that chunk commits). `expect_new`: no chunk of this file so
+    /// far found a key taken, so the inserts assume none is.
     async fn start_chunk(
         &self,
         chunk: Arc<Chunk<TransactionRow>>,
         users: &mut HashMap<String, Arc<UserFacts>>,
         in_flight: &VecDeque<StartedChunk>,
+        expect_new: bool,
     ) -> anyhow::Result<StartedChunk> {
         let mut tx = self.db.begin().await?;
         if chunks_in_flight(self.db.backend()) > 1 {
@@ -230,7 +233,11 @@ impl Importer {
             async move {
                 let stored: Vec<StoredTransaction<'_>> =
                     stored_rows(&chunk, &facts).into_iter().filter(|t| !held.contains(&t.key)).collect();
-                let inserted = store::insert_new_transactions(&mut tx, &stored).await?;
+                let inserted = if expect_new {
+                    store::insert_expected_new_transactions(&mut tx, &stored).await?
+                } else {
+                    store::insert_new_transactions(&mut tx, &stored).await?
+                };
                 Ok((tx, inserted))
             }
         });
@@ -476,24 +483,26 @@ fn stored_rows<'a>(
 }
 
 /// Waits for a started chunk's first inserts, writes the rest of it, commits and hands it to
-/// the tally. Chunks are finished in file order, so the file checkpoint only moves forward.
+/// the tally; returns whether every row was new. Chunks are finished in file order, so the file
+/// checkpoint only moves forward.
 async fn finish_chunk(
     started: StartedChunk,
     job_id: &str,
     to_tally: &mpsc::Sender<Tallied>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<bool> {
     let (mut tx, first_inserted) = started.first_inserts.await??;
     let written =
         write_transactions(&mut tx, job_id, &started.chunk, &started.facts, &started.held, first_inserted)
             .await?;
     tx.commit().await?;
+    let all_new = matches!(written, Written::AllInserted);
     let tallied = match written {
         Written::AllInserted => Tallied::Inserted(started.chunk, started.facts),
         Written::Some(days) => Tallied::Spoiled(days),
     };
     // The tally thread only ends when this sender is dropped.
     let _ = to_tally.send(tallied).await;
-    Ok(())
+    Ok(all_new)
 }
 
 /// Writes the rest of one chunk of transactions after its first inserts (`first_inserted` rows,

@@ -692,25 +692,74 @@ fn bind_transactions<'q>(
     q
 }
 
+/// What an insert does with a row whose key is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    /// Skips the row.
+    Skip,
+    /// Fails the statement (PostgreSQL): a plain `INSERT` searches the key index once a row,
+    /// where `ON CONFLICT` searches it twice.
+    Fail,
+}
+
 /// Inserts the rows whose key is free; returns how many were.
 pub async fn insert_new_transactions(
     conn: &mut AnyConnection,
     rows: &[StoredTransaction<'_>],
+) -> Result<u64, sqlx::Error> {
+    insert_transactions(conn, rows, Taken::Skip).await
+}
+
+/// Inserts rows whose keys are expected to be free, as [`insert_new_transactions`] does; returns
+/// how many were. On PostgreSQL it first tries a plain `INSERT` under a savepoint and, should a
+/// key be taken after all, rolls back to it and skips the taken keys instead.
+pub async fn insert_expected_new_transactions(
+    conn: &mut AnyConnection,
+    rows: &[StoredTransaction<'_>],
+) -> Result<u64, sqlx::Error> {
+    if backend_of(conn) == Backend::Sqlite || rows.is_empty() {
+        return insert_new_transactions(conn, rows).await;
+    }
+    sqlx::query("SAVEPOINT usage_new_rows").execute(&mut *conn).await?;
+    match insert_transactions(conn, rows, Taken::Fail).await {
+        Ok(inserted) => {
+            sqlx::query("RELEASE SAVEPOINT usage_new_rows").execute(&mut *conn).await?;
+            Ok(inserted)
+        }
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            sqlx::query("ROLLBACK TO SAVEPOINT usage_new_rows").execute(&mut *conn).await?;
+            sqlx::query("RELEASE SAVEPOINT usage_new_rows").execute(&mut *conn).await?;
+            insert_new_transactions(conn, rows).await
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Inserts `rows`, doing with each taken key what `taken` says; returns how many were inserted.
+async fn insert_transactions(
+    conn: &mut AnyConnection,
+    rows: &[StoredTransaction<'_>],
+    taken: Taken,
 ) -> Result<u64, sqlx::Error> {
     let backend = backend_of(conn);
     let batches: Vec<&[StoredTransaction<'_>]> = rows.chunks(rows_per_statement(TX_COLS)).collect();
     // Every batch but the last has the same length: two statement texts at most.
     let sql_for = |len: usize| {
         let values = backend.sequential_rows(len, TX_COLS);
-        match backend {
+        match (backend, taken) {
             // `OR IGNORE` (unlike `ON CONFLICT DO NOTHING`) lets no constraint abort the
             // statement, so SQLite keeps no statement journal (a copy of every page the
             // statement changes) for it.
-            Backend::Sqlite => format!("INSERT OR IGNORE INTO transactions ({TX_COLUMNS}) VALUES {values}"),
-            Backend::Postgres => {
+            (Backend::Sqlite, _) => {
+                format!("INSERT OR IGNORE INTO transactions ({TX_COLUMNS}) VALUES {values}")
+            }
+            (Backend::Postgres, Taken::Skip) => {
                 format!(
                     "INSERT INTO transactions ({TX_COLUMNS}) VALUES {values} ON CONFLICT (id_key) DO NOTHING"
                 )
+            }
+            (Backend::Postgres, Taken::Fail) => {
+                format!("INSERT INTO transactions ({TX_COLUMNS}) VALUES {values}")
             }
         }
     };
