@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use serde_json::{json, Value};
+use sightline_platform::background::spawn_background;
 use sightline_platform::db::{now_ms, Backend, Db};
 use sightline_platform::queue::{Interrupted, JobContext, JobHandler, JobLease, JobMode, PermanentFailure};
 use sqlx::{Any, AnyConnection, Transaction};
@@ -140,7 +141,7 @@ impl Importer {
 
     async fn import_users(&self, job: &JobRecord, path: &Path, lease: &JobLease) -> anyhow::Result<()> {
         let mut chunks =
-            read_chunks(path, "users", &USER_COLUMNS, job.users.checkpoint, self.chunk_rows, parse_user);
+            read_chunks(path, "users", &USER_COLUMNS, job.users.checkpoint, self.chunk_rows, parse_user)?;
         while let Some(chunk) = chunks.recv().await {
             let chunk = chunk.map_err(|e| PermanentFailure(e.0))?;
             if lease.should_stop() {
@@ -168,15 +169,15 @@ impl Importer {
             job.transactions.checkpoint,
             self.chunk_rows,
             parse_transaction,
-        );
+        )?;
         let (to_tally, mut tally_inbox) = mpsc::channel::<Tallied>(1);
-        let tallying = tokio::task::spawn_blocking(move || {
+        let tallying = spawn_background("usage-tally", move || {
             let mut tally = Tally::new(TALLY_BUDGET_BYTES);
             while let Some(tallied) = tally_inbox.blocking_recv() {
                 tallied.add_to(&mut tally);
             }
             tally
-        });
+        })?;
         let window = chunks_in_flight(self.db.backend());
         let mut users = HashMap::new();
         let mut in_flight: VecDeque<StartedChunk> = VecDeque::with_capacity(window);
@@ -315,7 +316,7 @@ async fn recompute_and_finish(
     store::finish_days(conn, job_id, days, now).await
 }
 
-/// Parses `path` on a blocking thread, one chunk ahead of the caller.
+/// Parses `path` on a background thread (see [`spawn_background`]), one chunk ahead of the caller.
 fn read_chunks<R: Send + 'static>(
     path: &Path,
     label: &'static str,
@@ -323,10 +324,11 @@ fn read_chunks<R: Send + 'static>(
     from: Checkpoint,
     chunk_rows: usize,
     parse: fn(&Fields<'_>) -> Result<R, Reject>,
-) -> mpsc::Receiver<Result<Chunk<R>, FileError>> {
+) -> std::io::Result<mpsc::Receiver<Result<Chunk<R>, FileError>>> {
     let (sender, receiver) = mpsc::channel(1);
     let path = path.to_owned();
-    tokio::task::spawn_blocking(move || {
+    // The thread reports through the channel; the future of its end is not needed.
+    let _ended = spawn_background("usage-parse", move || {
         let mut chunks = match CsvChunks::open(&path, label, columns, from, chunk_rows) {
             Ok(c) => c,
             Err(e) => {
@@ -343,8 +345,8 @@ fn read_chunks<R: Send + 'static>(
                 return;
             }
         }
-    });
-    receiver
+    })?;
+    Ok(receiver)
 }
 
 /// Stores one chunk of users; the latest row of an id wins. A user whose active subscription or
