@@ -289,23 +289,8 @@ async fn storage_alone(bin: &Path, dir: &Path, url: &str, rows: u64) -> anyhow::
         while let Some(chunk) = generator.next_chunk(STORED_ALONE_CHUNK) {
             csv.clear();
             for r in &chunk {
-                writeln!(
-                    csv,
-                    "{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                    r.key,
-                    r.id,
-                    r.user_id,
-                    r.region,
-                    r.company,
-                    r.model,
-                    r.conversation_id,
-                    r.token_type,
-                    r.tokens,
-                    r.rate,
-                    r.cost,
-                    r.date,
-                    r.timestamp_ms
-                )?;
+                let cells: Vec<String> = r.cells().iter().map(Cell::to_string).collect();
+                writeln!(csv, "{}", cells.join(","))?;
             }
             let started = Instant::now();
             let mut copy = conn
@@ -333,21 +318,7 @@ fn sqlite_store_alone(path: &Path, generator: &mut GeneratedRows) -> anyhow::Res
         {
             let mut insert = tx.prepare_cached(&sql)?;
             for r in &chunk {
-                insert.execute(rusqlite::params![
-                    r.key,
-                    r.id,
-                    r.user_id,
-                    r.region,
-                    r.company,
-                    r.model,
-                    r.conversation_id,
-                    r.token_type,
-                    r.tokens,
-                    r.rate,
-                    r.cost,
-                    r.date,
-                    r.timestamp_ms
-                ])?;
+                insert.execute(rusqlite::params_from_iter(r.cells()))?;
             }
         }
         tx.commit()?;
@@ -356,7 +327,7 @@ fn sqlite_store_alone(path: &Path, generator: &mut GeneratedRows) -> anyhow::Res
     Ok(storing)
 }
 
-/// The columns of the `transactions` table, in [`GeneratedRow`] order.
+/// The columns of the `transactions` table, in [`GeneratedRow::cells`] order.
 const TX_COLUMNS: &str = "id_key, id, user_id, region, company, model_name, conversation_id, token_type, \
                           token_count, rate_per_1k, calculated_cost, date, timestamp";
 
@@ -375,6 +346,55 @@ struct GeneratedRow {
     cost: f64,
     date: String,
     timestamp_ms: i64,
+}
+
+impl GeneratedRow {
+    /// The row's values in [`TX_COLUMNS`] order.
+    fn cells(&self) -> [Cell<'_>; 13] {
+        [
+            Cell::Int(self.key),
+            Cell::Text(&self.id),
+            Cell::Text(&self.user_id),
+            Cell::Text(self.region),
+            Cell::Text(self.company),
+            Cell::Text(self.model),
+            Cell::Text(&self.conversation_id),
+            Cell::Text(self.token_type),
+            Cell::Int(self.tokens),
+            Cell::Real(self.rate),
+            Cell::Real(self.cost),
+            Cell::Text(&self.date),
+            Cell::Int(self.timestamp_ms),
+        ]
+    }
+}
+
+/// One value of a generated row: bound as an SQLite parameter, or written as a CSV cell (no
+/// generated text needs quoting).
+enum Cell<'a> {
+    Int(i64),
+    Real(f64),
+    Text(&'a str),
+}
+
+impl std::fmt::Display for Cell<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Cell::Int(v) => write!(f, "{v}"),
+            Cell::Real(v) => write!(f, "{v}"),
+            Cell::Text(v) => f.write_str(v),
+        }
+    }
+}
+
+impl rusqlite::ToSql for Cell<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(match self {
+            Cell::Int(v) => (*v).into(),
+            Cell::Real(v) => (*v).into(),
+            Cell::Text(v) => (*v).into(),
+        })
+    }
 }
 
 /// Deterministic rows like the sample's: random 62-bit keys and UUID-shaped ids, a few
