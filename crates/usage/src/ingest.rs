@@ -531,8 +531,6 @@ async fn write_transactions(
         }
     }
     let stored = stored_rows(chunk, facts);
-    let lines: Vec<u64> =
-        chunk.rows.iter().zip(facts).filter(|(_, user)| user.is_some()).map(|((line, _), _)| *line).collect();
     let held_rows: Vec<StoredTransaction<'_>> =
         stored.iter().filter(|t| held.contains(&t.key)).copied().collect();
     let first_pass = (first_inserted + store::insert_new_transactions(conn, &held_rows).await?) as usize;
@@ -551,6 +549,14 @@ async fn write_transactions(
         // the last occurrence of an id winning.
         let keys: Vec<i64> = stored.iter().map(|t| t.key).collect();
         let existing = store::existing_transactions(conn, &keys).await?;
+        // The file line of each of `stored`.
+        let lines: Vec<u64> = chunk
+            .rows
+            .iter()
+            .zip(facts)
+            .filter(|(_, user)| user.is_some())
+            .map(|((line, _), _)| *line)
+            .collect();
         let mut last: HashMap<&str, usize> = HashMap::with_capacity(stored.len());
         for (i, t) in stored.iter().enumerate() {
             last.insert(t.row.id.as_str(), i);
