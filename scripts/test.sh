@@ -3,8 +3,10 @@
 #   1. installs missing Debian packages (postgresql, chromium, nodejs/npm if no node)
 #   2. starts a throw-away PostgreSQL and exports SIGHTLINE_TEST_POSTGRES_URL,
 #      SIGHTLINE_REQUIRE_POSTGRES=1
-#   3. cargo nextest run --workspace (or cargo test --workspace)
-#   4. browser test: tests/browser/active_nbas.test.mjs against target/debug/sightline
+#   3. cargo fmt --check and cargo clippy --workspace --all-targets -- -D warnings
+#   4. cargo nextest run --workspace --run-ignored all (or cargo test -- --include-ignored):
+#      the PostgreSQL variants of the storage tests are #[ignore]d for a plain `cargo test`
+#   5. browser tests (tests/browser/*.test.mjs) against target/debug/sightline
 # Exits non-zero if any step fails.
 set -euo pipefail
 
@@ -47,12 +49,17 @@ echo "SIGHTLINE_TEST_POSTGRES_URL=$SIGHTLINE_TEST_POSTGRES_URL"
 failed_steps=()
 
 # ---------------------------------------------------------------------------
+section "Format and lints (cargo fmt --check, cargo clippy -D warnings)"
+cargo fmt --all --check || failed_steps+=("cargo fmt --check")
+cargo clippy --workspace --all-targets -- -D warnings || failed_steps+=("cargo clippy")
+
+# ---------------------------------------------------------------------------
 if cargo nextest --version >/dev/null 2>&1; then
-  section "Rust tests (cargo nextest run --workspace --no-fail-fast)"
-  cargo nextest run --workspace --no-fail-fast || failed_steps+=("rust tests")
+  section "Rust tests (cargo nextest run --workspace --run-ignored all --no-fail-fast)"
+  cargo nextest run --workspace --run-ignored all --no-fail-fast || failed_steps+=("rust tests")
 else
-  section "Rust tests (cargo test --workspace)"
-  cargo test --workspace --no-fail-fast || failed_steps+=("rust tests")
+  section "Rust tests (cargo test --workspace -- --include-ignored)"
+  cargo test --workspace --no-fail-fast -- --include-ignored || failed_steps+=("rust tests")
 fi
 
 # ---------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 #
 #   pg_start            # initdb + start on a free loopback port; exports
 #                       #   SIGHTLINE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:PORT/postgres
-#                       #   SIGHTLINE_REQUIRE_POSTGRES=1
+#                       #   SIGHTLINE_REQUIRE_POSTGRES=1, and SIGHTLINE_TEST_POSTGRES_TLS=1 when
+#                       #   the server speaks TLS (a self-signed certificate made with openssl)
 #   trap pg_stop EXIT   # stop the server (immediate) and remove its temp dir
 #
 # Needs Debian's postgresql package (binaries in /usr/lib/postgresql/*/bin).
@@ -72,6 +73,17 @@ pg_start() {
     return 1
   fi
 
+  # TLS with a throw-away self-signed certificate, so `sslmode=require` can be tested.
+  local tls=""
+  if command -v openssl >/dev/null 2>&1 && openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+      -subj "/CN=127.0.0.1" -keyout "$PG_TMPDIR/server.key" -out "$PG_TMPDIR/server.crt" \
+      >/dev/null 2>&1; then
+    chmod 600 "$PG_TMPDIR/server.key"
+    if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$PG_TMPDIR/server.key" "$PG_TMPDIR/server.crt"; fi
+    tls="-c ssl=on -c ssl_cert_file=$PG_TMPDIR/server.crt -c ssl_key_file=$PG_TMPDIR/server.key"
+    export SIGHTLINE_TEST_POSTGRES_TLS=1
+  fi
+
   # Tests trade durability for speed; PG_DURABLE=1 (benchmarks) keeps the server's defaults.
   local speed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
   if [ "${PG_DURABLE:-0}" = 1 ]; then speed=""; fi
@@ -79,7 +91,7 @@ pg_start() {
   for attempt in 1 2 3 4 5; do
     PG_PORT="$(_pg_free_port)"
     if _pg_as_owner "$PG_BINDIR/pg_ctl" -D "$PG_TMPDIR/data" -l "$PG_TMPDIR/postgres.log" -w -t 60 \
-        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_TMPDIR $speed -c max_connections=200" \
+        -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PG_TMPDIR $speed $tls -c max_connections=200" \
         start >"$PG_TMPDIR/pg_ctl.log" 2>&1; then
       export SIGHTLINE_TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
       export SIGHTLINE_REQUIRE_POSTGRES=1

@@ -3,11 +3,13 @@
 //! event for their current NBAs of that definition.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
+use sightline_platform::outbound::{OutboundClient, OutboundConfig, OutboundRequest};
+
+use crate::model::CalculationEvent;
 
 /// The rule's threshold: strictly above it emits an event.
 pub const INCOME_THRESHOLD: f64 = 2000.0;
@@ -95,35 +97,33 @@ fn base_event(
     definition: &str,
     source: &str,
     target: &Target,
-    context: Map<String, Value>,
-) -> Map<String, Value> {
-    let mut event = Map::new();
-    event.insert("event_id".into(), json!(uuid::Uuid::new_v4().to_string()));
-    event.insert(
-        "occurred_at".into(),
-        json!(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-    );
-    event.insert("source".into(), json!(source));
-    event.insert("nba_definition_id".into(), json!(definition));
-    for (key, value) in [
-        ("enterprise_number", &target.enterprise_number),
-        ("account_id", &target.account_id),
-        ("contact_id", &target.contact_id),
-    ] {
-        if let Some(v) = value.as_ref().filter(|v| !v.is_empty()) {
-            event.insert(key.into(), json!(v));
-        }
-    }
-    let mut context = context;
+    mut context: Map<String, Value>,
+) -> CalculationEvent {
+    let present = |v: &Option<String>| v.as_ref().filter(|v| !v.is_empty()).cloned();
     let hash = context_hash(&context);
     context.insert("hash".into(), json!(hash));
-    event.insert("context".into(), Value::Object(context));
-    event
+    CalculationEvent {
+        event_id: uuid::Uuid::new_v4().to_string(),
+        occurred_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        source: source.to_owned(),
+        nba_definition_id: definition.to_owned(),
+        enterprise_number: present(&target.enterprise_number),
+        account_id: present(&target.account_id),
+        contact_id: present(&target.contact_id),
+        create_nba: true,
+        deactivate_nba_ids: Vec::new(),
+        context,
+    }
 }
 
-/// A create event (`create_nba` omitted, as it defaults to true).
-pub fn create_event(definition: &str, source: &str, target: &Target, context: Map<String, Value>) -> Value {
-    Value::Object(base_event(definition, source, target, context))
+/// A create event.
+pub fn create_event(
+    definition: &str,
+    source: &str,
+    target: &Target,
+    context: Map<String, Value>,
+) -> CalculationEvent {
+    base_event(definition, source, target, context)
 }
 
 /// A delete event: `create_nba=false` with the NBAs to deactivate.
@@ -133,11 +133,12 @@ pub fn create_delete_event(
     target: &Target,
     nba_ids: &[String],
     context: Map<String, Value>,
-) -> Value {
-    let mut event = base_event(definition, source, target, context);
-    event.insert("create_nba".into(), json!(false));
-    event.insert("deactivate_nba_ids".into(), json!(nba_ids));
-    Value::Object(event)
+) -> CalculationEvent {
+    CalculationEvent {
+        create_nba: false,
+        deactivate_nba_ids: nba_ids.to_vec(),
+        ..base_event(definition, source, target, context)
+    }
 }
 
 /// Options of `sightline calc income` (no `Debug`: it holds the API key).
@@ -202,7 +203,8 @@ pub async fn run_income(run: &IncomeRun) -> anyhow::Result<IncomeSummary> {
             let event = create_event(&run.definition, &run.source, &target, context);
             match &client {
                 None => {
-                    bar.suspend(|| println!("{event}"));
+                    let line = serde_json::to_string(&event)?;
+                    bar.suspend(|| println!("{line}"));
                     summary.emitted += 1;
                 }
                 Some(api) => match api.post_event(&event).await {
@@ -240,81 +242,68 @@ pub async fn run_income(run: &IncomeRun) -> anyhow::Result<IncomeSummary> {
     Ok(summary)
 }
 
-/// Talks to the Sightline API with timeouts and retries.
+/// Talks to the Sightline API through the platform's outbound client (timeouts, retries with
+/// backoff, circuit breaker).
 struct ApiClient {
-    http: reqwest::Client,
-    base: String,
+    http: OutboundClient,
     api_key: Option<String>,
-    attempts: u32,
 }
 
 impl ApiClient {
     fn new(base: &str, api_key: Option<String>, attempts: u32) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(15))
-            .connect_timeout(Duration::from_secs(5))
-            .build()?;
-        Ok(Self { http, base: base.trim_end_matches('/').to_owned(), api_key, attempts: attempts.max(1) })
+        let settings = OutboundConfig {
+            base_url: base.trim_end_matches('/').to_owned(),
+            connect_timeout_ms: 5_000,
+            timeout_ms: 15_000,
+            budget_ms: 120_000,
+            max_retries: attempts.max(1) - 1,
+            // A long run stops posting once the server is plainly down, rather than failing
+            // every remaining client after its own retries.
+            breaker_failures: 10,
+            ..OutboundConfig::default()
+        };
+        Ok(Self { http: OutboundClient::new("sightline_api", settings)?, api_key })
     }
 
-    fn auth(&self, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    fn auth(&self, request: OutboundRequest) -> OutboundRequest {
         match &self.api_key {
-            Some(key) => req.bearer_auth(key),
-            None => req,
+            Some(key) => request.bearer_auth(key),
+            None => request,
         }
     }
 
-    /// Sends with retries on connection errors, 429 and 5xx; 4xx are final.
-    async fn send(&self, build: impl Fn() -> reqwest::RequestBuilder) -> anyhow::Result<Value> {
-        let mut delay = Duration::from_millis(200);
-        let mut last = String::new();
-        for attempt in 1..=self.attempts {
-            match self.auth(build()).send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    let body: Value = resp.json().await.unwrap_or(Value::Null);
-                    if status.is_success() {
-                        return Ok(body);
-                    }
-                    last = format!("HTTP {status}: {body}");
-                    if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
-                        bail!(last);
-                    }
-                }
-                Err(e) => last = e.to_string(),
-            }
-            if attempt < self.attempts {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-        bail!("after {} attempts: {last}", self.attempts)
-    }
-
-    async fn post_event(&self, event: &Value) -> anyhow::Result<()> {
-        let url = format!("{}/api/v1/internal/events/nba-calculation", self.base);
-        self.send(|| self.http.post(&url).json(event)).await.map(|_| ())
+    /// Posts one event. A repeat is harmless (the server keys events by `event_id`), so the
+    /// POST is retried like a GET.
+    async fn post_event(&self, event: &CalculationEvent) -> anyhow::Result<()> {
+        let request = self.http.post("/api/v1/internal/events/nba-calculation").json(event);
+        self.auth(request).retry_non_idempotent().send().await?;
+        Ok(())
     }
 
     /// Ids of the client's current `new` NBAs of `definition` (pages through the list).
     async fn active_nbas(&self, enterprise_number: &str, definition: &str) -> anyhow::Result<Vec<String>> {
+        #[derive(serde::Deserialize)]
+        struct Page {
+            items: Vec<Listed>,
+            total: i64,
+        }
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            id: String,
+        }
         let mut ids = Vec::new();
-        let mut offset = 0;
         loop {
-            let url = format!("{}/api/v1/nba", self.base);
             let query = [
                 ("enterprise_number", enterprise_number.to_owned()),
                 ("nba_definition_id", definition.to_owned()),
                 ("status", "new".to_owned()),
                 ("limit", "200".to_owned()),
-                ("offset", offset.to_string()),
+                ("offset", ids.len().to_string()),
             ];
-            let page = self.send(|| self.http.get(&url).query(&query)).await?;
-            let items = page.get("items").and_then(Value::as_array).cloned().unwrap_or_default();
-            ids.extend(items.iter().filter_map(|i| i.get("id").and_then(Value::as_str)).map(str::to_owned));
-            let total = page.get("total").and_then(Value::as_i64).unwrap_or(0);
-            offset += items.len() as i64;
-            if items.is_empty() || offset >= total {
+            let page: Page = self.auth(self.http.get("/api/v1/nba").query(&query)).send_json().await?;
+            let done = page.items.is_empty() || ids.len() + page.items.len() >= page.total as usize;
+            ids.extend(page.items.into_iter().map(|item| item.id));
+            if done {
                 return Ok(ids);
             }
         }
@@ -354,22 +343,28 @@ mod tests {
     #[test]
     fn events_omit_defaults_and_delete_events_set_them() {
         let target = Target { enterprise_number: Some("0123456789".into()), ..Default::default() };
-        let e = create_event("optimization", "calc", &target, Map::new());
+        let e = serde_json::to_value(create_event("optimization", "calc", &target, Map::new())).unwrap();
         assert!(
             e.get("create_nba").is_none()
                 && e.get("deactivate_nba_ids").is_none()
-                && e.get("account_id").is_none()
+                && e.get("account_id").is_none(),
+            "defaults are left out, as the original's calculator does: {e}"
         );
         assert_eq!(e["context"]["hash"].as_str().unwrap().len(), 64);
         let d = create_delete_event("optimization", "calc", &target, &["nba_1".into()], Map::new());
+        let d = serde_json::to_value(d).unwrap();
         assert_eq!(d["create_nba"], json!(false));
         assert_eq!(d["deactivate_nba_ids"], json!(["nba_1"]));
     }
 
     #[test]
-    fn the_context_hash_ignores_key_order() {
-        let a: Map<String, Value> = serde_json::from_str(r#"{"a":1,"b":{"y":2,"x":1}}"#).unwrap();
-        let b: Map<String, Value> = serde_json::from_str(r#"{"b":{"x":1,"y":2},"a":1}"#).unwrap();
-        assert_eq!(context_hash(&a), context_hash(&b));
+    fn the_context_hash_is_sha256_of_compact_json_with_sorted_keys() {
+        // The original's hash: sha256 of `json.dumps(context, sort_keys=True, separators=(",", ":"))`,
+        // here of `{"a":{"x":1,"y":2},"b":1}`, whatever order the keys arrive in.
+        let expected = "babccc4807906b8cd636958f2fc1002a56b6684160e6aefa017e46eeea26666c";
+        for text in [r#"{"b":1,"a":{"y":2,"x":1}}"#, r#"{"a":{"x":1,"y":2},"b":1}"#] {
+            let context: Map<String, Value> = serde_json::from_str(text).unwrap();
+            assert_eq!(context_hash(&context), expected, "{text}");
+        }
     }
 }

@@ -43,7 +43,7 @@ pub struct CalculationEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub contact_id: Option<String>,
     /// `false` makes this a delete event: only `deactivate_nba_ids` are applied.
-    #[serde(default = "yes")]
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
     pub create_nba: bool,
     /// NBAs to deactivate.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -56,6 +56,10 @@ pub struct CalculationEvent {
 
 fn yes() -> bool {
     true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 const EVENT_FIELDS: [&str; 10] = [

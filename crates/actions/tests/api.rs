@@ -8,7 +8,7 @@ use sightline_actions::ActionsModule;
 use sightline_platform::testing::TestApp;
 use sightline_platform::{storage_tests, Backend};
 
-async fn spawn(backend: Backend) -> Option<TestApp> {
+async fn spawn(backend: Backend) -> TestApp {
     let mock_db = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/mock_db");
     TestApp::spawn(backend, vec![Arc::new(ActionsModule)], &[("actions.mock_db_dir", json!(mock_db))]).await
 }
@@ -36,9 +36,7 @@ async fn act(app: &TestApp, nba_id: &str, body: Value) -> (u16, Value) {
 }
 
 async fn the_seed_demo_enqueues_processes_lists_and_accepts(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
-        return;
-    };
+    let app = spawn(backend).await;
     let body = json!({
         "event_id": "9f6849e6-6110-4bd8-8397-a8f9a6ec7d5a",
         "occurred_at": "2026-02-09T13:59:00Z",
@@ -116,9 +114,7 @@ async fn the_seed_demo_enqueues_processes_lists_and_accepts(backend: Backend) {
 }
 
 async fn the_same_event_id_twice_has_no_second_effect(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
-        return;
-    };
+    let app = spawn(backend).await;
     let body = event("def_idem", json!({"account_id": "acc_idem"}));
     let (s1, first) = post_event(&app, &body).await;
     let (s2, second) = post_event(&app, &body).await;
@@ -138,9 +134,7 @@ async fn the_same_event_id_twice_has_no_second_effect(backend: Backend) {
 }
 
 async fn a_recalculation_deactivates_the_older_nba_of_the_same_scope_only(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
-        return;
-    };
+    let app = spawn(backend).await;
     let target = json!({"account_id": "acc_scope", "enterprise_number": "5550000001"});
     let mut older = event("def_s", target.clone());
     older["occurred_at"] = json!("2026-03-01T10:00:00Z");
@@ -177,9 +171,7 @@ async fn a_recalculation_deactivates_the_older_nba_of_the_same_scope_only(backen
 }
 
 async fn a_delete_event_deactivates_the_listed_nbas_and_creates_none(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
-        return;
-    };
+    let app = spawn(backend).await;
     let (_, a) = post_event(&app, &event("def_d1", json!({"account_id": "acc_del"}))).await;
     let (_, b) = post_event(&app, &event("def_d2", json!({"account_id": "acc_del"}))).await;
     let mut delete = event("def_d1", json!({"account_id": "acc_del"}));
@@ -206,9 +198,7 @@ async fn a_delete_event_deactivates_the_listed_nbas_and_creates_none(backend: Ba
 }
 
 async fn decisions_follow_the_documented_lifecycle(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
-        return;
-    };
+    let app = spawn(backend).await;
     let (_, a) = post_event(&app, &event("def_life", json!({"account_id": "acc_life"}))).await;
     let id = a["nba_id"].as_str().unwrap();
     let (s, first) = act(
@@ -248,9 +238,7 @@ async fn decisions_follow_the_documented_lifecycle(backend: Backend) {
 }
 
 async fn a_missing_identifier_is_filled_from_the_reference_data(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
-        return;
-    };
+    let app = spawn(backend).await;
     let (_, a) = post_event(&app, &event("def_enrich", json!({"account_id": "acc_123"}))).await;
     let (_, nba) = app.get_json(&format!("/api/v1/nba/{}", a["nba_id"].as_str().unwrap())).await;
     assert_eq!(nba["enterprise_number"], "0123456789");
@@ -263,9 +251,7 @@ async fn a_missing_identifier_is_filled_from_the_reference_data(backend: Backend
 }
 
 async fn bad_payloads_are_refused_with_4xx_naming_the_field(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
-        return;
-    };
+    let app = spawn(backend).await;
     let good = event("def_bad", json!({"account_id": "acc_bad"}));
     let cases: Vec<(Value, &str)> = vec![
         (json!({}), "event_id"),
@@ -447,9 +433,7 @@ async fn bad_payloads_are_refused_with_4xx_naming_the_field(backend: Backend) {
 }
 
 async fn listing_pages_and_filters_by_enterprise_number_and_status(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
-        return;
-    };
+    let app = spawn(backend).await;
     let mut ids = Vec::new();
     for i in 0..5 {
         let (_, r) =
@@ -471,9 +455,7 @@ async fn listing_pages_and_filters_by_enterprise_number_and_status(backend: Back
 }
 
 async fn the_active_nbas_page_is_served_and_documented(backend: Backend) {
-    let Some(app) = spawn(backend).await else {
-        return;
-    };
+    let app = spawn(backend).await;
     let r = app.client.get(app.url("/ui/active-nbas?client=0123456789")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
@@ -507,12 +489,12 @@ storage_tests!(
 );
 
 async fn every_route_admits_exactly_the_roles_its_permission_names(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+    let app = spawn(backend).await;
     sightline_platform::testing::check_route_matrix(&app).await;
 }
 
 async fn decisions_and_events_are_audited_with_their_actor(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+    let app = spawn(backend).await;
     let analyst = app.user_with_roles(&["analyst"]).await;
     let key = app.api_key(&["events:write"]).await;
     let calculator = app.client_with(&key);

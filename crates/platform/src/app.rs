@@ -68,8 +68,11 @@ impl Assembled {
         let queue = Queue::new(db.clone(), config.queue.clone());
         let bus = EventBus::standard();
         let auth = identity(&config, &db, &bus, modules).await?;
-        let platform =
-            Platform { config: Arc::new(config), db, queue, bus, shutdown: CancellationToken::new() };
+        let platform = {
+            let config = Arc::new(config);
+            let outbound = crate::outbound::Outbound::new(config.clone());
+            Platform { config, db, queue, bus, outbound, shutdown: CancellationToken::new() }
+        };
         let mut parts = Vec::with_capacity(modules.len());
         for m in modules {
             let built = m.build(&platform).await.with_context(|| format!("module {}", m.name()))?;

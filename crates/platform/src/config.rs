@@ -328,6 +328,19 @@ impl Config {
         }
     }
 
+    /// Extracts the section at `key` (dotted, e.g. `outbound.nba`) over `defaults`: keys the
+    /// section sets win, the others keep the defaults' values.
+    pub fn section_over<T>(&self, key: &str, defaults: T) -> Result<T, ConfigError>
+    where
+        T: Serialize + serde::de::DeserializeOwned,
+    {
+        let mut figment = Figment::from(Serialized::defaults(defaults));
+        if self.figment.find_value(key).is_ok() {
+            figment = figment.merge(self.figment.focus(key));
+        }
+        figment.extract().map_err(|e| ConfigError(format!("section `[{key}]`: {}", one_line(&e))))
+    }
+
     /// Whether `module` is enabled by the `modules` list.
     pub fn module_enabled(&self, module: &str) -> bool {
         self.modules.is_empty() || self.modules.iter().any(|m| m == module)
@@ -385,6 +398,23 @@ mod tests {
     fn modules_can_be_a_comma_separated_string() {
         let f = Figment::from(Serialized::defaults(Config::default())).merge(("modules", "actions, usage"));
         assert_eq!(Config::from_figment(f).unwrap().modules, ["actions", "usage"]);
+    }
+
+    #[test]
+    fn a_section_overrides_defaults_key_by_key() {
+        #[derive(Serialize, Deserialize, Default, PartialEq, Debug)]
+        #[serde(default, deny_unknown_fields)]
+        struct S {
+            a: u32,
+            b: String,
+        }
+        let f = Figment::from(Serialized::defaults(Config::default())).merge(("outbound.feed.a", 7));
+        let c = Config::from_figment(f).unwrap();
+        let defaults = S { a: 1, b: "kept".into() };
+        assert_eq!(c.section_over("outbound.feed", defaults).unwrap(), S { a: 7, b: "kept".into() });
+        let f = Figment::from(Serialized::defaults(Config::default())).merge(("outbound.feed.c", 7));
+        let err = Config::from_figment(f).unwrap().section_over("outbound.feed", S::default()).unwrap_err();
+        assert!(err.to_string().contains("outbound.feed"), "{err}");
     }
 
     #[test]

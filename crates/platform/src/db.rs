@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Executor, Transaction};
 
 /// Which database `conn` talks to.
 pub fn backend_of(conn: &sqlx::AnyConnection) -> Backend {
@@ -114,6 +114,13 @@ impl Db {
             Ok(Self { backend: Backend::Sqlite, read, write })
         } else {
             let options: AnyConnectOptions = url.parse().context("Failed to parse the PostgreSQL URL")?;
+            // One direct connection first: an unreachable server is reported at once with its
+            // cause, where the pool would retry until its acquire timeout and say only that.
+            let first = tokio::time::timeout(Duration::from_secs(10), AnyConnection::connect_with(&options))
+                .await
+                .context("PostgreSQL did not answer within 10 s")?
+                .context("Failed to connect to PostgreSQL")?;
+            first.close().await.ok();
             let pool = AnyPoolOptions::new()
                 .max_connections(32)
                 .acquire_timeout(Duration::from_secs(10))

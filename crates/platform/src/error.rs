@@ -143,6 +143,30 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
+/// A module's error: each variant names its HTTP status and a stable machine-readable code, so
+/// the error becomes an [`ApiError`] in one place (`?` in a handler). Services return these
+/// enums and know nothing of HTTP beyond this mapping.
+pub trait ErrorCode: std::error::Error + Send + Sync + 'static {
+    /// The HTTP status the error is answered with.
+    fn status(&self) -> StatusCode;
+    /// Stable machine-readable code (`not_found`, `upstream_timeout`, …).
+    fn code(&self) -> &'static str;
+    /// Machine-readable details (`Null` when there are none).
+    fn details(&self) -> Value {
+        Value::Null
+    }
+}
+
+impl<E: ErrorCode> From<E> for ApiError {
+    fn from(err: E) -> Self {
+        if err.status() == StatusCode::INTERNAL_SERVER_ERROR {
+            return Self::internal(anyhow::Error::new(err));
+        }
+        let details = err.details();
+        Self::new(err.status(), err.code(), err.to_string()).with_details(details)
+    }
+}
+
 /// Builds the JSON error body for `status` with the current request id.
 pub fn error_body(code: &str, message: &str, details: &Value) -> Value {
     json!({"error": {
@@ -171,6 +195,8 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         408 => "timeout",
         409 => "conflict",
         413 => "payload_too_large",
+        502 => "upstream_error",
+        504 => "upstream_timeout",
         415 => "unsupported_media_type",
         422 => "validation_failed",
         429 => "too_many_requests",

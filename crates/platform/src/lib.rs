@@ -1,5 +1,5 @@
 //! The Sightline platform: configuration, storage, durable queue, scheduler, HTTP plumbing,
-//! telemetry and the module contract. It knows no module; the server composes them.
+//! outbound HTTP, telemetry and the module contract. It knows no module; the server composes them.
 
 pub mod app;
 pub mod audit;
@@ -12,11 +12,13 @@ pub mod error;
 pub mod http;
 pub mod migrate;
 pub mod module;
+pub mod outbound;
 pub mod queue;
 pub mod queue_http;
 pub mod request_id;
 pub mod scheduler;
 pub mod telemetry;
+#[cfg(feature = "testing")]
 pub mod testing;
 pub mod ui;
 pub mod validate;
@@ -42,6 +44,8 @@ pub struct Platform {
     pub db: Db,
     /// The job queue.
     pub queue: Queue,
+    /// Outbound HTTP clients, one per outside service (`[outbound.<name>]`).
+    pub outbound: outbound::Outbound,
     /// Domain events: publish inside the transaction of the change (audit trail, log).
     pub bus: audit::EventBus,
     /// Fires when the process is asked to stop.

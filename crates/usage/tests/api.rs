@@ -12,7 +12,7 @@ use sightline_usage::sample::{write_sample, SampleSummary};
 use sightline_usage::UsageModule;
 use sqlx::Row as _;
 
-async fn spawn(backend: Backend, overrides: &[(&str, Value)]) -> Option<TestApp> {
+async fn spawn(backend: Backend, overrides: &[(&str, Value)]) -> TestApp {
     let mut all = vec![("usage.chunk_rows", json!(700))];
     all.extend_from_slice(overrides);
     TestApp::spawn(backend, vec![Arc::new(UsageModule)], &all).await
@@ -139,9 +139,7 @@ async fn figures_and_cost(app: &TestApp, sql: &str) -> Vec<(String, f64)> {
 }
 
 async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Backend) {
-    let Some(app) = spawn(backend, &[]).await else {
-        return;
-    };
+    let app = spawn(backend, &[]).await;
     let (_dir, summary, users, tx) = sample(5_000);
     let job = import(&app, users, tx).await;
     assert_eq!(job["status"], "succeeded", "{job}");
@@ -275,9 +273,7 @@ async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Back
 }
 
 async fn uploading_the_same_files_twice_changes_no_figure(backend: Backend) {
-    let Some(app) = spawn(backend, &[]).await else {
-        return;
-    };
+    let app = spawn(backend, &[]).await;
     let (_dir, _summary, users, tx) = sample(2_000);
     import(&app, users.clone(), tx.clone()).await;
     let before = (kpis(&app, WHOLE_RANGE).await, daily_tables(&app).await);
@@ -295,9 +291,7 @@ async fn uploading_the_same_files_twice_changes_no_figure(backend: Backend) {
 }
 
 async fn a_second_upload_adding_rows_to_the_same_days_keeps_every_figure(backend: Backend) {
-    let Some(app) = spawn(backend, &[("usage.chunk_rows", json!(700))]).await else {
-        return;
-    };
+    let app = spawn(backend, &[("usage.chunk_rows", json!(700))]).await;
     // The bigger sample starts with the smaller one's RowIds at other times: its chunks move
     // stored rows to other days and add new rows on days that already have figures, so its days
     // are recomputed in SQL.
@@ -342,9 +336,7 @@ const USERS: [&str; 3] = [
 ];
 
 async fn a_changed_row_moves_its_figures_to_its_new_day(backend: Backend) {
-    let Some(app) = spawn(backend, &[]).await else {
-        return;
-    };
+    let app = spawn(backend, &[]).await;
     let first = tx_file(&[
         b"t1,u1,gpt-4o,c1,prompt,100,0.005,0.5,2025-01-01T10:00:00Z",
         b"t2,u2,gpt-4o-mini,c2,completion,200,0.001,0.25,2025-01-01T11:00:00Z",
@@ -381,9 +373,7 @@ async fn a_changed_row_moves_its_figures_to_its_new_day(backend: Backend) {
 }
 
 async fn bad_rows_are_reported_with_line_and_reason_and_the_rest_is_imported(backend: Backend) {
-    let Some(app) = spawn(backend, &[]).await else {
-        return;
-    };
+    let app = spawn(backend, &[]).await;
     let users = users_file(&[USERS[0], USERS[1], "u9,alice,US,true,,,", "u4,dave,JP,maybe,,,", USERS[2]]);
     let tx = tx_file(&[
         b"t1,u1,gpt-4o,c1,prompt,100,0.005,0.5,2025-01-01T10:00:00Z",
@@ -461,9 +451,7 @@ async fn bad_rows_are_reported_with_line_and_reason_and_the_rest_is_imported(bac
 }
 
 async fn a_file_that_is_not_csv_fails_the_job_and_writes_nothing(backend: Backend) {
-    let Some(app) = spawn(backend, &[]).await else {
-        return;
-    };
+    let app = spawn(backend, &[]).await;
     let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01".to_vec();
     let job = import(&app, users_file(&USERS), png).await;
     assert_eq!(job["status"], "failed", "{job}");
@@ -494,9 +482,7 @@ async fn a_file_that_is_not_csv_fails_the_job_and_writes_nothing(backend: Backen
 }
 
 async fn upload_errors_name_the_field(backend: Backend) {
-    let Some(app) = spawn(backend, &[("usage.max_file_bytes", json!(4096))]).await else {
-        return;
-    };
+    let app = spawn(backend, &[("usage.max_file_bytes", json!(4096))]).await;
     let only_users =
         reqwest::multipart::Form::new().part("users", reqwest::multipart::Part::bytes(users_file(&USERS)));
     let (status, body) = upload_with(&app.client, &app, only_users).await;
@@ -537,9 +523,7 @@ async fn upload_errors_name_the_field(backend: Backend) {
 }
 
 async fn progress_streams_over_the_websocket_until_done(backend: Backend) {
-    let Some(app) = spawn(backend, &[("usage.chunk_rows", json!(200))]).await else {
-        return;
-    };
+    let app = spawn(backend, &[("usage.chunk_rows", json!(200))]).await;
     let (_dir, _summary, users, tx) = sample(4_000);
     let (status, body) = upload_with(&app.client, &app, form(users, tx)).await;
     assert_eq!(status, 202);
@@ -582,9 +566,7 @@ async fn progress_streams_over_the_websocket_until_done(backend: Backend) {
 }
 
 async fn access_follows_roles_and_the_job_dashboard_lists_every_job(backend: Backend) {
-    let Some(app) = spawn(backend, &[]).await else {
-        return;
-    };
+    let app = spawn(backend, &[]).await;
     sightline_platform::testing::check_route_matrix(&app).await;
     let viewer = app.client_with(&app.user_with_roles(&["viewer"]).await.access_token);
     let analyst = app.client_with(&app.user_with_roles(&["analyst"]).await.access_token);
@@ -636,9 +618,7 @@ async fn squat(app: &TestApp, key: i64, id: &str) {
 
 async fn rowids_whose_keys_clash_are_kept_apart(backend: Backend) {
     use sightline_usage::store::{transaction_key, KEY_PROBES};
-    let Some(app) = spawn(backend, &[]).await else {
-        return;
-    };
+    let app = spawn(backend, &[]).await;
     import(&app, users_file(&USERS), tx_file(&[])).await;
     let home = transaction_key("t1");
     squat(&app, home, "squatter").await;
@@ -708,9 +688,7 @@ async fn rowids_whose_keys_clash_are_kept_apart(backend: Backend) {
 async fn a_rowid_repeated_in_the_next_chunks_keeps_its_last_values(backend: Backend) {
     // Chunks of two rows: on PostgreSQL the next chunk inserts while the one before is still
     // open, so a RowId in both is held back until the first commits.
-    let Some(app) = spawn(backend, &[("usage.chunk_rows", json!(2))]).await else {
-        return;
-    };
+    let app = spawn(backend, &[("usage.chunk_rows", json!(2))]).await;
     let rows: [&[u8]; 7] = [
         b"t1,u1,gpt-4o,c1,prompt,100,0.005,1.0,2025-01-01T10:00:00Z",
         b"t2,u2,gpt-4o-mini,c2,completion,200,0.001,0.25,2025-01-01T11:00:00Z",

@@ -8,11 +8,11 @@ use serde_json::{json, Value};
 use sightline_platform::testing::{TestApp, TEST_PASSWORD};
 use sightline_platform::{storage_tests, Backend};
 
-async fn spawn(backend: Backend) -> Option<TestApp> {
+async fn spawn(backend: Backend) -> TestApp {
     spawn_with(backend, &[]).await
 }
 
-async fn spawn_with(backend: Backend, overrides: &[(&str, Value)]) -> Option<TestApp> {
+async fn spawn_with(backend: Backend, overrides: &[(&str, Value)]) -> TestApp {
     TestApp::spawn(backend, Vec::new(), overrides).await
 }
 
@@ -43,7 +43,7 @@ async fn me_with(app: &TestApp, token: &str) -> (u16, Value) {
 }
 
 async fn forged_expired_tampered_and_confused_tokens_are_refused(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+    let app = spawn(backend).await;
     let user = app.user_with_roles(&["viewer"]).await;
     let id = user.user.id.as_str();
     let hs256 = json!({"alg": "HS256", "typ": "JWT"});
@@ -91,7 +91,7 @@ async fn forged_expired_tampered_and_confused_tokens_are_refused(backend: Backen
 }
 
 async fn a_used_refresh_token_presented_again_revokes_its_whole_login(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+    let app = spawn(backend).await;
     let first = app.user_with_roles(&["viewer"]).await;
     let refresh = |token: String| {
         let app = &app;
@@ -123,7 +123,7 @@ async fn a_used_refresh_token_presented_again_revokes_its_whole_login(backend: B
 }
 
 async fn disabled_users_and_revoked_keys_are_refused_at_once(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+    let app = spawn(backend).await;
     let user = app.user_with_roles(&["analyst"]).await;
     assert_eq!(me_with(&app, &user.access_token).await.0, 200);
     let (status, _) =
@@ -170,9 +170,7 @@ async fn disabled_users_and_revoked_keys_are_refused_at_once(backend: Backend) {
 }
 
 async fn repeated_failed_logins_are_throttled_per_user(backend: Backend) {
-    let Some(app) = spawn_with(backend, &[("auth.login_max_failures_per_user", json!(3))]).await else {
-        return;
-    };
+    let app = spawn_with(backend, &[("auth.login_max_failures_per_user", json!(3))]).await;
     let user = app.user_with_roles(&["viewer"]).await;
     let name = user.user.username.as_str();
     for _ in 0..3 {
@@ -197,7 +195,7 @@ async fn repeated_failed_logins_are_throttled_per_user(backend: Backend) {
 }
 
 async fn login_takes_json_with_username_or_email_and_the_oauth2_form(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+    let app = spawn(backend).await;
     let (status, created) = app
         .post_json(
             "/api/v1/auth/users",
@@ -245,7 +243,7 @@ async fn login_takes_json_with_username_or_email_and_the_oauth2_form(backend: Ba
 }
 
 async fn registration_when_enabled_creates_viewers(backend: Backend) {
-    let Some(app) = spawn_with(backend, &[("auth.registration_enabled", json!(true))]).await else { return };
+    let app = spawn_with(backend, &[("auth.registration_enabled", json!(true))]).await;
     let r = app
         .anonymous
         .post(app.url("/api/v1/auth/register"))
@@ -259,7 +257,7 @@ async fn registration_when_enabled_creates_viewers(backend: Backend) {
 }
 
 async fn changing_a_password_ends_other_sessions(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+    let app = spawn(backend).await;
     let user = app.user_with_roles(&["viewer"]).await;
     let client = app.client_with(&user.access_token);
     let change = |current: &str, new: &str| {
@@ -283,7 +281,7 @@ async fn changing_a_password_ends_other_sessions(backend: Backend) {
 }
 
 async fn secrets_never_appear_in_answers_or_the_spec(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+    let app = spawn(backend).await;
     let (_, created) =
         app.post_json("/api/v1/auth/api-keys", &json!({"name": "calc", "permissions": ["queue:read"]})).await;
     let key = created["key"].as_str().unwrap().to_owned();
@@ -316,7 +314,7 @@ async fn secrets_never_appear_in_answers_or_the_spec(backend: Backend) {
 }
 
 async fn the_audit_trail_records_auth_events_and_filters_them(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+    let app = spawn(backend).await;
     let user = app.user_with_roles(&["viewer"]).await;
     let r = app
         .client
@@ -354,7 +352,7 @@ async fn the_audit_trail_records_auth_events_and_filters_them(backend: Backend) 
 }
 
 async fn the_spec_declares_security_and_public_routes_stay_open(backend: Backend) {
-    let Some(app) = spawn(backend).await else { return };
+    let app = spawn(backend).await;
     let (_, spec) = app.get_json("/openapi.json").await;
     let schemes = &spec["components"]["securitySchemes"];
     assert_eq!(schemes["oauth2"]["flows"]["password"]["tokenUrl"], "/api/v1/auth/login");
@@ -408,7 +406,7 @@ async fn a_route_needing_an_undeclared_permission_stops_the_start() {
             Ok(ModuleParts::new(router))
         }
     }
-    let db = sightline_platform::testing::test_database(Backend::Sqlite).await.unwrap();
+    let db = sightline_platform::testing::test_database(Backend::Sqlite).await;
     let config = sightline_platform::testing::test_config(&db, &[]);
     let modules: Vec<Arc<dyn Module>> = vec![Arc::new(Careless)];
     let err = sightline_platform::Application::build(config, &modules).await.err().expect("refused");

@@ -15,6 +15,26 @@ use sightline_platform::{
 };
 use sqlx::{AnyConnection, Row};
 
+mod auth;
+mod outbound;
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL: scripts/test.sh, or SIGHTLINE_TEST_POSTGRES_URL and --run-ignored all"]
+async fn postgres_with_sslmode_require_connects_over_tls() {
+    let db = sightline_platform::testing::test_database(Backend::Postgres).await;
+    assert!(
+        std::env::var_os("SIGHTLINE_TEST_POSTGRES_TLS").is_some(),
+        "the test server does not speak TLS (scripts/lib/postgres.sh turns it on when openssl is present)"
+    );
+    let pool = sightline_platform::Db::connect(&format!("{}?sslmode=require", db.url)).await.unwrap();
+    let row = sqlx::query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+        .fetch_one(pool.reader())
+        .await
+        .unwrap();
+    assert!(row.get::<bool, _>(0), "the connection is encrypted");
+    pool.close().await;
+}
+
 /// A job that fails while `payload.fail_times` is above its attempt number.
 struct FlakyJob {
     runs: Arc<AtomicUsize>,
@@ -65,7 +85,7 @@ impl Module for TestModule {
     }
 }
 
-async fn spawn(backend: Backend, overrides: &[(&str, Value)]) -> Option<(TestApp, Arc<AtomicUsize>)> {
+async fn spawn(backend: Backend, overrides: &[(&str, Value)]) -> (TestApp, Arc<AtomicUsize>) {
     let runs = Arc::new(AtomicUsize::new(0));
     let mut all = vec![
         ("queue.run_in_server", json!(false)),
@@ -74,8 +94,8 @@ async fn spawn(backend: Backend, overrides: &[(&str, Value)]) -> Option<(TestApp
         ("queue.max_attempts", json!(3)),
     ];
     all.extend(overrides.iter().cloned());
-    let app = TestApp::spawn(backend, vec![Arc::new(TestModule { runs: runs.clone() })], &all).await?;
-    Some((app, runs))
+    let app = TestApp::spawn(backend, vec![Arc::new(TestModule { runs: runs.clone() })], &all).await;
+    (app, runs)
 }
 
 async fn enqueue(app: &TestApp, payload: Value) -> i64 {
@@ -107,9 +127,7 @@ async fn effects(app: &TestApp, job_id: i64) -> i64 {
 }
 
 async fn a_failing_job_is_retried_with_backoff_and_its_failed_attempts_leave_no_writes(backend: Backend) {
-    let Some((app, runs)) = spawn(backend, &[]).await else {
-        return;
-    };
+    let (app, runs) = spawn(backend, &[]).await;
     let id = enqueue(&app, json!({"fail_times": 2})).await;
     drain(&app).await;
     // A failing attempt runs twice: in its batch, then alone to isolate the failure.
@@ -121,9 +139,7 @@ async fn a_failing_job_is_retried_with_backoff_and_its_failed_attempts_leave_no_
 }
 
 async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_the_api(backend: Backend) {
-    let Some((app, _runs)) = spawn(backend, &[]).await else {
-        return;
-    };
+    let (app, _runs) = spawn(backend, &[]).await;
     let id = enqueue(&app, json!({"fail_times": 99})).await;
     drain(&app).await;
     let page: Value = app.get_json("/api/v1/queue/jobs?state=failed").await.1;
@@ -151,9 +167,7 @@ async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_
 }
 
 async fn a_job_whose_worker_died_is_run_again_after_its_lease_expires(backend: Backend) {
-    let Some((app, runs)) = spawn(backend, &[]).await else {
-        return;
-    };
+    let (app, runs) = spawn(backend, &[]).await;
     let id = enqueue(&app, json!({})).await;
     // What a worker that died mid-job leaves behind: claimed, lease running out.
     sqlx::query("UPDATE queue_jobs SET state = 'running', attempts = 1, locked_by = 'dead', lease_until = $1 WHERE id = $2")
@@ -171,9 +185,7 @@ async fn a_job_whose_worker_died_is_run_again_after_its_lease_expires(backend: B
 }
 
 async fn a_scheduled_job_runs_once_per_due_time_across_processes(backend: Backend) {
-    let Some((app, _runs)) = spawn(backend, &[("scheduler.enabled", json!(false))]).await else {
-        return;
-    };
+    let (app, _runs) = spawn(backend, &[("scheduler.enabled", json!(false))]).await;
     let spec = ScheduleSpec {
         name: "test.every_second".into(),
         cron: "* * * * * *".into(),
@@ -208,9 +220,7 @@ async fn a_scheduled_job_runs_once_per_due_time_across_processes(backend: Backen
 }
 
 async fn workers_in_two_processes_share_the_queue_without_running_a_job_twice(backend: Backend) {
-    let Some((app, runs)) = spawn(backend, &[("queue.batch_size", json!(7))]).await else {
-        return;
-    };
+    let (app, runs) = spawn(backend, &[("queue.batch_size", json!(7))]).await;
     for _ in 0..60 {
         enqueue(&app, json!({})).await;
     }
@@ -227,9 +237,7 @@ async fn workers_in_two_processes_share_the_queue_without_running_a_job_twice(ba
 }
 
 async fn every_response_carries_a_request_id_and_errors_use_the_json_body(backend: Backend) {
-    let Some((app, _)) = spawn(backend, &[]).await else {
-        return;
-    };
+    let (app, _) = spawn(backend, &[]).await;
     let r = app.client.get(app.url("/health")).header("x-request-id", "trace-42").send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-42");
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "healthy", "ok": true}));
@@ -255,9 +263,7 @@ async fn every_response_carries_a_request_id_and_errors_use_the_json_body(backen
 }
 
 async fn readiness_metrics_and_docs_are_served(backend: Backend) {
-    let Some((app, _)) = spawn(backend, &[]).await else {
-        return;
-    };
+    let (app, _) = spawn(backend, &[]).await;
     let r: Value = app.get_json("/health/ready").await.1;
     assert_eq!(r["status"], "ready");
     assert_eq!(r["database"]["backend"], if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
