@@ -96,6 +96,10 @@ impl Module for ActionsModule {
             max_wait,
         );
         let job = jobs::ProcessEventJob { backend: platform.db.backend() };
-        Ok(ModuleParts::new(http::router(service)).job(job))
+        Ok(ModuleParts::new(http::router(service)).job(job).page(
+            "/ui/active-nbas",
+            "Active NBAs",
+            "Next best actions per client: accept, reject, filter",
+        ))
     }
 }

@@ -119,7 +119,8 @@ impl Application {
         let workers = assembled.workers();
         let scheduler = assembled.scheduler().await?;
         let routers = assembled.parts.iter_mut().map(|(_, p)| std::mem::take(&mut p.router)).collect();
-        let (router, routes) = build_router(&assembled.platform, &assembled.auth, routers)?;
+        let pages = assembled.parts.iter().flat_map(|(_, p)| p.pages.iter().cloned()).collect();
+        let (router, routes) = build_router(&assembled.platform, &assembled.auth, routers, pages)?;
         let listener = TcpListener::bind(bind).await.with_context(|| format!("Failed to bind {bind}"))?;
         Ok(Self {
             listener,

@@ -120,7 +120,11 @@ impl ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)?;
+        // One bad field is already named in the message; several are listed after it.
         if let Value::Array(items) = &self.details {
+            if items.len() < 2 {
+                return Ok(());
+            }
             for item in items {
                 if let (Some(field), Some(message)) = (item["field"].as_str(), item["message"].as_str()) {
                     write!(f, "; {field}: {message}")?;
@@ -181,6 +185,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = error_body(self.code, &self.message, &self.details);
         (self.status, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_of_a_validation_error_names_each_bad_field_once() {
+        let one = ApiError::validation(vec![FieldError::new("permissions", "unknown permission foo:bar")]);
+        assert_eq!(one.to_string(), "permissions: unknown permission foo:bar");
+        let two = ApiError::validation(vec![FieldError::new("a", "bad"), FieldError::new("b", "worse")]);
+        assert_eq!(two.to_string(), "2 fields are invalid; a: bad; b: worse");
     }
 }
 

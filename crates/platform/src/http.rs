@@ -85,11 +85,14 @@ pub fn build_router(
     platform: &Platform,
     auth: &AuthService,
     modules: Vec<SecureRouter>,
+    pages: Vec<crate::module::PageLink>,
 ) -> anyhow::Result<(Router, Vec<RouteAccess>)> {
     // Install the recorder before the first request records anything.
     crate::telemetry::prometheus();
     let state = AuthState { auth: auth.clone(), db: platform.db.clone() };
-    let mut all = platform_routes(platform.clone(), auth.metrics_public()).merge(auth_routes(state));
+    let mut all = platform_routes(platform.clone(), auth.metrics_public())
+        .merge(auth_routes(state))
+        .merge(crate::home::routes(pages));
     for module in modules {
         all = all.merge(module);
     }

@@ -9,6 +9,7 @@ pub mod batch;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod home;
 pub mod http;
 pub mod migrate;
 pub mod module;

@@ -16,12 +16,31 @@ pub struct ModuleParts {
     pub jobs: Vec<Arc<dyn JobHandler>>,
     /// Recurring jobs.
     pub schedules: Vec<ScheduleSpec>,
+    /// The module's pages, linked from the home page (`/`).
+    pub pages: Vec<PageLink>,
+}
+
+/// A page a module serves, as the home page lists it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct PageLink {
+    /// Path, e.g. `/ui/usage`.
+    pub path: &'static str,
+    /// Title.
+    pub title: &'static str,
+    /// One line on what it is for.
+    pub description: &'static str,
 }
 
 impl ModuleParts {
     /// Parts with `router` and no jobs or schedules yet.
     pub fn new(router: SecureRouter) -> Self {
-        Self { router, jobs: Vec::new(), schedules: Vec::new() }
+        Self { router, jobs: Vec::new(), schedules: Vec::new(), pages: Vec::new() }
+    }
+
+    /// Lists a page on the home page.
+    pub fn page(mut self, path: &'static str, title: &'static str, description: &'static str) -> Self {
+        self.pages.push(PageLink { path, title, description });
+        self
     }
 
     /// Adds a job handler.

@@ -140,18 +140,27 @@ pub struct JobContext {
     pub request_id: Option<String>,
     /// Input.
     pub payload: Value,
+    /// The job's log span, made once so that entering it again inside itself adds nothing.
+    span: tracing::Span,
 }
 
 impl JobContext {
-    /// The job's log span: its id, type, attempt and the request id that enqueued it.
-    pub fn span(&self) -> tracing::Span {
-        tracing::info_span!(
+    /// A job as claimed, with its log span.
+    pub fn new(id: i64, job_type: String, attempt: i64, request_id: Option<String>, payload: Value) -> Self {
+        let span = tracing::info_span!(
             "job",
-            request_id = self.request_id.as_deref().unwrap_or(""),
-            job.id = self.id,
-            job.r#type = %self.job_type,
-            job.attempt = self.attempt,
-        )
+            request_id = request_id.as_deref().unwrap_or(""),
+            job.id = id,
+            job.r#type = %job_type,
+            job.attempt = attempt,
+        );
+        Self { id, job_type, attempt, request_id, payload, span }
+    }
+
+    /// The job's log span: its id, type, attempt and the request id that enqueued it. The same
+    /// span every call, so a handler entering it inside the worker's logs it once.
+    pub fn span(&self) -> tracing::Span {
+        self.span.clone()
     }
 }
 
@@ -858,13 +867,13 @@ impl Workers {
             .map(|row| {
                 let payload: String = row.get("payload");
                 Claimed {
-                    ctx: JobContext {
-                        id: row.get("id"),
-                        job_type: row.get("job_type"),
-                        attempt: row.get("attempts"),
-                        request_id: row.get("request_id"),
-                        payload: serde_json::from_str(&payload).unwrap_or(Value::Null),
-                    },
+                    ctx: JobContext::new(
+                        row.get("id"),
+                        row.get("job_type"),
+                        row.get("attempts"),
+                        row.get("request_id"),
+                        serde_json::from_str(&payload).unwrap_or(Value::Null),
+                    ),
                     queue: row.get("queue"),
                     max_attempts: row.get("max_attempts"),
                 }

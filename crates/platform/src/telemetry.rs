@@ -1,4 +1,4 @@
-//! Logging (`tracing`, pretty or JSON lines) and the Prometheus recorder.
+//! Logging (`tracing`, pretty or JSON lines, on stderr) and the Prometheus recorder.
 
 use std::sync::OnceLock;
 
@@ -15,8 +15,13 @@ pub fn init_logging(format: LogFormat, level: &str) {
         .and_then(|v| EnvFilter::try_new(v).ok())
         .or_else(|| EnvFilter::try_new(level).ok())
         .unwrap_or_else(|| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_ansi(ansi);
+    // Logs go to stderr: a command's answer alone is on stdout (`KEY=$(sightline apikey create …)`).
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_ansi(ansi);
     let _ = match format {
         LogFormat::Json => {
             builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init()

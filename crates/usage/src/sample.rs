@@ -92,7 +92,9 @@ struct SampleUser {
 /// `progress` with the rows written so far every 10,000 rows.
 pub fn write_sample(dir: &Path, rows: u64, mut progress: impl FnMut(u64)) -> std::io::Result<SampleSummary> {
     std::fs::create_dir_all(dir)?;
-    let mut rng = Rng(0x5167_4C1E_0000_0001);
+    // Seeded by the size too: samples of different sizes share no user or row id, so loading a
+    // small one after a large one adds rows instead of silently rewriting some.
+    let mut rng = Rng(0x5167_4C1E_0000_0001 ^ rows.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let user_count = (rows / 100).clamp(100, 5_000) as usize;
     let mut users = Vec::with_capacity(user_count);
     let mut out = BufWriter::with_capacity(1 << 20, File::create(dir.join("users.csv"))?);
@@ -200,5 +202,19 @@ mod tests {
         assert_eq!(text.lines().count(), 2_001);
         assert_eq!(sa.users, 100);
         assert_eq!(sa.days.0, "2025-01-01");
+    }
+
+    #[test]
+    fn samples_of_different_sizes_share_no_row_or_user_id() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        write_sample(a.path(), 2_000, |_| {}).unwrap();
+        write_sample(b.path(), 3_000, |_| {}).unwrap();
+        for (file, column) in [("transactions.csv", 0), ("users.csv", 0), ("transactions.csv", 1)] {
+            let ids = |dir: &tempfile::TempDir| -> std::collections::HashSet<String> {
+                let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+                text.lines().skip(1).map(|l| l.split(',').nth(column).unwrap().to_owned()).collect()
+            };
+            assert!(ids(&a).is_disjoint(&ids(&b)), "{file} column {column}");
+        }
     }
 }

@@ -81,7 +81,11 @@ impl Module for TestModule {
         TEST_MIGRATIONS
     }
     async fn build(&self, _platform: &Platform) -> anyhow::Result<ModuleParts> {
-        Ok(ModuleParts::new(SecureRouter::new()).job(FlakyJob { runs: self.runs.clone() }))
+        Ok(ModuleParts::new(SecureRouter::new()).job(FlakyJob { runs: self.runs.clone() }).page(
+            "/ui/test",
+            "Test <page>",
+            "A module's page",
+        ))
     }
 }
 
@@ -283,6 +287,27 @@ async fn readiness_metrics_and_docs_are_served(backend: Backend) {
     assert!(docs.text().await.unwrap().contains("swagger-ui"));
 }
 
+async fn the_root_welcomes_json_clients_and_browsers_get_a_home_page(backend: Backend) {
+    let (app, _) = spawn(backend, &[]).await;
+    let response = app.anonymous.get(app.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let root: Value = response.json().await.unwrap();
+    assert_eq!(root["message"], "Welcome to Sightline API");
+    assert_eq!(
+        (root["app"].as_str(), root["docs"].as_str(), root["status"].as_str()),
+        (Some("Sightline"), Some("/docs"), Some("running"))
+    );
+    assert_eq!(root["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(root["pages"][0]["path"], "/ui/test");
+    let page = app.anonymous.get(app.url("/")).header("accept", "text/html,*/*").send().await.unwrap();
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = page.text().await.unwrap();
+    for link in ["href=\"/ui/test\"", "href=\"/docs\"", "href=\"/rq\"", "href=\"/health\""] {
+        assert!(html.contains(link), "{link} missing");
+    }
+    assert!(html.contains("Test &lt;page&gt;"), "titles are escaped");
+}
+
 storage_tests!(
     a_failing_job_is_retried_with_backoff_and_its_failed_attempts_leave_no_writes,
     a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_the_api,
@@ -291,4 +316,5 @@ storage_tests!(
     workers_in_two_processes_share_the_queue_without_running_a_job_twice,
     every_response_carries_a_request_id_and_errors_use_the_json_body,
     readiness_metrics_and_docs_are_served,
+    the_root_welcomes_json_clients_and_browsers_get_a_home_page,
 );
