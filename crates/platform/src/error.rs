@@ -188,19 +188,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_text_of_a_validation_error_names_each_bad_field_once() {
-        let one = ApiError::validation(vec![FieldError::new("permissions", "unknown permission foo:bar")]);
-        assert_eq!(one.to_string(), "permissions: unknown permission foo:bar");
-        let two = ApiError::validation(vec![FieldError::new("a", "bad"), FieldError::new("b", "worse")]);
-        assert_eq!(two.to_string(), "2 fields are invalid; a: bad; b: worse");
-    }
-}
-
 /// The error code used for a bare status (fallbacks, layers that answer on their own).
 pub fn code_for_status(status: StatusCode) -> &'static str {
     match status.as_u16() {
@@ -220,5 +207,18 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         503 => "unavailable",
         s if s >= 500 => "internal",
         _ => "error",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_text_of_a_validation_error_names_each_bad_field_once() {
+        let one = ApiError::validation(vec![FieldError::new("permissions", "unknown permission foo:bar")]);
+        assert_eq!(one.to_string(), "permissions: unknown permission foo:bar");
+        let two = ApiError::validation(vec![FieldError::new("a", "bad"), FieldError::new("b", "worse")]);
+        assert_eq!(two.to_string(), "2 fields are invalid; a: bad; b: worse");
     }
 }
