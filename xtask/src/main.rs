@@ -651,23 +651,31 @@ fn start_server_with(
         .env("SIGHTLINE_LOG_LEVEL", "warn,sightline_platform::app=info")
         .env("SIGHTLINE_ADMIN_PASSWORD", BENCH_ADMIN_PASSWORD)
         .env("MOCK_DB_DIR", root.join("examples/mock_db"))
-        .stdout(Stdio::piped());
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     for (key, value) in env {
         if let Some(value) = value {
             command.env(key, value);
         }
     }
     let mut child = command.spawn()?;
-    let stdout = child.stdout.take().context("no stdout")?;
+    // Logs are on stderr (on stdout in builds before the platform's round 2: `--binary`).
+    let outputs: [Box<dyn std::io::Read + Send>; 2] = [
+        Box::new(child.stdout.take().context("no stdout")?),
+        Box::new(child.stderr.take().context("no stderr")?),
+    ];
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if line.contains("server.listening") {
-                let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+    for output in outputs {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(output).lines().map_while(Result::ok) {
+                if line.contains("server.listening") {
+                    let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                    let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                }
             }
-        }
-    });
+        });
+    }
     let addr = rx.recv_timeout(Duration::from_secs(60)).context("server did not start")?;
     Ok(Server { child, base: format!("http://{addr}") })
 }

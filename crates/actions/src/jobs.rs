@@ -1,22 +1,28 @@
 //! The module's job: process calculation events (one, or a batch in one transaction).
 
-use sightline_platform::{Backend, JobContext, JobHandler};
+use serde::{Deserialize, Serialize};
+use sightline_platform::{Backend, Job, JobContext, RunInTransaction};
 use sqlx::AnyConnection;
 
-use crate::service::{process_events, Processed, PROCESS_EVENT_JOB};
+use crate::service::{process_events, Processed};
 use crate::store;
 
-/// Runs [`process_events`] for jobs `{"event_id": …}`.
+/// Process one stored calculation event.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProcessEvent {
+    /// The event's id.
+    pub event_id: String,
+}
+
+impl Job for ProcessEvent {
+    const NAME: &'static str = "actions.process_event";
+    const QUEUE: &'static str = "actions";
+}
+
+/// Runs [`process_events`] for [`ProcessEvent`] jobs, a batch in one transaction.
 pub struct ProcessEventJob {
     /// The database kind (PostgreSQL needs scope locks).
     pub backend: Backend,
-}
-
-fn event_id(job: &JobContext) -> anyhow::Result<&str> {
-    job.payload
-        .get("event_id")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| anyhow::anyhow!("payload has no event_id"))
 }
 
 /// Logs the seed's markers for one processed event, in its job's span (with its request id).
@@ -37,26 +43,34 @@ fn log_outcome(job: &JobContext, event_id: &str, outcome: &Processed) {
 }
 
 #[async_trait::async_trait]
-impl JobHandler for ProcessEventJob {
-    fn job_type(&self) -> &'static str {
-        PROCESS_EVENT_JOB
+impl RunInTransaction for ProcessEventJob {
+    type Job = ProcessEvent;
+
+    async fn run(&self, job: ProcessEvent, ctx: &JobContext, conn: &mut AnyConnection) -> anyhow::Result<()> {
+        self.run_batch(vec![(job, ctx)], conn).await
     }
 
-    async fn run(&self, job: &JobContext, conn: &mut AnyConnection) -> anyhow::Result<()> {
-        self.run_batch(&[job], conn).await
-    }
-
-    async fn run_batch(&self, jobs: &[&JobContext], conn: &mut AnyConnection) -> anyhow::Result<()> {
-        let ids = jobs.iter().map(|j| event_id(j)).collect::<anyhow::Result<Vec<&str>>>()?;
+    async fn run_batch(
+        &self,
+        jobs: Vec<(ProcessEvent, &JobContext)>,
+        conn: &mut AnyConnection,
+    ) -> anyhow::Result<()> {
+        let ids: Vec<&str> = jobs.iter().map(|(job, _)| job.event_id.as_str()).collect();
         let outcomes = process_events(conn, self.backend, &ids).await?;
-        for ((job, id), outcome) in jobs.iter().zip(&ids).zip(&outcomes) {
-            log_outcome(job, id, outcome);
+        for ((job, ctx), outcome) in jobs.iter().zip(&outcomes) {
+            log_outcome(ctx, &job.event_id, outcome);
         }
         Ok(())
     }
 
-    async fn on_failed(&self, job: &JobContext, error: &str, conn: &mut AnyConnection) -> anyhow::Result<()> {
-        store::mark_event_failed(conn, event_id(job)?, error).await?;
+    async fn on_failed(
+        &self,
+        job: ProcessEvent,
+        _ctx: &JobContext,
+        error: &str,
+        conn: &mut AnyConnection,
+    ) -> anyhow::Result<()> {
+        store::mark_event_failed(conn, &job.event_id, error).await?;
         Ok(())
     }
 }

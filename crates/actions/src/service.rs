@@ -13,12 +13,10 @@ use sightline_platform::{Backend, Db, NewJob, Queue};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
+use crate::jobs::ProcessEvent;
 use crate::mockdb::ReferenceData;
 use crate::model::{short_id, ActionRecord, CalculationEvent, Decision, EventLogEntry, NbaDetail, NbaItem};
 use crate::store::{self, EventRow, NbaFilter, NewEvent};
-
-/// Job type that processes one calculation event.
-pub const PROCESS_EVENT_JOB: &str = "actions.process_event";
 
 /// Business failures of the module.
 #[derive(Debug, thiserror::Error)]
@@ -339,10 +337,10 @@ async fn write_intake(
         .zip(&is_new)
         .filter(|(_, new)| **new)
         .map(|(i, _)| {
-            NewJob::new("actions", PROCESS_EVENT_JOB, json!({"event_id": i.event.event_id}))
-                .with_request_id(i.request_id.clone())
+            let job = NewJob::of(&ProcessEvent { event_id: i.event.event_id.clone() })?;
+            Ok(job.with_request_id(i.request_id.clone()))
         })
-        .collect();
+        .collect::<anyhow::Result<Vec<NewJob>>>()?;
     queue.enqueue_many(&mut tx, jobs).await?;
     let accepted = batch
         .iter()

@@ -19,9 +19,10 @@ use crate::queue::{Queue, Workers};
 use crate::scheduler::Scheduler;
 use crate::{migrate, queue, Platform};
 
-/// The platform's own migrations: queue and schedules, identity and audit, the worker registry.
+/// The platform's own migrations: queue and schedules, identity and audit, the worker registry,
+/// job deduplication and schedule owners.
 const PLATFORM_MIGRATIONS: &[migrate::Migration] =
-    &[queue::MIGRATION, crate::auth::store::MIGRATION, queue::WORKERS_MIGRATION];
+    &[queue::MIGRATION, crate::auth::store::MIGRATION, queue::WORKERS_MIGRATION, queue::DEDUP_MIGRATION];
 
 /// Connects to the database and applies the platform's and `modules`' migrations.
 pub async fn connect_and_migrate(config: &Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<Db> {
@@ -82,13 +83,14 @@ impl Assembled {
                 schedules = built.schedules.len(),
                 "module.ready"
             );
+            check_names(m.name(), &built)?;
             parts.push((m.name(), built));
         }
         Ok(Self { platform, auth, parts })
     }
 
-    /// Workers for every module's job handlers.
-    pub fn workers(&self) -> Workers {
+    /// Workers for every module's job handlers; a job type registered twice is an error.
+    pub fn workers(&self) -> anyhow::Result<Workers> {
         let handlers = self.parts.iter().flat_map(|(_, p)| p.jobs.iter().cloned()).collect();
         Workers::new(self.platform.queue.clone(), handlers)
     }
@@ -98,6 +100,21 @@ impl Assembled {
         let specs = self.parts.iter().flat_map(|(_, p)| p.schedules.iter().cloned()).collect();
         Scheduler::register(self.platform.db.clone(), self.platform.queue.clone(), specs).await
     }
+}
+
+/// A module's job types and schedules carry its name as prefix (`usage.import`), so two modules
+/// cannot clash.
+fn check_names(module: &str, parts: &ModuleParts) -> anyhow::Result<()> {
+    let prefix = format!("{module}.");
+    let names = parts.jobs.iter().map(|j| ("job type", j.name().to_owned()));
+    let names = names.chain(parts.schedules.iter().map(|s| ("schedule", s.name.clone())));
+    for (what, name) in names {
+        anyhow::ensure!(
+            name.starts_with(&prefix),
+            "module {module}: {what} `{name}` must start with `{prefix}`"
+        );
+    }
+    Ok(())
 }
 
 /// A running HTTP server with its workers and scheduler (`sightline serve`).
@@ -116,7 +133,7 @@ impl Application {
     pub async fn build(config: Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<Self> {
         let bind = config.bind_addr();
         let mut assembled = Assembled::new(config, modules).await?;
-        let workers = assembled.workers();
+        let workers = assembled.workers()?;
         let scheduler = assembled.scheduler().await?;
         let routers = assembled.parts.iter_mut().map(|(_, p)| std::mem::take(&mut p.router)).collect();
         let pages = assembled.parts.iter().flat_map(|(_, p)| p.pages.iter().cloned()).collect();
@@ -197,7 +214,7 @@ pub async fn run_worker(config: Config, modules: &[Arc<dyn Module>]) -> anyhow::
     let assembled = Assembled::new(config, modules).await?;
     let platform = assembled.platform.clone();
     tokio::spawn(signal_to(platform.shutdown.clone()));
-    let mut tasks = assembled.workers().spawn(platform.shutdown.clone());
+    let mut tasks = assembled.workers()?.spawn(platform.shutdown.clone());
     if scheduler_enabled {
         tasks.push(assembled.scheduler().await?.spawn(tick, platform.shutdown.clone()));
     }

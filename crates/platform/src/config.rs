@@ -50,8 +50,11 @@ impl Default for HttpConfig {
 pub struct QueueConfig {
     /// Run queue workers inside `serve` (a `worker` process always runs them).
     pub run_in_server: bool,
-    /// Worker loops per process.
+    /// Worker loops per process for jobs run in the worker's transaction (short jobs).
     pub concurrency: usize,
+    /// Worker loops per process for standalone jobs (imports, backfills, forecasts, exports):
+    /// a pool of their own, so long jobs never hold up short ones.
+    pub standalone_concurrency: usize,
     /// Jobs claimed and processed per transaction (1..=1000).
     pub batch_size: i64,
     /// How often an idle worker looks for new jobs (it is also woken on local enqueue).
@@ -64,6 +67,11 @@ pub struct QueueConfig {
     pub backoff_max_ms: i64,
     /// A claimed job whose worker has not finished it within this time is run again.
     pub lease_secs: i64,
+    /// How often each worker process records its heartbeat (and recovers abandoned jobs).
+    pub heartbeat_ms: u64,
+    /// A process whose heartbeat is older than this is dead: its jobs are run again without
+    /// waiting for their lease.
+    pub dead_after_secs: i64,
 }
 
 impl Default for QueueConfig {
@@ -71,12 +79,15 @@ impl Default for QueueConfig {
         Self {
             run_in_server: true,
             concurrency: 2,
+            standalone_concurrency: 2,
             batch_size: 128,
             poll_interval_ms: 250,
             max_attempts: 5,
             backoff_base_ms: 1_000,
             backoff_max_ms: 300_000,
             lease_secs: 60,
+            heartbeat_ms: 2_000,
+            dead_after_secs: 10,
         }
     }
 }
@@ -274,7 +285,13 @@ impl Config {
                 "key `database_url`: must start with sqlite:, postgres:// or postgresql://".into(),
             ));
         }
-        let checks: [(&str, bool); 12] = [
+        let checks: [(&str, bool); 15] = [
+            ("queue.standalone_concurrency", self.queue.standalone_concurrency >= 1),
+            ("queue.heartbeat_ms", self.queue.heartbeat_ms >= 50),
+            (
+                "queue.dead_after_secs",
+                self.queue.dead_after_secs * 1000 >= 3 * self.queue.heartbeat_ms as i64,
+            ),
             ("queue.backoff_base_ms", self.queue.backoff_base_ms >= 1),
             ("queue.backoff_max_ms", self.queue.backoff_max_ms >= self.queue.backoff_base_ms),
             ("http.request_timeout_secs", self.http.request_timeout_secs >= 2),

@@ -1,6 +1,6 @@
 //! HTTP plumbing shared by every module: request context (id, span, access log, metrics), the
 //! JSON error normaliser, health, metrics, OpenAPI and Swagger UI; the queue API is in
-//! [`crate::queue_http`].
+//! [`crate::queue::http`].
 
 use std::time::{Duration, Instant};
 
@@ -263,7 +263,7 @@ fn platform_routes(platform: Platform, metrics_public: bool) -> SecureRouter {
         .route(Access::Public, routes!(ready))
         .route(metrics_access, routes!(metrics))
         .with_state(platform.clone())
-        .merge(crate::queue_http::routes(platform))
+        .merge(crate::queue::http::routes(platform))
         .merge(crate::ui::routes())
 }
 

@@ -15,7 +15,6 @@ pub mod migrate;
 pub mod module;
 pub mod outbound;
 pub mod queue;
-pub mod queue_http;
 pub mod request_id;
 pub mod scheduler;
 pub mod telemetry;
@@ -34,7 +33,7 @@ pub use config::Config;
 pub use db::{Backend, Db};
 pub use error::{ApiError, ApiResult, FieldError};
 pub use module::{Module, ModuleParts};
-pub use queue::{JobContext, JobHandler, NewJob, Queue};
+pub use queue::{Job, JobContext, NewJob, Queue, RetryPolicy, RunInTransaction, RunStandalone};
 
 /// What every module gets: configuration, database, queue and the shutdown signal.
 #[derive(Clone)]

@@ -1,10 +1,9 @@
 //! The module contract: a module declares itself once and the server composes the enabled ones.
 
-use std::sync::Arc;
-
 use crate::auth::{PermissionSpec, SecureRouter};
 use crate::migrate::Migration;
-use crate::queue::JobHandler;
+use crate::queue::job::JobRegistration;
+use crate::queue::{RunInTransaction, RunStandalone};
 use crate::scheduler::ScheduleSpec;
 use crate::Platform;
 
@@ -13,7 +12,7 @@ pub struct ModuleParts {
     /// Routes (API and pages) with their OpenAPI paths and the access each declares.
     pub router: SecureRouter,
     /// Handlers of the module's job types.
-    pub jobs: Vec<Arc<dyn JobHandler>>,
+    pub jobs: Vec<JobRegistration>,
     /// Recurring jobs.
     pub schedules: Vec<ScheduleSpec>,
     /// The module's pages, linked from the home page (`/`).
@@ -43,9 +42,15 @@ impl ModuleParts {
         self
     }
 
-    /// Adds a job handler.
-    pub fn job(mut self, handler: impl JobHandler) -> Self {
-        self.jobs.push(Arc::new(handler));
+    /// Adds the handler of a job type run in the worker's transaction.
+    pub fn job(mut self, handler: impl RunInTransaction) -> Self {
+        self.jobs.push(JobRegistration::in_transaction(handler));
+        self
+    }
+
+    /// Adds the handler of a long job type, run on the standalone pool.
+    pub fn standalone_job(mut self, handler: impl RunStandalone) -> Self {
+        self.jobs.push(JobRegistration::standalone(handler));
         self
     }
 

@@ -1,38 +1,104 @@
-//! Cron schedules with time zones. Each due run enqueues a job; the `schedules` row is advanced
+//! Cron schedules with time zones, kept as data in `schedules`. Modules declare fixed schedules
+//! at start ([`crate::ModuleParts::schedule`]) and add, change or remove others at run time in
+//! their own transaction ([`upsert_in`], [`remove_in`]): one per organisation, in its zone, say.
+//!
+//! Each tick reads the due rows with one query; a due run enqueues its job and advances the row
 //! with a compare-and-set in the same transaction, so with several processes sharing a database
 //! each run is enqueued exactly once. Next runs are computed in the schedule's own zone, so a
 //! 06:00 America/Los_Angeles job stays at 06:00 local across daylight-saving changes. Runs missed
 //! while no process was up are coalesced into one.
 
+use std::collections::HashSet;
 use std::str::FromStr as _;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context as _};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{ms_to_rfc3339, now_ms, Db};
-use crate::queue::{NewJob, Queue};
+use crate::db::{ms_to_rfc3339, now_ms, placeholders, Db};
+use crate::queue::{Job, NewJob, Queue};
 
-/// A module's recurring job.
+/// The owner of the schedules modules declare at start; others are owned by whoever added them.
+const DECLARED: &str = "declared";
+
+/// Due schedules fired per tick at most (the rest wait for the next tick).
+const DUE_PER_TICK: i64 = 100;
+
+/// A recurring job.
 #[derive(Debug, Clone)]
 pub struct ScheduleSpec {
-    /// Unique name, e.g. `calls.daily_reports`.
+    /// Unique name, prefixed by its module: `calls.daily_report:org_42`.
     pub name: String,
     /// Cron expression: 5 fields (`min hour dom mon dow`) or 6 with seconds first.
     pub cron: String,
-    /// IANA time zone the expression is read in, e.g. `America/Los_Angeles`.
-    pub timezone: String,
+    /// The time zone the expression is read in.
+    pub timezone: Tz,
     /// Queue of the enqueued job.
     pub queue: String,
     /// Job type to enqueue.
     pub job_type: String,
     /// Job payload; `scheduled_for` (RFC 3339) is added to it.
     pub payload: Value,
+}
+
+impl ScheduleSpec {
+    /// A schedule enqueuing `job` (its type, queue and payload) at `cron` in `timezone`.
+    pub fn of<J: Job>(name: impl Into<String>, cron: &str, timezone: Tz, job: &J) -> anyhow::Result<Self> {
+        Ok(Self {
+            name: name.into(),
+            cron: cron.to_owned(),
+            timezone,
+            queue: J::QUEUE.to_owned(),
+            job_type: J::NAME.to_owned(),
+            payload: serde_json::to_value(job)?,
+        })
+    }
+
+    fn parsed(&self) -> anyhow::Result<CronInZone> {
+        CronInZone::parse(&self.cron, self.timezone.name()).with_context(|| format!("schedule {}", self.name))
+    }
+}
+
+/// Adds `spec` (owned by `owner`) or changes the schedule of that name, through `conn` (the
+/// caller's transaction). A changed expression or zone takes effect from now; an unchanged one
+/// keeps its next run.
+pub async fn upsert_in(conn: &mut AnyConnection, spec: &ScheduleSpec, owner: &str) -> anyhow::Result<()> {
+    let next = spec
+        .parsed()?
+        .next_after(Utc::now())
+        .ok_or_else(|| anyhow!("schedule {} never runs", spec.name))?
+        .timestamp_millis();
+    sqlx::query(
+        "INSERT INTO schedules (name, cron, timezone, queue, job_type, payload, next_run_at, updated_at, owner) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (name) DO UPDATE SET queue = excluded.queue, job_type = excluded.job_type, \
+         payload = excluded.payload, owner = excluded.owner, updated_at = excluded.updated_at, \
+         cron = excluded.cron, timezone = excluded.timezone, \
+         next_run_at = CASE WHEN schedules.cron <> excluded.cron OR schedules.timezone <> excluded.timezone \
+         THEN excluded.next_run_at ELSE schedules.next_run_at END",
+    )
+    .bind(&spec.name)
+    .bind(&spec.cron)
+    .bind(spec.timezone.name())
+    .bind(&spec.queue)
+    .bind(&spec.job_type)
+    .bind(spec.payload.to_string())
+    .bind(next)
+    .bind(now_ms())
+    .bind(owner)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Removes the schedule `name` through `conn`; false when there was none.
+pub async fn remove_in(conn: &mut AnyConnection, name: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM schedules WHERE name = $1").bind(name).execute(conn).await?;
+    Ok(done.rows_affected() == 1)
 }
 
 /// A parsed cron expression in a time zone.
@@ -63,88 +129,64 @@ impl CronInZone {
     }
 }
 
-/// Registers schedules and fires them when due.
+/// Fires due schedules.
 #[derive(Clone)]
 pub struct Scheduler {
     db: Db,
     queue: Queue,
-    specs: Arc<Vec<(ScheduleSpec, CronInZone)>>,
 }
 
 impl Scheduler {
-    /// Checks every spec and records it (or its changed expression) in `schedules`.
+    /// Records the schedules the modules declare (refusing two of one name) and forgets
+    /// declared ones no module declares any more.
     pub async fn register(db: Db, queue: Queue, specs: Vec<ScheduleSpec>) -> anyhow::Result<Self> {
-        let mut parsed = Vec::with_capacity(specs.len());
-        for spec in specs {
-            let cron = CronInZone::parse(&spec.cron, &spec.timezone)
-                .with_context(|| format!("schedule {}", spec.name))?;
-            let next = cron
-                .next_after(Utc::now())
-                .ok_or_else(|| anyhow!("schedule {} never runs", spec.name))?
-                .timestamp_millis();
-            // New schedules are recorded; a changed expression or zone takes effect from now.
-            sqlx::query(
-                "INSERT INTO schedules (name, cron, timezone, queue, job_type, payload, next_run_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                 ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, \
-                 queue = excluded.queue, job_type = excluded.job_type, payload = excluded.payload, \
-                 next_run_at = excluded.next_run_at, updated_at = excluded.updated_at \
-                 WHERE schedules.cron <> excluded.cron OR schedules.timezone <> excluded.timezone",
-            )
-            .bind(&spec.name)
-            .bind(&spec.cron)
-            .bind(&spec.timezone)
-            .bind(&spec.queue)
-            .bind(&spec.job_type)
-            .bind(spec.payload.to_string())
-            .bind(next)
-            .bind(now_ms())
-            .execute(db.writer())
-            .await?;
-            parsed.push((spec, cron));
+        let mut names = HashSet::new();
+        for spec in &specs {
+            anyhow::ensure!(names.insert(spec.name.as_str()), "schedule {} is declared twice", spec.name);
+            spec.parsed()?;
         }
-        Ok(Self { db, queue, specs: Arc::new(parsed) })
+        let mut tx = db.begin().await?;
+        for spec in &specs {
+            upsert_in(&mut tx, spec, DECLARED).await?;
+        }
+        let stale = format!(
+            "DELETE FROM schedules WHERE owner = $1{}",
+            if specs.is_empty() {
+                String::new()
+            } else {
+                format!(" AND name NOT IN ({})", placeholders(specs.len(), 2))
+            }
+        );
+        let mut query = sqlx::query(&stale).bind(DECLARED);
+        for spec in &specs {
+            query = query.bind(&spec.name);
+        }
+        query.execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(Self { db, queue })
     }
 
     /// Fires every due schedule once; returns how many runs this process enqueued.
     pub async fn tick(&self) -> anyhow::Result<usize> {
         let now = Utc::now();
+        let due = sqlx::query(
+            "SELECT name, cron, timezone, queue, job_type, payload, next_run_at FROM schedules \
+             WHERE next_run_at <= $1 ORDER BY next_run_at LIMIT $2",
+        )
+        .bind(now.timestamp_millis())
+        .bind(DUE_PER_TICK)
+        .fetch_all(self.db.reader())
+        .await?;
         let mut fired = 0;
-        for (spec, cron) in self.specs.iter() {
-            let row = sqlx::query("SELECT next_run_at FROM schedules WHERE name = $1")
-                .bind(&spec.name)
-                .fetch_optional(self.db.reader())
-                .await?;
-            let Some(row) = row else { continue };
-            let due: i64 = row.get(0);
-            if due > now.timestamp_millis() {
-                continue;
+        for row in due {
+            match self.fire(&row, now).await {
+                Ok(true) => fired += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    let name: String = row.get("name");
+                    tracing::warn!(schedule = %name, error = format!("{e:#}"), "scheduler.fire_failed");
+                }
             }
-            let next = cron.next_after(now).map(|d| d.timestamp_millis()).unwrap_or(i64::MAX);
-            let mut tx = self.db.begin().await?;
-            let won = sqlx::query(
-                "UPDATE schedules SET next_run_at = $1, last_run_at = $2, updated_at = $3 \
-                 WHERE name = $4 AND next_run_at = $2",
-            )
-            .bind(next)
-            .bind(due)
-            .bind(now.timestamp_millis())
-            .bind(&spec.name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-                == 1;
-            if !won {
-                continue; // another process fired it
-            }
-            let mut payload = spec.payload.clone();
-            if let Value::Object(map) = &mut payload {
-                map.insert("scheduled_for".into(), json!(ms_to_rfc3339(due)));
-            }
-            let id = self.queue.enqueue(&mut tx, NewJob::new(&spec.queue, &spec.job_type, payload)).await?;
-            tx.commit().await?;
-            tracing::info!(schedule = %spec.name, job.id = id, scheduled_for = %ms_to_rfc3339(due), "scheduler.fired");
-            fired += 1;
         }
         if fired > 0 {
             self.queue.wake();
@@ -152,12 +194,42 @@ impl Scheduler {
         Ok(fired)
     }
 
+    /// Enqueues one due run and advances its schedule; `false` when another process did first.
+    async fn fire(&self, row: &sqlx::any::AnyRow, now: DateTime<Utc>) -> anyhow::Result<bool> {
+        let name: String = row.get("name");
+        let due: i64 = row.get("next_run_at");
+        let cron = CronInZone::parse(&row.get::<String, _>("cron"), &row.get::<String, _>("timezone"))?;
+        let next = cron.next_after(now).map(|d| d.timestamp_millis()).unwrap_or(i64::MAX);
+        let mut tx = self.db.begin().await?;
+        let won = sqlx::query(
+            "UPDATE schedules SET next_run_at = $1, last_run_at = $2, updated_at = $3 \
+             WHERE name = $4 AND next_run_at = $2",
+        )
+        .bind(next)
+        .bind(due)
+        .bind(now.timestamp_millis())
+        .bind(&name)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !won {
+            return Ok(false);
+        }
+        let mut payload: Value = serde_json::from_str(&row.get::<String, _>("payload"))?;
+        if let Value::Object(map) = &mut payload {
+            map.insert("scheduled_for".into(), json!(ms_to_rfc3339(due)));
+        }
+        let job = NewJob::new(row.get::<String, _>("queue"), row.get::<String, _>("job_type"), payload);
+        let id = self.queue.enqueue(&mut tx, job).await?;
+        tx.commit().await?;
+        tracing::info!(schedule = %name, job.id = ?id, scheduled_for = %ms_to_rfc3339(due), "scheduler.fired");
+        Ok(true)
+    }
+
     /// Ticks until `shutdown`.
     pub fn spawn(self, every: Duration, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            if self.specs.is_empty() {
-                return;
-            }
             loop {
                 if let Err(e) = self.tick().await {
                     tracing::warn!(error = format!("{e:#}"), "scheduler.tick_failed");

@@ -46,6 +46,11 @@ struct Server {
 
 impl Server {
     fn start(data_dir: &std::path::Path, database_url: &str) -> Server {
+        Self::start_with(data_dir, database_url, &[])
+    }
+
+    /// Starts with `env` over the test defaults (a 2 s lease among them).
+    fn start_with(data_dir: &std::path::Path, database_url: &str, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .args(["serve", "--bind", "127.0.0.1:0", "--log-format", "json"])
             .arg("--data-dir")
@@ -57,11 +62,13 @@ impl Server {
             .env("SIGHTLINE_QUEUE__POLL_INTERVAL_MS", "20")
             .env("SIGHTLINE_USAGE__CHUNK_ROWS", "500")
             .env("SIGHTLINE_LOG_LEVEL", "info")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .envs(env.iter().copied())
+            .stdout(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("sightline starts");
-        let stdout = child.stdout.take().unwrap();
+        // Logs are on stderr.
+        let stdout = child.stderr.take().unwrap();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel();
         let sink = log.clone();
@@ -214,24 +221,31 @@ async fn an_import_killed_mid_file_resumes_and_ends_as_an_uninterrupted_one(back
     sightline_usage::sample::write_sample(files.path(), 60_000, |_| {}).unwrap();
     let range = "start_date=2025-01-01&end_date=2025-06-30";
 
-    let mut server = Server::start(db.dir.path(), &db.url);
+    // The default 60 s lease: the dead worker is noticed by its stopped heartbeat instead.
+    let lease = [("SIGHTLINE_QUEUE__LEASE_SECS", "60")];
+    let mut server = Server::start_with(db.dir.path(), &db.url, &lease);
     let client = admin_client(&server.base).await;
     let id = upload_sample(&client, &server.base, files.path()).await;
     let at_kill =
         poll_job(&client, &server.base, &id, |j| j["transactions"]["read"].as_i64().unwrap_or(0) >= 5_000)
             .await;
     server.kill9();
+    let killed = std::time::Instant::now();
     assert_eq!(at_kill["status"], "running", "killed mid-file: {at_kill}");
     assert!(at_kill["transactions"]["read"].as_i64().unwrap() < 60_000, "killed mid-file: {at_kill}");
 
-    let server = Server::start(db.dir.path(), &db.url);
+    let server = Server::start_with(db.dir.path(), &db.url, &lease);
+    while !server.log_text().contains("queue.lease_recovered") && killed.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let recovered_after = killed.elapsed();
+    assert!(
+        recovered_after < Duration::from_secs(15),
+        "the job was picked up again {recovered_after:?} after the kill, not within 15 s"
+    );
     let job =
         poll_job(&client, &server.base, &id, |j| j["status"] != "running" && j["status"] != "queued").await;
     assert_eq!(job["status"], "succeeded", "{job}\n{}", server.log_text());
-    assert!(
-        server.log_text().contains("queue.lease_recovered"),
-        "the job was picked up again after its lease ran out"
-    );
     let t = &job["transactions"];
     // Each chunk committed once: nothing re-applied (it would count as unchanged), nothing lost.
     assert_eq!(
@@ -484,13 +498,14 @@ fn users_and_api_keys_are_managed_from_the_cli() {
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("password:"), "a given password is not echoed");
 
+    // With logs on (they go to stderr), stdout is the key alone: `KEY=$(sightline apikey create …)`.
     let out = run(
         &["apikey", "create", "--name", "calc", "--permission", "events:write", "--data-dir", data],
-        &quiet,
+        &[("SIGHTLINE_LOG_LEVEL", "debug")],
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let key = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    assert!(key.starts_with("slk_"), "{key}");
+    assert!(key.starts_with("slk_") && !key.contains(char::is_whitespace), "{key}");
     let list =
         String::from_utf8_lossy(&run(&["apikey", "list", "--data-dir", data], &quiet).stdout).to_string();
     assert!(list.contains("calc") && list.contains("active") && !list.contains(&key), "{list}");

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context as _;
-use serde_json::{json, Value};
+use serde_json::json;
 use sightline_platform::background::spawn_background;
 use sightline_platform::db::{now_ms, Backend, Db};
-use sightline_platform::queue::{Interrupted, JobContext, JobHandler, JobLease, JobMode, PermanentFailure};
+use sightline_platform::queue::{Interrupted, Job, JobContext, JobLease, PermanentFailure, RunStandalone};
 use sqlx::{Any, AnyConnection, Transaction};
 use tokio::sync::mpsc;
 
@@ -638,37 +638,47 @@ async fn place_clashing(conn: &mut AnyConnection, t: &StoredTransaction<'_>) -> 
     Ok(Placed::Inserted)
 }
 
-/// The queue handler of [`JOB_TYPE`].
+/// The import of one uploaded pair of files: its usage job id. At most one is queued or running
+/// per usage job.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ImportFiles {
+    /// The usage job (`jobs.id`).
+    pub job_id: String,
+}
+
+impl Job for ImportFiles {
+    const NAME: &'static str = JOB_TYPE;
+    const QUEUE: &'static str = "usage";
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(self.job_id.clone())
+    }
+}
+
+/// Runs [`ImportFiles`] jobs on the standalone pool.
 pub struct ImportJob {
     /// The importer.
     pub importer: Importer,
 }
 
-fn job_id(job: &JobContext) -> anyhow::Result<&str> {
-    job.payload
-        .get("job_id")
-        .and_then(Value::as_str)
-        .ok_or_else(|| PermanentFailure("payload has no job_id".into()).into())
-}
-
 #[async_trait::async_trait]
-impl JobHandler for ImportJob {
-    fn job_type(&self) -> &'static str {
-        JOB_TYPE
-    }
+impl RunStandalone for ImportJob {
+    type Job = ImportFiles;
 
-    fn mode(&self) -> JobMode {
-        JobMode::Standalone
-    }
-
-    async fn run_standalone(&self, job: &JobContext, lease: &JobLease) -> anyhow::Result<()> {
-        self.importer.run(job_id(job)?, lease).await
+    async fn run(&self, job: ImportFiles, _ctx: &JobContext, lease: &JobLease) -> anyhow::Result<()> {
+        self.importer.run(&job.job_id, lease).await
     }
 
     /// Records the failure on the usage job and recomputes the days its committed chunks touched,
     /// so the aggregates still equal the transactions.
-    async fn on_failed(&self, job: &JobContext, error: &str, conn: &mut AnyConnection) -> anyhow::Result<()> {
-        let id = job_id(job)?;
+    async fn on_failed(
+        &self,
+        job: ImportFiles,
+        _ctx: &JobContext,
+        error: &str,
+        conn: &mut AnyConnection,
+    ) -> anyhow::Result<()> {
+        let id = job.job_id.as_str();
         let days = store::pending_days(conn, id).await?;
         let now = now_ms();
         recompute_and_finish(conn, id, &days, now).await?;

@@ -97,7 +97,7 @@ impl Module for UsageModule {
         let importer = ingest::Importer::new(platform.db.clone(), config.chunk_rows, config.keep_uploads);
         let service = service::UsageService::new(platform.db.clone(), uploads);
         Ok(ModuleParts::new(http::router(service))
-            .job(ingest::ImportJob { importer })
+            .standalone_job(ingest::ImportJob { importer })
             .page("/ui/usage", "Usage upload", "Upload usage CSV files and follow the import")
             .page(
                 "/ui/usage/dashboard",

@@ -92,9 +92,8 @@ struct SampleUser {
 /// `progress` with the rows written so far every 10,000 rows.
 pub fn write_sample(dir: &Path, rows: u64, mut progress: impl FnMut(u64)) -> std::io::Result<SampleSummary> {
     std::fs::create_dir_all(dir)?;
-    // Seeded by the size too: samples of different sizes share no user or row id, so loading a
-    // small one after a large one adds rows instead of silently rewriting some.
-    let mut rng = Rng(0x5167_4C1E_0000_0001 ^ rows.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    // Every sample has the same users (the first `user_count` of one list)…
+    let mut rng = Rng(0x5167_4C1E_0000_0001);
     let user_count = (rows / 100).clamp(100, 5_000) as usize;
     let mut users = Vec::with_capacity(user_count);
     let mut out = BufWriter::with_capacity(1 << 20, File::create(dir.join("users.csv"))?);
@@ -131,6 +130,9 @@ pub fn write_sample(dir: &Path, rows: u64, mut progress: impl FnMut(u64)) -> std
         })
         .collect();
     let weight_total = *cumulative.last().expect("at least 100 users");
+    // …and transactions of its own: row and conversation ids are drawn from a stream seeded by
+    // the size, so loading a small sample after a large one adds rows instead of rewriting some.
+    let mut rng = Rng(0x5167_4C1E_0000_0002 ^ rows.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let models: Vec<(usize, u64)> = MODELS.iter().enumerate().map(|(i, m)| (i, m.3)).collect();
     let mut out = BufWriter::with_capacity(1 << 20, File::create(dir.join("transactions.csv"))?);
     writeln!(out, "RowId,User_ID,Model_Name,Conversation_ID,Token_Type,Token_Count,Rate_Per_1k,Calculated_Cost,Timestamp")?;
@@ -205,16 +207,20 @@ mod tests {
     }
 
     #[test]
-    fn samples_of_different_sizes_share_no_row_or_user_id() {
+    fn samples_of_different_sizes_share_their_users_but_no_row_id() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         write_sample(a.path(), 2_000, |_| {}).unwrap();
-        write_sample(b.path(), 3_000, |_| {}).unwrap();
-        for (file, column) in [("transactions.csv", 0), ("users.csv", 0), ("transactions.csv", 1)] {
-            let ids = |dir: &tempfile::TempDir| -> std::collections::HashSet<String> {
-                let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
-                text.lines().skip(1).map(|l| l.split(',').nth(column).unwrap().to_owned()).collect()
-            };
-            assert!(ids(&a).is_disjoint(&ids(&b)), "{file} column {column}");
-        }
+        write_sample(b.path(), 30_000, |_| {}).unwrap();
+        let column = |dir: &tempfile::TempDir, file: &str, n: usize| -> std::collections::HashSet<String> {
+            let text = std::fs::read_to_string(dir.path().join(file)).unwrap();
+            text.lines().skip(1).map(|l| l.split(',').nth(n).unwrap().to_owned()).collect()
+        };
+        let (rows_a, rows_b) = (column(&a, "transactions.csv", 0), column(&b, "transactions.csv", 0));
+        assert!(rows_a.is_disjoint(&rows_b), "RowIds are drawn per sample");
+        let (users_a, users_b) = (column(&a, "users.csv", 0), column(&b, "users.csv", 0));
+        assert!(
+            users_a.is_subset(&users_b) && users_b.len() > users_a.len(),
+            "the larger has more of the same users"
+        );
     }
 }

@@ -9,11 +9,11 @@ use sha2::{Digest as _, Sha256};
 use sightline_platform::audit::{DomainEvent, EventBus};
 use sightline_platform::db::{now_ms, Db};
 use sightline_platform::error::{ApiError, FieldError};
-use sightline_platform::queue::{NewJob, Queue};
+use sightline_platform::queue::Queue;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::format::LineCounter;
-use crate::ingest::JOB_TYPE;
+use crate::ingest::ImportFiles;
 use crate::store::{self, FileKind, NewImport, StoredFile};
 
 /// Takes uploads.
@@ -132,8 +132,9 @@ impl Uploads {
         let mut tx = self.db.begin().await?;
         job.queue_job_id = self
             .queue
-            .enqueue(&mut tx, NewJob::new("usage", JOB_TYPE, serde_json::json!({"job_id": job.id})))
-            .await?;
+            .push(&mut tx, &ImportFiles { job_id: job.id.clone() })
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("an import of job {} is already queued", job.id))?;
         store::insert_job(&mut tx, &job, now_ms()).await?;
         let event = DomainEvent::new("usage.upload_accepted", "usage_job", &job.id).after(serde_json::json!({
             "users": {"name": job.users.original_name, "bytes": job.users.bytes, "sha256": job.users.sha256},

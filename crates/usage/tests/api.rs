@@ -290,16 +290,32 @@ async fn uploading_the_same_files_twice_changes_no_figure(backend: Backend) {
     assert_eq!(jobs["total"], 2);
 }
 
+/// `tx` (a transactions file) with its first rows' RowIds replaced by those of `other`, in order.
+fn with_row_ids_of(tx: &[u8], other: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8(tx.to_vec()).unwrap();
+    let other = String::from_utf8(other.to_vec()).unwrap();
+    let mut ids = other.lines().skip(1).map(|line| line.split(',').next().unwrap());
+    let mut lines = text.lines();
+    let mut out = format!("{}\n", lines.next().unwrap());
+    for line in lines {
+        match ids.next() {
+            Some(id) => out.push_str(&format!("{id},{}\n", line.split_once(',').unwrap().1)),
+            None => out.push_str(&format!("{line}\n")),
+        }
+    }
+    out.into_bytes()
+}
+
 async fn a_second_upload_adding_rows_to_the_same_days_keeps_every_figure(backend: Backend) {
     let app = spawn(backend, &[("usage.chunk_rows", json!(700))]).await;
-    // The bigger sample starts with the smaller one's RowIds at other times: its chunks move
-    // stored rows to other days and add new rows on days that already have figures, so its days
-    // are recomputed in SQL.
-    let (_a, _, users, tx) = sample(1_500);
-    let first = import(&app, users, tx).await;
+    // The second file starts with the first one's RowIds at other times: its chunks move stored
+    // rows to other days and add new rows on days that already have figures, so its days are
+    // recomputed in SQL.
+    let (_a, _, users, first_tx) = sample(1_500);
+    let first = import(&app, users, first_tx.clone()).await;
     assert_eq!(first["transactions"]["inserted"], 1_500, "{first}");
     let (_b, summary, users, tx) = sample(3_000);
-    let second = import(&app, users, tx).await;
+    let second = import(&app, users, with_row_ids_of(&tx, &first_tx)).await;
     assert_eq!(second["status"], "succeeded", "{second}");
     assert_eq!(second["transactions"]["inserted"], 1_500, "{second}");
     let t = &second["transactions"];

@@ -4,18 +4,21 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sightline_platform::db::now_ms;
+use sightline_platform::queue::job::JobRegistration;
 use sightline_platform::queue::Workers;
 use sightline_platform::scheduler::{ScheduleSpec, Scheduler};
 use sightline_platform::testing::TestApp;
 use sightline_platform::SecureRouter;
 use sightline_platform::{
-    storage_tests, Backend, JobContext, JobHandler, Module, ModuleParts, NewJob, Platform,
+    storage_tests, Backend, Job, JobContext, Module, ModuleParts, NewJob, Platform, RunInTransaction,
 };
 use sqlx::{AnyConnection, Row};
 
 mod auth;
+mod jobs;
 mod outbound;
 
 #[tokio::test]
@@ -35,27 +38,36 @@ async fn postgres_with_sslmode_require_connects_over_tls() {
     pool.close().await;
 }
 
-/// A job that fails while `payload.fail_times` is above its attempt number.
+/// A job that fails while `fail_times` is above its attempt number.
+#[derive(Serialize, Deserialize, Default)]
+struct Flaky {
+    #[serde(default)]
+    fail_times: i64,
+}
+
+impl Job for Flaky {
+    const NAME: &'static str = "test.flaky";
+    const QUEUE: &'static str = "test";
+}
+
+/// Runs [`Flaky`] jobs, counting runs.
 struct FlakyJob {
     runs: Arc<AtomicUsize>,
 }
 
 #[async_trait::async_trait]
-impl JobHandler for FlakyJob {
-    fn job_type(&self) -> &'static str {
-        "test.flaky"
-    }
-    async fn run(&self, job: &JobContext, conn: &mut AnyConnection) -> anyhow::Result<()> {
+impl RunInTransaction for FlakyJob {
+    type Job = Flaky;
+    async fn run(&self, job: Flaky, ctx: &JobContext, conn: &mut AnyConnection) -> anyhow::Result<()> {
         self.runs.fetch_add(1, Ordering::SeqCst);
         // A write that must be rolled back when the job fails.
         sqlx::query("INSERT INTO test_effects (job_id, attempt) VALUES ($1, $2)")
-            .bind(job.id)
-            .bind(job.attempt)
+            .bind(ctx.id)
+            .bind(ctx.attempt)
             .execute(conn)
             .await?;
-        let fail_times = job.payload["fail_times"].as_i64().unwrap_or(0);
-        if job.attempt <= fail_times {
-            anyhow::bail!("planned failure {}", job.attempt);
+        if ctx.attempt <= job.fail_times {
+            anyhow::bail!("planned failure {}", ctx.attempt);
         }
         Ok(())
     }
@@ -106,7 +118,7 @@ async fn enqueue(app: &TestApp, payload: Value) -> i64 {
     let mut tx = app.platform.db.begin().await.unwrap();
     let id = app.platform.queue.enqueue(&mut tx, NewJob::new("test", "test.flaky", payload)).await.unwrap();
     tx.commit().await.unwrap();
-    id
+    id.expect("no deduplication key")
 }
 
 async fn drain(app: &TestApp) {
@@ -134,8 +146,9 @@ async fn a_failing_job_is_retried_with_backoff_and_its_failed_attempts_leave_no_
     let (app, runs) = spawn(backend, &[]).await;
     let id = enqueue(&app, json!({"fail_times": 2})).await;
     drain(&app).await;
-    // A failing attempt runs twice: in its batch, then alone to isolate the failure.
-    assert_eq!(runs.load(Ordering::SeqCst), 2 + 2 + 1);
+    // A lone job runs once per attempt (in a batch of several, a failing one runs twice: in the
+    // batch, then alone to isolate the failure).
+    assert_eq!(runs.load(Ordering::SeqCst), 3);
     let job = app.platform.queue.get(id).await.unwrap().unwrap();
     assert_eq!(job.state, "succeeded");
     assert_eq!(job.attempts, 3);
@@ -181,7 +194,7 @@ async fn a_job_whose_worker_died_is_run_again_after_its_lease_expires(backend: B
         .await
         .unwrap();
     assert_eq!(app.run_pending_jobs().await, 0, "a leased job is not claimed");
-    assert_eq!(app.platform.queue.recover_expired_leases().await.unwrap(), 1);
+    assert_eq!(app.platform.queue.recover_abandoned().await.unwrap(), 1);
     drain(&app).await;
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     let job = app.platform.queue.get(id).await.unwrap().unwrap();
@@ -193,7 +206,7 @@ async fn a_scheduled_job_runs_once_per_due_time_across_processes(backend: Backen
     let spec = ScheduleSpec {
         name: "test.every_second".into(),
         cron: "* * * * * *".into(),
-        timezone: "Europe/Brussels".into(),
+        timezone: chrono_tz::Tz::Europe__Brussels,
         queue: "test".into(),
         job_type: "test.flaky".into(),
         payload: json!({}),
@@ -228,7 +241,11 @@ async fn workers_in_two_processes_share_the_queue_without_running_a_job_twice(ba
     for _ in 0..60 {
         enqueue(&app, json!({})).await;
     }
-    let other = Workers::new(app.platform.queue.clone(), vec![Arc::new(FlakyJob { runs: runs.clone() })]);
+    let other = Workers::new(
+        app.platform.queue.clone(),
+        vec![JobRegistration::in_transaction(FlakyJob { runs: runs.clone() })],
+    )
+    .unwrap();
     let (x, y) = tokio::join!(app.workers.run_pending(), other.run_pending());
     assert_eq!(x.unwrap() + y.unwrap(), 60);
     assert_eq!(runs.load(Ordering::SeqCst), 60);

@@ -167,5 +167,5 @@ async fn list_workers(State(p): State<Platform>) -> ApiResult<Json<Workers>> {
 /// The job dashboard page (it signs in through the API; the shell holds no data).
 #[utoipa::path(get, path = "/rq", tag = "platform", responses((status = 200, description = "HTML page", content_type = "text/html")))]
 async fn dashboard_page() -> Html<&'static str> {
-    Html(include_str!("../ui/rq.html"))
+    Html(include_str!("../../ui/rq.html"))
 }
