@@ -8,7 +8,7 @@ use axum::response::Html;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sightline_platform::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use sightline_platform::error::{ApiError, ApiResult, ErrorBody, ErrorCode, FieldError};
 use sightline_platform::request_id::current_request_id;
 use sightline_platform::validate::{has_control, ApiQuery, JsonObject, ObjectChecker};
 use sightline_platform::{audit, paging, Access, Page, Principal, SecureRouter};
@@ -22,16 +22,22 @@ use crate::model::{
 use crate::service::{ActionsError, ActionsService, EventStatus};
 use crate::store::NbaFilter;
 
-impl From<ActionsError> for ApiError {
-    fn from(err: ActionsError) -> Self {
-        match err {
-            ActionsError::NbaNotFound => ApiError::not_found("nba not found"),
-            ActionsError::EventNotFound => ApiError::not_found("event not found"),
-            e @ (ActionsError::TransitionNotAllowed(_) | ActionsError::Inactive) => {
-                ApiError::conflict(e.to_string())
-            }
-            ActionsError::Database(e) => ApiError::internal(e),
-            ActionsError::Storage(e) => ApiError::internal(anyhow::anyhow!(e)),
+/// Each business failure's status and stable code: `?` in a handler turns it into the one error
+/// body (storage failures into a logged 500).
+impl ErrorCode for ActionsError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ActionsError::NbaNotFound | ActionsError::EventNotFound => StatusCode::NOT_FOUND,
+            ActionsError::TransitionNotAllowed(_) | ActionsError::Inactive => StatusCode::CONFLICT,
+            ActionsError::Database(_) | ActionsError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ActionsError::NbaNotFound | ActionsError::EventNotFound => "not_found",
+            ActionsError::TransitionNotAllowed(_) | ActionsError::Inactive => "conflict",
+            ActionsError::Database(_) | ActionsError::Storage(_) => "internal",
         }
     }
 }
