@@ -310,7 +310,7 @@ async fn storage_alone(bin: &Path, dir: &Path, url: &str, rows: u64) -> anyhow::
 fn sqlite_store_alone(path: &Path, generator: &mut GeneratedRows) -> anyhow::Result<Duration> {
     let mut conn = rusqlite::Connection::open(path)?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -32000;")?;
-    let sql = format!("INSERT INTO transactions ({TX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+    let sql = format!("INSERT INTO usage_transactions ({TX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
     let mut storing = Duration::ZERO;
     while let Some(chunk) = generator.next_chunk(STORED_ALONE_CHUNK) {
         let started = Instant::now();

@@ -63,7 +63,7 @@ use Kind::{Int, Real, Text};
 
 const TABLES: [Table; 3] = [
     Table {
-        name: "daily_model_metrics",
+        name: "usage_daily_model_metrics",
         columns: &[
             ("date", Text),
             ("region", Text),
@@ -78,7 +78,7 @@ const TABLES: [Table; 3] = [
             FROM usage_day_conversations GROUP BY date, region, model_name",
     },
     Table {
-        name: "daily_company_metrics",
+        name: "usage_daily_company_metrics",
         columns: &[
             ("date", Text),
             ("region", Text),
@@ -109,7 +109,7 @@ const TABLES: [Table; 3] = [
             FROM totals t JOIN picks p ON p.date = t.date AND p.region = t.region AND p.company = t.company",
     },
     Table {
-        name: "daily_metrics",
+        name: "usage_daily_metrics",
         columns: &[
             ("date", Text),
             ("region", Text),
@@ -149,9 +149,9 @@ const TABLES: [Table; 3] = [
                 FROM ranked GROUP BY date, region), \
             active AS ( \
                 SELECT c.date, c.region, COUNT(DISTINCT c.user_id) AS users FROM usage_day_conversations c \
-                JOIN users u ON u.id = c.user_id WHERE u.is_active_sub = 1 GROUP BY c.date, c.region), \
+                JOIN usage_users u ON u.id = c.user_id WHERE u.is_active_sub = 1 GROUP BY c.date, c.region), \
             subscribers AS ( \
-                SELECT region, COUNT(*) AS users FROM users WHERE is_active_sub = 1 GROUP BY region) \
+                SELECT region, COUNT(*) AS users FROM usage_users WHERE is_active_sub = 1 GROUP BY region) \
             SELECT t.date, t.region, p.highest, CAST(t.cost / t.n AS DOUBLE PRECISION), p.costliest, p.least, \
                 CAST(t.prompt + t.completion AS DOUBLE PRECISION) / t.conversations, \
                 CAST(t.prompt AS BIGINT), CAST(t.completion AS BIGINT), \
@@ -232,7 +232,7 @@ async fn compute_in(
          SELECT date, region, company, model_name, conversation_id, user_id, SUM(calculated_cost), COUNT(*), \
          SUM(token_count), SUM(CASE WHEN token_type = 'prompt' THEN token_count ELSE 0 END), \
          SUM(CASE WHEN token_type = 'completion' THEN token_count ELSE 0 END) \
-         FROM transactions WHERE date IN ({}) \
+         FROM usage_transactions WHERE date IN ({}) \
          GROUP BY date, region, company, model_name, conversation_id, user_id",
         placeholders(dates.len(), 1)
     );
@@ -291,7 +291,7 @@ pub async fn rows_per_day(
     dates: &[String],
 ) -> Result<std::collections::HashMap<String, i64>, sqlx::Error> {
     let dates: Vec<&str> = dates.iter().map(String::as_str).collect();
-    let sql = "SELECT date, COUNT(*) FROM transactions WHERE date IN ({}) GROUP BY date";
+    let sql = "SELECT date, COUNT(*) FROM usage_transactions WHERE date IN ({}) GROUP BY date";
     let mut counts = std::collections::HashMap::with_capacity(dates.len());
     for row in crate::store::rows_where_in(conn, sql, &dates).await? {
         counts.insert(row.try_get(0)?, row.try_get(1)?);

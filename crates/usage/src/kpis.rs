@@ -231,8 +231,9 @@ impl KpiService {
         let active_users = self.active_users(scope).await?;
         let previous_scope = scope.previous();
         let previous = self.day_regions(&previous_scope).await?;
-        let range =
-            sqlx::query("SELECT MIN(date), MAX(date) FROM daily_metrics").fetch_one(self.db.reader()).await?;
+        let range = sqlx::query("SELECT MIN(date), MAX(date) FROM usage_daily_metrics")
+            .fetch_one(self.db.reader())
+            .await?;
 
         let totals = Totals::of(&days);
         let before = Totals::of(&previous);
@@ -338,7 +339,7 @@ impl KpiService {
             let c = scope.conditions(Some("company"), Some("model_name"));
             let sql = format!(
                 "SELECT date, region, SUM(calculated_cost) AS cost, CAST(SUM(token_count) AS BIGINT) AS tokens, \
-                 COUNT(DISTINCT conversation_id) AS conversations, COUNT(*) AS n FROM transactions{} \
+                 COUNT(DISTINCT conversation_id) AS conversations, COUNT(*) AS n FROM usage_transactions{} \
                  GROUP BY date, region",
                 c.where_sql()
             );
@@ -347,7 +348,7 @@ impl KpiService {
             let c = scope.conditions(None, None);
             let sql = format!(
                 "SELECT date, region, total_cost AS cost, total_prompt_tokens + total_completion_tokens AS tokens, \
-                 total_conversations AS conversations, transaction_count AS n FROM daily_metrics{}",
+                 total_conversations AS conversations, transaction_count AS n FROM usage_daily_metrics{}",
                 c.where_sql()
             );
             (sql, c)
@@ -372,7 +373,7 @@ impl KpiService {
             let c = scope.conditions(None, Some("model_name"));
             let sql = format!(
                 "SELECT date, region, model_name, total_cost AS cost, conversation_count AS conversations \
-                 FROM daily_model_metrics{}",
+                 FROM usage_daily_model_metrics{}",
                 c.where_sql()
             );
             (sql, c)
@@ -380,7 +381,7 @@ impl KpiService {
             let c = scope.conditions(Some("company"), Some("model_name"));
             let sql = format!(
                 "SELECT date, region, model_name, SUM(calculated_cost) AS cost, \
-                 COUNT(DISTINCT conversation_id) AS conversations FROM transactions{} \
+                 COUNT(DISTINCT conversation_id) AS conversations FROM usage_transactions{} \
                  GROUP BY date, region, model_name",
                 c.where_sql()
             );
@@ -404,7 +405,7 @@ impl KpiService {
         let (sql, c) = if scope.models.is_empty() {
             let c = scope.conditions(Some("company_name"), None);
             let sql = format!(
-                "SELECT company_name AS company, SUM(total_cost) AS cost FROM daily_company_metrics{} \
+                "SELECT company_name AS company, SUM(total_cost) AS cost FROM usage_daily_company_metrics{} \
                  GROUP BY company_name",
                 c.where_sql()
             );
@@ -412,7 +413,7 @@ impl KpiService {
         } else {
             let c = scope.conditions(Some("company"), Some("model_name"));
             let sql = format!(
-                "SELECT company, SUM(calculated_cost) AS cost FROM transactions{} GROUP BY company",
+                "SELECT company, SUM(calculated_cost) AS cost FROM usage_transactions{} GROUP BY company",
                 c.where_sql()
             );
             (sql, c)
@@ -423,15 +424,17 @@ impl KpiService {
 
     async fn utilization(&self, scope: &KpiScope) -> Result<f64, sqlx::Error> {
         let c = scope.conditions(None, None);
-        let sql =
-            format!("SELECT AVG(active_subscriber_utilization_rate) FROM daily_metrics{}", c.where_sql());
+        let sql = format!(
+            "SELECT AVG(active_subscriber_utilization_rate) FROM usage_daily_metrics{}",
+            c.where_sql()
+        );
         let row = c.apply(sqlx::query(&sql)).fetch_one(self.db.reader()).await?;
         Ok(row.get::<Option<f64>, _>(0).unwrap_or(0.0))
     }
 
     async fn active_users(&self, scope: &KpiScope) -> Result<i64, sqlx::Error> {
         let c = scope.conditions(Some("company"), Some("model_name"));
-        let sql = format!("SELECT COUNT(DISTINCT user_id) FROM transactions{}", c.where_sql());
+        let sql = format!("SELECT COUNT(DISTINCT user_id) FROM usage_transactions{}", c.where_sql());
         Ok(c.apply(sqlx::query(&sql)).fetch_one(self.db.reader()).await?.get(0))
     }
 }

@@ -119,7 +119,6 @@ impl JobStatus {
 
     /// The view of `job` at `now_ms`.
     pub fn new(job: &JobRecord, now_ms: i64) -> Self {
-        let names: Vec<&str> = job.filename.splitn(2, ',').collect();
         let file = |p: &FileProgress, name: &str, total: i64| FileStatus {
             name: name.to_owned(),
             bytes: p.bytes,
@@ -131,9 +130,8 @@ impl JobStatus {
             unchanged: p.unchanged,
             rejected: p.rejected,
         };
-        let users = file(&job.users, names.get(1).copied().unwrap_or_default(), job.users_total);
-        let transactions =
-            file(&job.transactions, names.first().copied().unwrap_or_default(), job.total_rows);
+        let users = file(&job.users, &job.users_filename, job.users_total);
+        let transactions = file(&job.transactions, &job.transactions_filename, job.total_rows);
         let fraction =
             |done: i64, total: i64| if total <= 0 { 1.0 } else { (done as f64 / total as f64).min(1.0) };
         let (u, t, a) = match job.stage.as_str() {

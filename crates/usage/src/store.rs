@@ -23,10 +23,27 @@ use crate::format::{Checkpoint, Reject, TransactionRow, UserRow};
 use crate::tally::Subscribers;
 
 /// The module's migrations.
-pub const MIGRATIONS: &[Migration] = &[Migration::portable(
-    1,
-    "usage tables",
-    "CREATE TABLE users (
+/// Migration 2's renames: every table of the module carries its `usage_` prefix (rows kept), and
+/// the two original file names get columns of their own.
+macro_rules! USAGE_PREFIXES {
+    () => {
+        "ALTER TABLE users RENAME TO usage_users;
+        ALTER TABLE transactions RENAME TO usage_transactions;
+        ALTER TABLE jobs RENAME TO usage_jobs;
+        ALTER TABLE daily_metrics RENAME TO usage_daily_metrics;
+        ALTER TABLE daily_company_metrics RENAME TO usage_daily_company_metrics;
+        ALTER TABLE daily_model_metrics RENAME TO usage_daily_model_metrics;
+        ALTER TABLE usage_jobs ADD COLUMN transactions_filename TEXT;
+        ALTER TABLE usage_jobs ADD COLUMN users_filename TEXT;
+        "
+    };
+}
+
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::portable(
+        1,
+        "usage tables",
+        "CREATE TABLE users (
         id TEXT PRIMARY KEY,
         username TEXT NOT NULL UNIQUE,
         region TEXT NOT NULL,
@@ -146,7 +163,22 @@ pub const MIGRATIONS: &[Migration] = &[Migration::portable(
         updated_at BIGINT NOT NULL,
         PRIMARY KEY (date, region, model_name)
     );",
-)];
+    ),
+    Migration {
+        version: 2,
+        name: "usage table prefixes and separate file names",
+        sqlite: concat!(
+            USAGE_PREFIXES!(),
+            "UPDATE usage_jobs SET transactions_filename = substr(filename, 1, instr(filename, ',') - 1),
+                users_filename = substr(filename, instr(filename, ',') + 1) WHERE instr(filename, ',') > 0;"
+        ),
+        postgres: concat!(
+            USAGE_PREFIXES!(),
+            "UPDATE usage_jobs SET transactions_filename = split_part(filename, ',', 1),
+                users_filename = substr(filename, strpos(filename, ',') + 1) WHERE strpos(filename, ',') > 0;"
+        ),
+    },
+];
 
 /// The two files of an upload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -253,6 +285,10 @@ pub struct JobRecord {
     pub file_location: String,
     /// `<transactions name>,<users name>` as the original stored it.
     pub filename: String,
+    /// The transactions file's original name.
+    pub transactions_filename: String,
+    /// The users file's original name.
+    pub users_filename: String,
     /// Transactions rows in the file.
     pub total_rows: i64,
     /// Transactions rows read so far.
@@ -310,6 +346,8 @@ fn job_record(row: &AnyRow) -> JobRecord {
         stage: row.get("stage"),
         file_location: row.get("file_location"),
         filename: row.get("filename"),
+        transactions_filename: row.get::<Option<String>, _>("transactions_filename").unwrap_or_default(),
+        users_filename: row.get::<Option<String>, _>("users_filename").unwrap_or_default(),
         total_rows: row.get("total_rows"),
         processed_rows: row.get("processed_rows"),
         error: row.get("error"),
@@ -332,9 +370,10 @@ fn job_record(row: &AnyRow) -> JobRecord {
 pub async fn insert_job(conn: &mut AnyConnection, job: &NewImport, now: i64) -> Result<(), sqlx::Error> {
     let metadata = serde_json::json!({"queue_job_id": job.queue_job_id, "stage_ms": {}});
     sqlx::query(
-        "INSERT INTO jobs (id, file_location, filename, total_rows, processed_rows, job_metadata, created_at, \
-         created_by, status, stage, updated_at, users_bytes, users_sha256, users_total, tx_bytes, tx_sha256) \
-         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, 'queued', 'queued', $6, $8, $9, $10, $11, $12)",
+        "INSERT INTO usage_jobs (id, file_location, filename, total_rows, processed_rows, job_metadata, created_at, \
+         created_by, status, stage, updated_at, users_bytes, users_sha256, users_total, tx_bytes, tx_sha256, \
+         transactions_filename, users_filename) \
+         VALUES ($1, $2, $3, $4, 0, $5, $6, $7, 'queued', 'queued', $6, $8, $9, $10, $11, $12, $13, $14)",
     )
     .bind(&job.id)
     .bind(&job.dir)
@@ -348,6 +387,8 @@ pub async fn insert_job(conn: &mut AnyConnection, job: &NewImport, now: i64) -> 
     .bind(job.users.rows as i64)
     .bind(job.transactions.bytes as i64)
     .bind(&job.transactions.sha256)
+    .bind(&job.transactions.original_name)
+    .bind(&job.users.original_name)
     .execute(conn)
     .await?;
     Ok(())
@@ -358,18 +399,18 @@ pub async fn load_job<'e, E>(exec: E, id: &str) -> Result<Option<JobRecord>, sql
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let row = sqlx::query("SELECT * FROM jobs WHERE id = $1").bind(id).fetch_optional(exec).await?;
+    let row = sqlx::query("SELECT * FROM usage_jobs WHERE id = $1").bind(id).fetch_optional(exec).await?;
     Ok(row.as_ref().map(job_record))
 }
 
 /// Jobs, newest first, and their total.
 pub async fn list_jobs(db: &Db, limit: i64, offset: i64) -> Result<(Vec<JobRecord>, i64), sqlx::Error> {
-    let rows = sqlx::query("SELECT * FROM jobs ORDER BY created_at DESC, id LIMIT $1 OFFSET $2")
+    let rows = sqlx::query("SELECT * FROM usage_jobs ORDER BY created_at DESC, id LIMIT $1 OFFSET $2")
         .bind(limit)
         .bind(offset)
         .fetch_all(db.reader())
         .await?;
-    let total: i64 = sqlx::query("SELECT COUNT(*) FROM jobs").fetch_one(db.reader()).await?.get(0);
+    let total: i64 = sqlx::query("SELECT COUNT(*) FROM usage_jobs").fetch_one(db.reader()).await?.get(0);
     Ok((rows.iter().map(job_record).collect(), total))
 }
 
@@ -384,7 +425,7 @@ pub async fn set_stage(
 ) -> Result<(), sqlx::Error> {
     let finished = matches!(status, "succeeded" | "failed").then_some(now);
     sqlx::query(
-        "UPDATE jobs SET status = $1, stage = $2, job_metadata = $3, updated_at = $4, \
+        "UPDATE usage_jobs SET status = $1, stage = $2, job_metadata = $3, updated_at = $4, \
          started_at = COALESCE(started_at, $4), \
          tx_started_at = CASE WHEN $2 = 'transactions' THEN COALESCE(tx_started_at, $4) ELSE tx_started_at END, \
          processed_at = COALESCE($5, processed_at) WHERE id = $6",
@@ -408,7 +449,7 @@ pub async fn mark_failed(
     now: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE jobs SET status = 'failed', error = $1, updated_at = $2, processed_at = $2 \
+        "UPDATE usage_jobs SET status = 'failed', error = $1, updated_at = $2, processed_at = $2 \
          WHERE id = $3 AND status <> 'succeeded'",
     )
     .bind(error)
@@ -422,7 +463,7 @@ pub async fn mark_failed(
 /// Makes a failed job runnable again (it resumes from its checkpoint).
 pub async fn reopen(conn: &mut AnyConnection, id: &str, now: i64) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE jobs SET status = 'running', error = NULL, processed_at = NULL, updated_at = $1 \
+        "UPDATE usage_jobs SET status = 'running', error = NULL, processed_at = NULL, updated_at = $1 \
          WHERE id = $2 AND status = 'failed'",
     )
     .bind(now)
@@ -445,7 +486,7 @@ pub async fn advance(
     let processed =
         if kind == FileKind::Transactions { ", processed_rows = processed_rows + $2" } else { "" };
     let sql = format!(
-        "UPDATE jobs SET {p}_offset = $1, {p}_read = {p}_read + $2, {p}_inserted = {p}_inserted + $3, \
+        "UPDATE usage_jobs SET {p}_offset = $1, {p}_read = {p}_read + $2, {p}_inserted = {p}_inserted + $3, \
          {p}_updated = {p}_updated + $4, {p}_unchanged = {p}_unchanged + $5, {p}_rejected = {p}_rejected + $6, \
          {p}_line = $7, updated_at = $8{processed} WHERE id = $9"
     );
@@ -549,7 +590,7 @@ pub async fn add_region_days(
     let regions: Vec<&String> = regions.iter().collect();
     for chunk in regions.chunks(rows_per_statement(1)) {
         let sql = format!(
-            "INSERT INTO usage_job_days (job_id, date) SELECT DISTINCT CAST($1 AS TEXT), date FROM daily_metrics \
+            "INSERT INTO usage_job_days (job_id, date) SELECT DISTINCT CAST($1 AS TEXT), date FROM usage_daily_metrics \
              WHERE region IN ({}) ON CONFLICT DO NOTHING",
             placeholders(chunk.len(), 2)
         );
@@ -589,7 +630,7 @@ pub async fn finish_days(
         }
         q.execute(&mut *conn).await?;
     }
-    sqlx::query("UPDATE jobs SET days_done = days_done + $1, updated_at = $2 WHERE id = $3")
+    sqlx::query("UPDATE usage_jobs SET days_done = days_done + $1, updated_at = $2 WHERE id = $3")
         .bind(dates.len() as i64)
         .bind(now)
         .bind(job_id)
@@ -600,7 +641,7 @@ pub async fn finish_days(
 
 /// Sets how many days the aggregate stage has to recompute.
 pub async fn set_days_total(conn: &mut AnyConnection, job_id: &str, total: i64) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE jobs SET days_total = $1, days_done = 0 WHERE id = $2")
+    sqlx::query("UPDATE usage_jobs SET days_total = $1, days_done = 0 WHERE id = $2")
         .bind(total)
         .bind(job_id)
         .execute(conn)
@@ -628,7 +669,8 @@ pub async fn load_users(
         ids.iter().copied().filter(|id| !cache.contains_key(*id) && seen.insert(*id)).collect()
     };
     for row in
-        rows_where_in(conn, "SELECT id, region, company_name FROM users WHERE id IN ({})", &missing).await?
+        rows_where_in(conn, "SELECT id, region, company_name FROM usage_users WHERE id IN ({})", &missing)
+            .await?
     {
         let company: Option<String> = row.get("company_name");
         cache.insert(
@@ -751,15 +793,15 @@ async fn insert_transactions(
             // statement, so SQLite keeps no statement journal (a copy of every page the
             // statement changes) for it.
             (Backend::Sqlite, _) => {
-                format!("INSERT OR IGNORE INTO transactions ({TX_COLUMNS}) VALUES {values}")
+                format!("INSERT OR IGNORE INTO usage_transactions ({TX_COLUMNS}) VALUES {values}")
             }
             (Backend::Postgres, Taken::Skip) => {
                 format!(
-                    "INSERT INTO transactions ({TX_COLUMNS}) VALUES {values} ON CONFLICT (id_key) DO NOTHING"
+                    "INSERT INTO usage_transactions ({TX_COLUMNS}) VALUES {values} ON CONFLICT (id_key) DO NOTHING"
                 )
             }
             (Backend::Postgres, Taken::Fail) => {
-                format!("INSERT INTO transactions ({TX_COLUMNS}) VALUES {values}")
+                format!("INSERT INTO usage_transactions ({TX_COLUMNS}) VALUES {values}")
             }
         }
     };
@@ -793,7 +835,7 @@ pub async fn update_transactions(
     let set: Vec<String> = TX_COLUMNS.split(", ").skip(1).map(|c| format!("{c} = excluded.{c}")).collect();
     for chunk in rows.chunks(rows_per_statement(TX_COLS)) {
         let sql = format!(
-            "INSERT INTO transactions ({TX_COLUMNS}) VALUES {} ON CONFLICT (id_key) DO UPDATE SET {}",
+            "INSERT INTO usage_transactions ({TX_COLUMNS}) VALUES {} ON CONFLICT (id_key) DO UPDATE SET {}",
             backend_of(conn).sequential_rows(chunk.len(), TX_COLS),
             set.join(", ")
         );
@@ -877,7 +919,7 @@ pub async fn existing_transactions(
     let mut out = HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(rows_per_statement(1)) {
         let sql = format!(
-            "SELECT {TX_COLUMNS} FROM transactions WHERE id_key IN ({})",
+            "SELECT {TX_COLUMNS} FROM usage_transactions WHERE id_key IN ({})",
             backend_of(conn).sequential_placeholders(chunk.len())
         );
         let mut q = sqlx::query(&sql);
@@ -894,7 +936,7 @@ pub async fn probed_transactions(
     conn: &mut AnyConnection,
     home: i64,
 ) -> Result<HashMap<i64, ExistingTransaction>, sqlx::Error> {
-    let sql = format!("SELECT {TX_COLUMNS} FROM transactions WHERE id_key > $1 AND id_key <= $2");
+    let sql = format!("SELECT {TX_COLUMNS} FROM usage_transactions WHERE id_key > $1 AND id_key <= $2");
     let rows = sqlx::query(&sql).bind(home).bind(home + KEY_PROBES).fetch_all(conn).await?;
     Ok(rows.iter().map(existing_transaction).collect())
 }
@@ -906,7 +948,8 @@ pub async fn existing_users(
     usernames: &[&str],
 ) -> Result<(HashMap<String, UserRow>, HashMap<String, String>), sqlx::Error> {
     let mut by_id = HashMap::new();
-    let sql = "SELECT id, username, region, is_active_sub, department, company_name, signup_date FROM users \
+    let sql =
+        "SELECT id, username, region, is_active_sub, department, company_name, signup_date FROM usage_users \
                WHERE id IN ({})";
     for r in rows_where_in(conn, sql, ids).await? {
         let active: i64 = r.get("is_active_sub");
@@ -924,7 +967,9 @@ pub async fn existing_users(
         );
     }
     let mut owners = HashMap::new();
-    for r in rows_where_in(conn, "SELECT id, username FROM users WHERE username IN ({})", usernames).await? {
+    for r in
+        rows_where_in(conn, "SELECT id, username FROM usage_users WHERE username IN ({})", usernames).await?
+    {
         owners.insert(r.get("username"), r.get("id"));
     }
     Ok((by_id, owners))
@@ -935,7 +980,7 @@ pub async fn upsert_users(conn: &mut AnyConnection, users: &[&UserRow], now: i64
     const COLS: usize = 8;
     for chunk in users.chunks(rows_per_statement(COLS)) {
         let sql = format!(
-            "INSERT INTO users (id, username, region, is_active_sub, department, company_name, signup_date, \
+            "INSERT INTO usage_users (id, username, region, is_active_sub, department, company_name, signup_date, \
              updated_at) VALUES {} ON CONFLICT (id) DO UPDATE SET username = excluded.username, \
              region = excluded.region, is_active_sub = excluded.is_active_sub, department = excluded.department, \
              company_name = excluded.company_name, signup_date = excluded.signup_date, \
@@ -967,13 +1012,15 @@ pub async fn subscribers<'a>(
     let mut out = Subscribers::default();
     let users: Vec<&str> = users.collect::<HashSet<_>>().into_iter().collect();
     for row in
-        rows_where_in(conn, "SELECT id FROM users WHERE is_active_sub = 1 AND id IN ({})", &users).await?
+        rows_where_in(conn, "SELECT id FROM usage_users WHERE is_active_sub = 1 AND id IN ({})", &users)
+            .await?
     {
         out.active.insert(row.try_get(0)?);
     }
-    let rows = sqlx::query("SELECT region, COUNT(*) FROM users WHERE is_active_sub = 1 GROUP BY region")
-        .fetch_all(&mut *conn)
-        .await?;
+    let rows =
+        sqlx::query("SELECT region, COUNT(*) FROM usage_users WHERE is_active_sub = 1 GROUP BY region")
+            .fetch_all(&mut *conn)
+            .await?;
     for row in rows {
         out.per_region.insert(row.try_get(0)?, row.try_get(1)?);
     }

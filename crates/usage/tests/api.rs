@@ -81,11 +81,11 @@ async fn daily_tables(app: &TestApp) -> Vec<(String, f64)> {
     for sql in [
         "SELECT date, region, highest_model_used, costliest_model, least_used_model, total_conversations, \
          total_prompt_tokens, total_completion_tokens, transaction_count, active_users, active_subscribers, \
-         total_cost FROM daily_metrics ORDER BY date, region",
+         total_cost FROM usage_daily_metrics ORDER BY date, region",
         "SELECT date, region, company_name, highest_used_model, least_used_model, conversation_count, total_cost \
-         FROM daily_company_metrics ORDER BY date, region, company_name",
+         FROM usage_daily_company_metrics ORDER BY date, region, company_name",
         "SELECT date, region, model_name, conversation_count, token_consumption, total_cost \
-         FROM daily_model_metrics ORDER BY date, region, model_name",
+         FROM usage_daily_model_metrics ORDER BY date, region, model_name",
     ] {
         out.extend(figures_and_cost(app, sql).await);
     }
@@ -96,7 +96,7 @@ async fn daily_tables(app: &TestApp) -> Vec<(String, f64)> {
 /// days in groups, or take them from their tally).
 async fn recomputed_daily_tables(app: &TestApp) -> Vec<(String, f64)> {
     let mut tx = app.platform.db.begin().await.unwrap();
-    let days: Vec<String> = sqlx::query("SELECT DISTINCT date FROM transactions ORDER BY date")
+    let days: Vec<String> = sqlx::query("SELECT DISTINCT date FROM usage_transactions ORDER BY date")
         .fetch_all(&mut *tx)
         .await
         .unwrap()
@@ -245,16 +245,16 @@ async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Back
     for (kept_sql, direct_sql) in [
         (
             "SELECT date, region, model_name, conversation_count, token_consumption, transaction_count, total_cost \
-             FROM daily_model_metrics ORDER BY date, region, model_name",
+             FROM usage_daily_model_metrics ORDER BY date, region, model_name",
             "SELECT date, region, model_name, COUNT(DISTINCT conversation_id), CAST(SUM(token_count) AS BIGINT), \
-             COUNT(*), SUM(calculated_cost) FROM transactions \
+             COUNT(*), SUM(calculated_cost) FROM usage_transactions \
              GROUP BY date, region, model_name ORDER BY date, region, model_name",
         ),
         (
             "SELECT date, region, total_conversations, transaction_count, \
-             total_prompt_tokens + total_completion_tokens, total_cost FROM daily_metrics ORDER BY date, region",
+             total_prompt_tokens + total_completion_tokens, total_cost FROM usage_daily_metrics ORDER BY date, region",
             "SELECT date, region, COUNT(DISTINCT conversation_id), COUNT(*), CAST(SUM(token_count) AS BIGINT), \
-             SUM(calculated_cost) FROM transactions GROUP BY date, region ORDER BY date, region",
+             SUM(calculated_cost) FROM usage_transactions GROUP BY date, region ORDER BY date, region",
         ),
     ] {
         let (kept, direct) = (figures_and_cost(&app, kept_sql).await, figures_and_cost(&app, direct_sql).await);
@@ -264,7 +264,7 @@ async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Back
             assert!((kept_cost - cost).abs() < 1e-9, "{kept_figures}: {kept_cost} vs {cost}");
         }
     }
-    let sum: f64 = sqlx::query("SELECT SUM(calculated_cost) FROM transactions")
+    let sum: f64 = sqlx::query("SELECT SUM(calculated_cost) FROM usage_transactions")
         .fetch_one(app.platform.db.reader())
         .await
         .unwrap()
@@ -456,7 +456,7 @@ async fn bad_rows_are_reported_with_line_and_reason_and_the_rest_is_imported(bac
         "{report}"
     );
     // Formula-like text is stored as text.
-    let models: Vec<String> = sqlx::query("SELECT model_name FROM transactions ORDER BY id")
+    let models: Vec<String> = sqlx::query("SELECT model_name FROM usage_transactions ORDER BY id")
         .fetch_all(app.platform.db.reader())
         .await
         .unwrap()
@@ -474,8 +474,11 @@ async fn a_file_that_is_not_csv_fails_the_job_and_writes_nothing(backend: Backen
     let error = job["error"].as_str().unwrap();
     assert!(error.contains("transactions file is not a CSV with the expected header"), "{error}");
     assert!(error.contains("RowId"), "{error}");
-    let users: i64 =
-        sqlx::query("SELECT COUNT(*) FROM users").fetch_one(app.platform.db.reader()).await.unwrap().get(0);
+    let users: i64 = sqlx::query("SELECT COUNT(*) FROM usage_users")
+        .fetch_one(app.platform.db.reader())
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(users, 0, "nothing is applied when a file is refused");
     // It failed at once, not after its retries.
     let (_, failed) = app.get_json("/api/v1/queue/jobs?state=failed&queue=usage").await;
@@ -621,7 +624,7 @@ async fn access_follows_roles_and_the_job_dashboard_lists_every_job(backend: Bac
 /// Stores a row under `key` directly, as if another RowId's key had come out equal.
 async fn squat(app: &TestApp, key: i64, id: &str) {
     sqlx::query(
-        "INSERT INTO transactions (id_key, id, user_id, region, company, model_name, conversation_id, \
+        "INSERT INTO usage_transactions (id_key, id, user_id, region, company, model_name, conversation_id, \
          token_type, token_count, rate_per_1k, calculated_cost, date, timestamp) \
          VALUES ($1, $2, 'u3', 'US', 'Acme Labs', 'gpt-4o', $2, 'prompt', 10, 0.005, 1.0, '2025-01-01', 0)",
     )
@@ -644,16 +647,17 @@ async fn rowids_whose_keys_clash_are_kept_apart(backend: Backend) {
     ];
     let job = import(&app, users_file(&USERS), tx_file(&rows)).await;
     assert_eq!(job["transactions"]["inserted"], 2, "{job}");
-    let stored: Vec<(i64, String)> =
-        sqlx::query("SELECT id_key, id FROM transactions WHERE id_key BETWEEN $1 AND $2 ORDER BY id_key")
-            .bind(home)
-            .bind(home + 1)
-            .fetch_all(app.platform.db.reader())
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
+    let stored: Vec<(i64, String)> = sqlx::query(
+        "SELECT id_key, id FROM usage_transactions WHERE id_key BETWEEN $1 AND $2 ORDER BY id_key",
+    )
+    .bind(home)
+    .bind(home + 1)
+    .fetch_all(app.platform.db.reader())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
     assert_eq!(stored, vec![(home, "squatter".to_owned()), (home + 1, "t1".to_owned())]);
     let day = kpis(&app, "start_date=2025-01-01&end_date=2025-01-01").await;
     assert_eq!(day["kpis"]["total_spendings"], 1.75, "the squatter, t1 and t2");
@@ -668,7 +672,7 @@ async fn rowids_whose_keys_clash_are_kept_apart(backend: Backend) {
     assert_eq!(job["transactions"]["updated"], 1, "{job}");
     let day = kpis(&app, "start_date=2025-01-01&end_date=2025-01-01").await;
     assert_eq!(day["kpis"]["total_spendings"], 2.0);
-    let copies: i64 = sqlx::query("SELECT COUNT(*) FROM transactions WHERE id = 't1'")
+    let copies: i64 = sqlx::query("SELECT COUNT(*) FROM usage_transactions WHERE id = 't1'")
         .fetch_one(app.platform.db.reader())
         .await
         .unwrap()
@@ -729,7 +733,54 @@ async fn a_rowid_repeated_in_the_next_chunks_keeps_its_last_values(backend: Back
     assert_same_days(&daily_tables(&app).await, &recomputed_daily_tables(&app).await);
 }
 
+async fn file_names_with_commas_are_kept_apart(backend: Backend) {
+    let app = spawn(backend, &[]).await;
+    let (_dir, _, users, tx) = sample(1_000);
+    let form = reqwest::multipart::Form::new()
+        .part("users", reqwest::multipart::Part::bytes(users).file_name("users, march.csv"))
+        .part("transactions", reqwest::multipart::Part::bytes(tx).file_name("usage,2025.csv"));
+    let (status, body) = upload_with(&app.client, &app, form).await;
+    assert_eq!(status, 202, "{body}");
+    let job = wait_job(&app, body["data"]["job_id"].as_str().unwrap()).await;
+    assert_eq!(job["users"]["name"], "users, march.csv");
+    assert_eq!(job["transactions"]["name"], "usage,2025.csv");
+}
+
+/// Migration 2 renames the module's tables to `usage_*` and splits the stored file names, keeping
+/// every row of a database made by migration 1.
+async fn the_prefix_migration_keeps_every_row(backend: Backend) {
+    use sightline_platform::migrate;
+    use sightline_usage::store::MIGRATIONS;
+    let database = sightline_platform::testing::test_database(backend).await;
+    let db = sightline_platform::Db::connect(&database.url).await.unwrap();
+    migrate::apply(&db, "usage", &MIGRATIONS[..1]).await.unwrap();
+    for sql in [
+        "INSERT INTO users (id, username, region, is_active_sub, department, company_name, signup_date, \
+         updated_at) VALUES ('u1', 'ann', 'EU', 1, 'ops', 'Acme', 1, 1)",
+        "INSERT INTO jobs (id, file_location, filename, total_rows, processed_rows, job_metadata, created_at, \
+         created_by, status, stage, updated_at, users_bytes, users_sha256, users_total, tx_bytes, tx_sha256) \
+         VALUES ('j1', '/tmp', 'tx.csv,users.csv', 0, 0, '{}', 1, 'admin', 'succeeded', 'done', 1, 0, '', 0, 0, '')",
+    ] {
+        sqlx::query(sql).execute(db.writer()).await.unwrap();
+    }
+    assert_eq!(migrate::apply(&db, "usage", MIGRATIONS).await.unwrap(), MIGRATIONS.len() - 1);
+    let user: String = sqlx::query("SELECT username FROM usage_users WHERE id = 'u1'")
+        .fetch_one(db.reader())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(user, "ann");
+    let row = sqlx::query("SELECT transactions_filename, users_filename FROM usage_jobs WHERE id = 'j1'")
+        .fetch_one(db.reader())
+        .await
+        .unwrap();
+    assert_eq!((row.get::<String, _>(0), row.get::<String, _>(1)), ("tx.csv".into(), "users.csv".into()));
+    db.close().await;
+}
+
 storage_tests!(
+    file_names_with_commas_are_kept_apart,
+    the_prefix_migration_keeps_every_row,
     rowids_whose_keys_clash_are_kept_apart,
     a_rowid_repeated_in_the_next_chunks_keeps_its_last_values,
     an_upload_is_imported_and_the_kpis_equal_the_transactions,
