@@ -8,6 +8,7 @@
 //! deactivated (an event older than the scope's current NBA is stored inactive).
 
 pub mod calculator;
+pub mod cli;
 pub mod http;
 pub mod jobs;
 pub mod mockdb;
@@ -72,6 +73,22 @@ impl Module for ActionsModule {
 
     fn permissions(&self) -> &'static [PermissionSpec] {
         PERMISSIONS
+    }
+
+    fn commands(&self) -> Vec<clap::Command> {
+        vec![cli::command()]
+    }
+
+    async fn run_command(
+        &self,
+        name: &str,
+        matches: &clap::ArgMatches,
+        _context: &sightline_platform::CommandContext,
+    ) -> anyhow::Result<()> {
+        match name {
+            "calc" => cli::run(matches).await,
+            other => anyhow::bail!("no command {other}"),
+        }
     }
 
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {

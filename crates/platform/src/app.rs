@@ -26,7 +26,7 @@ const PLATFORM_MIGRATIONS: &[migrate::Migration] =
 
 /// Connects to the database and applies the platform's and `modules`' migrations.
 pub async fn connect_and_migrate(config: &Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<Db> {
-    let db = Db::connect(&config.effective_database_url()).await?;
+    let db = Db::connect(config.effective_database_url().expose()).await?;
     migrate::apply(&db, "platform", PLATFORM_MIGRATIONS).await?;
     for m in modules {
         migrate::apply(&db, m.name(), m.migrations()).await?;
@@ -137,7 +137,8 @@ impl Application {
         let scheduler = assembled.scheduler().await?;
         let routers = assembled.parts.iter_mut().map(|(_, p)| std::mem::take(&mut p.router)).collect();
         let pages = assembled.parts.iter().flat_map(|(_, p)| p.pages.iter().cloned()).collect();
-        let (router, routes) = build_router(&assembled.platform, &assembled.auth, routers, pages)?;
+        let checks = assembled.parts.iter().flat_map(|(_, p)| p.readiness.iter().cloned()).collect();
+        let (router, routes) = build_router(&assembled.platform, &assembled.auth, routers, pages, checks)?;
         let listener = TcpListener::bind(bind).await.with_context(|| format!("Failed to bind {bind}"))?;
         Ok(Self {
             listener,

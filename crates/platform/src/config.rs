@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use secrecy::{ExposeSecret as _, SecretString};
 use serde::{Deserialize, Serialize};
 
 /// Log output format.
@@ -108,21 +109,50 @@ impl Default for SchedulerConfig {
     }
 }
 
-/// A secret value: never printed by `Debug`.
-#[derive(Clone, Serialize, Deserialize, Default, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct Secret(String);
+/// A secret value (the JWT secret, a database URL with its password, a webhook secret): held in
+/// a `secrecy::SecretString` (wiped on drop), printed by `Debug` as `Secret(***)` and serialised
+/// only as `[redacted]`, so no log line, error or config dump carries it.
+#[derive(Clone)]
+pub struct Secret(SecretString);
 
 impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(SecretString::from(value.into()))
+    }
+
     /// The value, for the one place that uses it.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
+    }
+
+    /// Whether it is empty (not set).
+    pub fn is_empty(&self) -> bool {
+        self.expose().is_empty()
+    }
+}
+
+impl Default for Secret {
+    fn default() -> Self {
+        Self::new(String::new())
     }
 }
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(***)")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("[redacted]")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::new)
     }
 }
 
@@ -179,8 +209,10 @@ pub struct Config {
     pub bind: String,
     /// Directory for the SQLite database and generated files.
     pub data_dir: PathBuf,
-    /// `sqlite://…` or `postgres://…`; empty means `sqlite://<data_dir>/sightline.db`.
-    pub database_url: String,
+    /// `sqlite://…` or `postgres://…`; empty means `sqlite://<data_dir>/sightline.db`. A secret:
+    /// a PostgreSQL URL carries its password.
+    #[serde(skip_serializing_if = "Secret::is_empty")]
+    pub database_url: Secret,
     /// Modules to enable; empty means every module built into the binary. A list, or a
     /// comma-separated string (`SIGHTLINE_MODULES=actions,usage`).
     #[serde(deserialize_with = "list_or_comma_separated")]
@@ -198,7 +230,18 @@ pub struct Config {
     /// Identity and access settings.
     pub auth: AuthConfig,
     #[serde(skip)]
-    figment: Figment,
+    figment: Sources,
+}
+
+/// Where the configuration came from, kept to read module sections later. Its `Debug` shows no
+/// values: they include secrets.
+#[derive(Clone, Default)]
+struct Sources(Figment);
+
+impl std::fmt::Debug for Sources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sources(…)")
+    }
 }
 
 impl Default for Config {
@@ -206,7 +249,7 @@ impl Default for Config {
         Self {
             bind: "127.0.0.1:8000".into(),
             data_dir: PathBuf::from("./sightline-data"),
-            database_url: String::new(),
+            database_url: Secret::default(),
             modules: Vec::new(),
             log_format: LogFormat::Pretty,
             log_level: "info,sqlx=warn".into(),
@@ -214,13 +257,14 @@ impl Default for Config {
             queue: QueueConfig::default(),
             scheduler: SchedulerConfig::default(),
             auth: AuthConfig::default(),
-            figment: Figment::new(),
+            figment: Sources::default(),
         }
     }
 }
 
-/// Values given on the command line; they win over every other source.
-#[derive(Debug, Default, Clone, Serialize)]
+/// Values given on the command line; they win over every other source. (No `Debug`: the database
+/// URL may carry a password.)
+#[derive(Default, Clone, Serialize)]
 pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bind: Option<String>,
@@ -267,7 +311,7 @@ impl Config {
     /// Builds a configuration from an already-assembled figment (used by tests).
     pub fn from_figment(figment: Figment) -> Result<Self, ConfigError> {
         let mut config: Config = figment.extract().map_err(|e| ConfigError(one_line(&e)))?;
-        config.figment = figment;
+        config.figment = Sources(figment);
         config.validate()?;
         Ok(config)
     }
@@ -276,10 +320,11 @@ impl Config {
         self.bind
             .parse::<SocketAddr>()
             .map_err(|_| ConfigError(format!("key `bind`: `{}` is not an ADDR:PORT", self.bind)))?;
-        if !self.database_url.is_empty()
-            && !self.database_url.starts_with("sqlite:")
-            && !self.database_url.starts_with("postgres://")
-            && !self.database_url.starts_with("postgresql://")
+        let url = self.database_url.expose();
+        if !url.is_empty()
+            && !url.starts_with("sqlite:")
+            && !url.starts_with("postgres://")
+            && !url.starts_with("postgresql://")
         {
             return Err(ConfigError(
                 "key `database_url`: must start with sqlite:, postgres:// or postgresql://".into(),
@@ -322,9 +367,9 @@ impl Config {
     }
 
     /// The database URL, defaulting to a SQLite file in the data directory.
-    pub fn effective_database_url(&self) -> String {
+    pub fn effective_database_url(&self) -> Secret {
         if self.database_url.is_empty() {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("sightline.db").display())
+            Secret::new(format!("sqlite://{}?mode=rwc", self.data_dir.join("sightline.db").display()))
         } else {
             self.database_url.clone()
         }
@@ -336,9 +381,10 @@ impl Config {
     where
         T: serde::de::DeserializeOwned + Default,
     {
-        match self.figment.find_value(name) {
+        match self.figment.0.find_value(name) {
             Ok(_) => self
                 .figment
+                .0
                 .extract_inner(name)
                 .map_err(|e| ConfigError(format!("section `[{name}]`: {}", e.kind))),
             Err(_) => Ok(T::default()),
@@ -352,8 +398,8 @@ impl Config {
         T: Serialize + serde::de::DeserializeOwned,
     {
         let mut figment = Figment::from(Serialized::defaults(defaults));
-        if self.figment.find_value(key).is_ok() {
-            figment = figment.merge(self.figment.focus(key));
+        if self.figment.0.find_value(key).is_ok() {
+            figment = figment.merge(self.figment.0.focus(key));
         }
         figment.extract().map_err(|e| ConfigError(format!("section `[{key}]`: {}", one_line(&e))))
     }
@@ -398,7 +444,7 @@ mod tests {
     fn defaults_listen_on_loopback_8000_with_sqlite_in_data_dir() {
         let c = Config::from_figment(Figment::from(Serialized::defaults(Config::default()))).unwrap();
         assert_eq!(c.bind_addr().to_string(), "127.0.0.1:8000");
-        assert!(c.effective_database_url().starts_with("sqlite://./sightline-data/sightline.db"));
+        assert!(c.effective_database_url().expose().starts_with("sqlite://./sightline-data/sightline.db"));
     }
 
     #[test]
@@ -409,6 +455,21 @@ mod tests {
         let f = Figment::from(Serialized::defaults(Config::default())).merge(("bind", "nowhere"));
         let err = Config::from_figment(f).unwrap_err().to_string();
         assert!(err.contains("`bind`"), "{err}");
+    }
+
+    #[test]
+    fn secrets_never_print_or_serialise_in_clear() {
+        let f = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("database_url", "postgres://app:hunter2@db/sightline"))
+            .merge(("auth.jwt_secret", "0123456789abcdef0123456789abcdef-secret"));
+        let c = Config::from_figment(f).unwrap();
+        assert_eq!(c.effective_database_url().expose(), "postgres://app:hunter2@db/sightline");
+        let debug = format!("{c:?}");
+        let json = serde_json::to_string(&c).unwrap();
+        for text in [&debug, &json] {
+            assert!(!text.contains("hunter2") && !text.contains("abcdef-secret"), "{text}");
+        }
+        assert!(json.contains("[redacted]"));
     }
 
     #[test]

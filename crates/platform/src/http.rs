@@ -2,6 +2,7 @@
 //! JSON error normaliser, health, metrics, OpenAPI and Swagger UI; the queue API is in
 //! [`crate::queue::http`].
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -27,7 +28,8 @@ use crate::audit::{self, DomainEvent};
 use crate::auth::http::{router as auth_routes, AuthState};
 use crate::auth::{authenticate, Access, AuthService, RouteAccess, SecureRouter};
 use crate::config::HttpConfig;
-use crate::error::{code_for_status, error_body, ApiError, ApiResult, ErrorBody};
+use crate::error::{code_for_status, error_body, ApiError, ApiResult, ErrorBody, FieldError};
+use crate::module::ReadinessCheck;
 use crate::request_id::{self, REQUEST_ID_HEADER};
 use crate::Platform;
 
@@ -86,11 +88,12 @@ pub fn build_router(
     auth: &AuthService,
     modules: Vec<SecureRouter>,
     pages: Vec<crate::module::PageLink>,
+    checks: Vec<ReadinessCheck>,
 ) -> anyhow::Result<(Router, Vec<RouteAccess>)> {
     // Install the recorder before the first request records anything.
     crate::telemetry::prometheus();
     let state = AuthState { auth: auth.clone(), db: platform.db.clone() };
-    let mut all = platform_routes(platform.clone(), auth.metrics_public())
+    let mut all = platform_routes(platform.clone(), auth.metrics_public(), checks)
         .merge(auth_routes(state))
         .merge(crate::home::routes(pages));
     for module in modules {
@@ -256,13 +259,14 @@ async fn json_errors(req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(body))
 }
 
-fn platform_routes(platform: Platform, metrics_public: bool) -> SecureRouter {
+fn platform_routes(platform: Platform, metrics_public: bool, checks: Vec<ReadinessCheck>) -> SecureRouter {
     let metrics_access = if metrics_public { Access::Public } else { Access::Permission("metrics:read") };
+    let readiness = Readiness { platform: platform.clone(), checks: Arc::new(checks) };
     SecureRouter::new()
         .route(Access::Public, routes!(health))
-        .route(Access::Public, routes!(ready))
         .route(metrics_access, routes!(metrics))
         .with_state(platform.clone())
+        .merge(SecureRouter::new().route(Access::Public, routes!(ready)).with_state(readiness))
         .merge(crate::queue::http::routes(platform))
         .merge(crate::ui::routes())
 }
@@ -281,24 +285,59 @@ async fn health() -> Json<Health> {
     Json(Health { status: "healthy", ok: true })
 }
 
-/// Readiness: database and queue are reachable.
+/// What `/health/ready` checks: the database, the queue, and the modules' own checks.
+#[derive(Clone)]
+struct Readiness {
+    platform: Platform,
+    checks: Arc<Vec<ReadinessCheck>>,
+}
+
+/// Time one readiness check may take before it counts as down.
+const READINESS_BUDGET: Duration = Duration::from_secs(3);
+
+/// Readiness: the database and the queue are reachable, and every module's check passes (Redis,
+/// ClickHouse, an outside API). 503 names what is down; causes go to the log.
 #[utoipa::path(get, path = "/health/ready", tag = "platform",
     responses((status = 200, description = "ready"), (status = 503, description = "a dependency is down", body = ErrorBody)))]
-async fn ready(State(p): State<Platform>) -> ApiResult<Json<Value>> {
-    // The cause goes to the log, not to the (unauthenticated) client.
-    let down = |what: &'static str| {
-        move |e: sqlx::Error| {
-            tracing::warn!(error = %e, dependency = what, "health.not_ready");
-            ApiError::unavailable(format!("{what} is unreachable"))
+async fn ready(State(r): State<Readiness>) -> ApiResult<Json<Value>> {
+    let p = &r.platform;
+    let database = p.db.ping().await.map_err(|e| e.to_string());
+    let queued = match &database {
+        Ok(()) => {
+            p.queue.counts().await.map(|c| c.iter().map(|c| c.queued).sum::<i64>()).map_err(|e| e.to_string())
         }
+        Err(_) => Err("database is unreachable".to_owned()),
     };
-    p.db.ping().await.map_err(down("database"))?;
-    let counts = p.queue.counts().await.map_err(down("queue"))?;
-    let queued: i64 = counts.iter().map(|c| c.queued).sum();
+    let modules = futures::future::join_all(r.checks.iter().map(|check| async move {
+        let outcome = match tokio::time::timeout(READINESS_BUDGET, check.run()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("no answer within {} s", READINESS_BUDGET.as_secs())),
+        };
+        (check.name, outcome)
+    }))
+    .await;
+    let mut down = Vec::new();
+    let mut checks = serde_json::Map::new();
+    let outcomes =
+        [("database", database.clone()), ("queue", queued.clone().map(|_| ()))].into_iter().chain(modules);
+    for (name, outcome) in outcomes {
+        if let Err(cause) = &outcome {
+            // The cause goes to the log, not to the (unauthenticated) client.
+            tracing::warn!(error = %cause, dependency = name, "health.not_ready");
+            down.push(FieldError::new(name, "unreachable"));
+        }
+        checks.insert(name.to_owned(), json!({"ok": outcome.is_ok()}));
+    }
+    if !down.is_empty() {
+        let names: Vec<&str> = down.iter().map(|d| d.field.as_str()).collect();
+        return Err(ApiError::unavailable(format!("not ready: {} unreachable", names.join(", ")))
+            .with_details(json!(down)));
+    }
     Ok(Json(json!({
         "status": "ready",
         "database": {"ok": true, "backend": p.db.backend().as_str()},
-        "queue": {"ok": true, "queued": queued},
+        "queue": {"ok": true, "queued": queued.unwrap_or_default()},
+        "checks": checks,
     })))
 }
 

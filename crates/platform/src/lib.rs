@@ -32,7 +32,7 @@ pub use auth::{Access, PermissionSpec, Principal, SecureRouter};
 pub use config::Config;
 pub use db::{Backend, Db};
 pub use error::{ApiError, ApiResult, FieldError};
-pub use module::{Module, ModuleParts};
+pub use module::{CommandContext, Module, ModuleParts, ReadinessCheck};
 pub use queue::{Job, JobContext, NewJob, Queue, RetryPolicy, RunInTransaction, RunStandalone};
 
 /// What every module gets: configuration, database, queue and the shutdown signal.

@@ -1,5 +1,9 @@
 //! The module contract: a module declares itself once and the server composes the enabled ones.
 
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+
 use crate::auth::{PermissionSpec, SecureRouter};
 use crate::migrate::Migration;
 use crate::queue::job::JobRegistration;
@@ -17,6 +21,49 @@ pub struct ModuleParts {
     pub schedules: Vec<ScheduleSpec>,
     /// The module's pages, linked from the home page (`/`).
     pub pages: Vec<PageLink>,
+    /// What `/health/ready` checks for the module (Redis, ClickHouse, an outside API).
+    pub readiness: Vec<ReadinessCheck>,
+}
+
+/// One readiness check: a name (`clickhouse`, `nba_stats`) and an async probe answering why it is
+/// not ready. `/health/ready` runs every check with a time budget.
+#[derive(Clone)]
+pub struct ReadinessCheck {
+    /// What is checked.
+    pub name: &'static str,
+    probe: Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>,
+}
+
+impl ReadinessCheck {
+    /// A check named `name` running `probe`.
+    pub fn new<F, Fut>(name: &'static str, probe: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        Self { name, probe: Arc::new(move || Box::pin(probe())) }
+    }
+
+    /// Runs the probe.
+    pub async fn run(&self) -> Result<(), String> {
+        (self.probe)().await
+    }
+}
+
+/// What a module's command-line tool gets: the way to the configuration, for tools that need the
+/// database (most calculators and generators need none).
+pub struct CommandContext {
+    /// The configuration file given with `--config`.
+    pub config_file: Option<std::path::PathBuf>,
+    /// Values given on the command line.
+    pub overrides: crate::config::Overrides,
+}
+
+impl CommandContext {
+    /// Loads the configuration as `serve` would.
+    pub fn load_config(&self) -> Result<crate::config::Config, crate::config::ConfigError> {
+        crate::config::Config::load(self.config_file.as_deref(), &self.overrides)
+    }
 }
 
 /// A page a module serves, as the home page lists it.
@@ -33,7 +80,7 @@ pub struct PageLink {
 impl ModuleParts {
     /// Parts with `router` and no jobs or schedules yet.
     pub fn new(router: SecureRouter) -> Self {
-        Self { router, jobs: Vec::new(), schedules: Vec::new(), pages: Vec::new() }
+        Self { router, jobs: Vec::new(), schedules: Vec::new(), pages: Vec::new(), readiness: Vec::new() }
     }
 
     /// Lists a page on the home page.
@@ -59,6 +106,12 @@ impl ModuleParts {
         self.schedules.push(spec);
         self
     }
+
+    /// Adds a readiness check to `/health/ready`.
+    pub fn readiness(mut self, check: ReadinessCheck) -> Self {
+        self.readiness.push(check);
+        self
+    }
 }
 
 /// A Sightline module (`actions`, `calls`, `sports`, `usage`, `planning`).
@@ -75,6 +128,23 @@ pub trait Module: Send + Sync + 'static {
     /// The permissions the module's routes check, with the roles that hold them.
     fn permissions(&self) -> &'static [PermissionSpec] {
         &[]
+    }
+
+    /// The module's command-line tools: top-level subcommands of `sightline` (`sightline calc
+    /// income`, `sightline usage sample`). Their names must not clash with the platform's.
+    fn commands(&self) -> Vec<clap::Command> {
+        Vec::new()
+    }
+
+    /// Runs the command named by `matches` (one of [`Module::commands`]), with that command's
+    /// own matches.
+    async fn run_command(
+        &self,
+        name: &str,
+        _matches: &clap::ArgMatches,
+        _context: &CommandContext,
+    ) -> anyhow::Result<()> {
+        anyhow::bail!("module {} has no command {name}", self.name())
     }
 
     /// Loads the module's configuration and reference data and returns its parts. Runs after

@@ -4,11 +4,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 use sightline_platform::audit::{self, EventBus};
 use sightline_platform::auth::AuthService;
 use sightline_platform::config::{Config, LogFormat, Overrides};
-use sightline_platform::{app, telemetry, Module};
+use sightline_platform::{app, telemetry, CommandContext, Module};
 
 /// Sightline: one backend for next-best-actions, call analytics, sports stats, usage analytics
 /// and S&OP planning.
@@ -55,16 +55,6 @@ enum Command {
     Worker,
     /// Apply pending migrations of the platform and the enabled modules, then exit.
     Migrate,
-    /// Run a calculator.
-    Calc {
-        #[command(subcommand)]
-        calculator: Calculator,
-    },
-    /// Usage analytics tools.
-    Usage {
-        #[command(subcommand)]
-        action: UsageAction,
-    },
     /// Manage users (the first start creates `admin`).
     User {
         #[command(subcommand)]
@@ -131,49 +121,6 @@ enum KeyAction {
     List,
 }
 
-#[derive(Subcommand)]
-enum UsageAction {
-    /// Write a realistic, deterministic pair of upload files (users.csv, transactions.csv).
-    Sample {
-        /// Transactions rows to write.
-        #[arg(long, default_value_t = 100_000)]
-        rows: u64,
-        /// Directory to write them to (created if needed).
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-    },
-}
-
-#[derive(Subcommand)]
-enum Calculator {
-    /// Income rule: monthly_income > 2000 emits an `optimization` NBA event; with --api, clients
-    /// that no longer qualify get a delete event for their current NBAs of that definition.
-    Income {
-        /// Input JSON: a mapping {"<enterprise_number>": income} or a list of
-        /// {"enterprise_number", "monthly_income", "account_id"?}.
-        #[arg(long, value_name = "FILE")]
-        input: PathBuf,
-        /// Base URL of the Sightline API to post events to.
-        #[arg(long, value_name = "URL", conflicts_with = "dry_run", required_unless_present = "dry_run")]
-        api: Option<String>,
-        /// Print the events as JSON lines instead of posting them.
-        #[arg(long)]
-        dry_run: bool,
-        /// NBA definition to emit.
-        #[arg(long, default_value = "optimization")]
-        definition: String,
-        /// Event source name.
-        #[arg(long, default_value = "calculator.income.v1")]
-        source: String,
-        /// API key or token, sent as `Authorization: Bearer`.
-        #[arg(long, env = "SIGHTLINE_API_KEY", hide_env_values = true)]
-        api_key: Option<String>,
-        /// Attempts per request (retries on connection errors, 429 and 5xx).
-        #[arg(long, default_value_t = 4)]
-        attempts: u32,
-    },
-}
-
 /// Every module built into this binary.
 fn all_modules() -> Vec<Arc<dyn Module>> {
     vec![Arc::new(sightline_actions::ActionsModule), Arc::new(sightline_usage::UsageModule)]
@@ -192,7 +139,19 @@ fn enabled_modules(config: &Config) -> Result<Vec<Arc<dyn Module>>, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The platform's commands, then each module's own (`calc`, `usage`, …).
+    let modules = all_modules();
+    let mut command = Cli::command();
+    for module in &modules {
+        for sub in module.commands() {
+            if command.find_subcommand(sub.get_name()).is_some() {
+                eprintln!("error: module {} defines command `{}` twice", module.name(), sub.get_name());
+                return ExitCode::FAILURE;
+            }
+            command = command.subcommand(sub);
+        }
+    }
+    let matches = command.get_matches();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -200,7 +159,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(dispatch(&modules, &matches)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -209,25 +168,38 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    if let Command::Calc { calculator } = cli.command {
-        return run_calculator(calculator).await;
+/// Runs a module's command, or one of the platform's.
+async fn dispatch(modules: &[Arc<dyn Module>], matches: &ArgMatches) -> anyhow::Result<()> {
+    let global = GlobalArgs::from_arg_matches(matches)?;
+    if let Some((name, sub)) = matches.subcommand() {
+        let owner = modules.iter().find(|m| m.commands().iter().any(|c| c.get_name() == name));
+        if let Some(module) = owner {
+            let context =
+                CommandContext { config_file: global.config.clone(), overrides: overrides(&global, None) };
+            return module.run_command(name, sub, &context).await;
+        }
     }
-    if let Command::Usage { action: UsageAction::Sample { rows, out } } = &cli.command {
-        return write_usage_sample(*rows, out);
-    }
-    let overrides = Overrides {
-        bind: match &cli.command {
-            Command::Serve { bind } => bind.clone(),
-            _ => None,
-        },
-        data_dir: cli.global.data_dir,
-        database_url: cli.global.database_url,
-        log_format: cli.global.log_format.map(|f| match f {
+    run(Cli::from_arg_matches(matches)?).await
+}
+
+fn overrides(global: &GlobalArgs, bind: Option<String>) -> Overrides {
+    Overrides {
+        bind,
+        data_dir: global.data_dir.clone(),
+        database_url: global.database_url.clone(),
+        log_format: global.log_format.map(|f| match f {
             LogFormatArg::Pretty => LogFormat::Pretty,
             LogFormatArg::Json => LogFormat::Json,
         }),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let bind = match &cli.command {
+        Command::Serve { bind } => bind.clone(),
+        _ => None,
     };
+    let overrides = overrides(&cli.global, bind);
     let config = Config::load(cli.global.config.as_deref(), &overrides)?;
     let modules = enabled_modules(&config).map_err(anyhow::Error::msg)?;
     telemetry::init_logging(config.log_format, &config.log_level);
@@ -244,7 +216,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::User { action } => run_user(action, &config, &modules).await,
         Command::Apikey { action } => run_apikey(action, &config, &modules).await,
-        Command::Calc { .. } | Command::Usage { .. } => unreachable!("handled above"),
     }
 }
 
@@ -340,50 +311,4 @@ async fn run_apikey(action: KeyAction, config: &Config, modules: &[Arc<dyn Modul
         }
     }
     Ok(())
-}
-
-fn write_usage_sample(rows: u64, out: &std::path::Path) -> anyhow::Result<()> {
-    let bar = indicatif::ProgressBar::new(rows).with_style(
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows {per_sec} eta {eta}")
-            .expect("valid template"),
-    );
-    let summary = sightline_usage::sample::write_sample(out, rows, |n| bar.set_position(n))
-        .map_err(|e| anyhow::anyhow!("cannot write the sample to {}: {e}", out.display()))?;
-    bar.finish_and_clear();
-    eprintln!(
-        "wrote {} users and {} transactions ({} to {}, total cost {:.2}, {} tokens) to {}",
-        summary.users,
-        summary.rows,
-        summary.days.0,
-        summary.days.1,
-        summary.total_cost,
-        summary.total_tokens,
-        out.display()
-    );
-    Ok(())
-}
-
-async fn run_calculator(calculator: Calculator) -> anyhow::Result<()> {
-    match calculator {
-        Calculator::Income { input, api, dry_run, definition, source, api_key, attempts } => {
-            let run = sightline_actions::calculator::IncomeRun {
-                input,
-                api,
-                dry_run,
-                definition,
-                source,
-                api_key,
-                attempts,
-            };
-            let s = sightline_actions::calculator::run_income(&run).await?;
-            eprintln!(
-                "emitted {}, skipped {}, delete events {}, failed {}",
-                s.emitted, s.skipped, s.delete_events, s.failed
-            );
-            if s.failed > 0 {
-                anyhow::bail!("{} request(s) failed", s.failed);
-            }
-            Ok(())
-        }
-    }
 }

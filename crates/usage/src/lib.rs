@@ -4,6 +4,7 @@
 //! to what the transactions say; KPIs, live job progress (WebSocket) and two pages go out.
 
 pub mod aggregate;
+pub mod cli;
 pub mod format;
 pub mod http;
 pub mod ingest;
@@ -74,6 +75,22 @@ impl Module for UsageModule {
 
     fn permissions(&self) -> &'static [PermissionSpec] {
         PERMISSIONS
+    }
+
+    fn commands(&self) -> Vec<clap::Command> {
+        vec![cli::command()]
+    }
+
+    async fn run_command(
+        &self,
+        name: &str,
+        matches: &clap::ArgMatches,
+        _context: &sightline_platform::CommandContext,
+    ) -> anyhow::Result<()> {
+        match name {
+            "usage" => cli::run(matches),
+            other => anyhow::bail!("no command {other}"),
+        }
     }
 
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {

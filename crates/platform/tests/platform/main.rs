@@ -13,7 +13,8 @@ use sightline_platform::scheduler::{ScheduleSpec, Scheduler};
 use sightline_platform::testing::TestApp;
 use sightline_platform::SecureRouter;
 use sightline_platform::{
-    storage_tests, Backend, Job, JobContext, Module, ModuleParts, NewJob, Platform, RunInTransaction,
+    storage_tests, Backend, Job, JobContext, Module, ModuleParts, NewJob, Platform, ReadinessCheck,
+    RunInTransaction,
 };
 use sqlx::{AnyConnection, Row};
 
@@ -92,12 +93,23 @@ impl Module for TestModule {
     fn migrations(&self) -> &'static [sightline_platform::migrate::Migration] {
         TEST_MIGRATIONS
     }
-    async fn build(&self, _platform: &Platform) -> anyhow::Result<ModuleParts> {
-        Ok(ModuleParts::new(SecureRouter::new()).job(FlakyJob { runs: self.runs.clone() }).page(
-            "/ui/test",
-            "Test <page>",
-            "A module's page",
-        ))
+    async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
+        // A stand-in outside dependency: down while `<data_dir>/feed-down` exists.
+        let marker = platform.config.data_dir.join("feed-down");
+        let feed = ReadinessCheck::new("feed", move || {
+            let down = marker.exists();
+            async move {
+                if down {
+                    Err("connection refused".to_owned())
+                } else {
+                    Ok(())
+                }
+            }
+        });
+        Ok(ModuleParts::new(SecureRouter::new())
+            .readiness(feed)
+            .job(FlakyJob { runs: self.runs.clone() })
+            .page("/ui/test", "Test <page>", "A module's page"))
     }
 }
 
@@ -287,6 +299,13 @@ async fn readiness_metrics_and_docs_are_served(backend: Backend) {
     let (app, _) = spawn(backend, &[]).await;
     let r: Value = app.get_json("/health/ready").await.1;
     assert_eq!(r["status"], "ready");
+    assert_eq!(r["checks"]["feed"]["ok"], true, "a module's own check is part of readiness");
+    std::fs::write(app.db.dir.path().join("feed-down"), "").unwrap();
+    let (status, down) = app.get_json("/health/ready").await;
+    assert_eq!(status, 503);
+    assert_eq!(down["error"]["details"][0]["field"], "feed", "{down}");
+    assert!(!down.to_string().contains("connection refused"), "causes stay in the log: {down}");
+    std::fs::remove_file(app.db.dir.path().join("feed-down")).unwrap();
     assert_eq!(r["database"]["backend"], if backend == Backend::Sqlite { "sqlite" } else { "postgres" });
     enqueue(&app, json!({})).await;
     let text = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
