@@ -9,9 +9,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sightline_platform::error::{ApiError, ApiResult, ErrorBody, ErrorCode, FieldError};
-use sightline_platform::request_id::current_request_id;
 use sightline_platform::validate::{has_control, ApiQuery, JsonObject, ObjectChecker};
-use sightline_platform::{audit, paging, Access, Page, Principal, SecureRouter};
+use sightline_platform::{paging, Access, Page, RequestContext, SecureRouter};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 
@@ -100,16 +99,13 @@ impl WaitQuery {
     ))]
 async fn enqueue_calculation_event(
     State(service): State<ActionsService>,
+    context: RequestContext,
     ApiQuery(wait): ApiQuery<WaitQuery>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<EventStatus>)> {
     let (event, occurred_at) = CalculationEvent::parse(&body)?;
-    let request_id = current_request_id();
     tracing::info!(event_id = %event.event_id, nba_definition_id = %event.nba_definition_id, source = %event.source, "api.enqueue_event");
-    let mut status =
-        service.accept_event(event, occurred_at.timestamp_millis(), request_id.as_deref()).await?;
-    // The intake wrote this event's audit entry with the event itself.
-    audit::mark_audited();
+    let mut status = service.accept_event(&context, event, occurred_at.timestamp_millis()).await?;
     tracing::info!(event_id = %status.event_id, duplicate = status.duplicate, "api.enqueued_event");
     if let Some(timeout) = wait.timeout() {
         status = service.wait_processed(status, timeout).await?;
@@ -235,7 +231,7 @@ async fn list_nba_events(
     ))]
 async fn create_nba_action(
     State(service): State<ActionsService>,
-    principal: Principal,
+    context: RequestContext,
     Path(nba_id): Path<String>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<ActionRecord>)> {
@@ -255,16 +251,7 @@ async fn create_nba_action(
     c.finish()?;
     let decision = status.expect("checked above");
     let action_at_ms = action_at.unwrap_or_else(chrono::Utc::now).timestamp_millis();
-    let record = service
-        .decide(
-            known_id(&nba_id)?,
-            decision,
-            action_at_ms,
-            comment,
-            &principal.actor(),
-            current_request_id().as_deref(),
-        )
-        .await?;
+    let record = service.decide(&context, known_id(&nba_id)?, decision, action_at_ms, comment).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::json;
-use sightline_platform::audit::{current_actor, Actor, DomainEvent, EventBus};
+use sightline_platform::audit::{DomainEvent, EventBus};
 use sightline_platform::batch::Batcher;
 use sightline_platform::db::{ms_to_rfc3339, now_ms};
-use sightline_platform::{Backend, Db, NewJob, Queue};
+use sightline_platform::{Backend, Db, NewJob, Queue, RequestContext};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 
@@ -110,8 +110,16 @@ struct Intake {
     event: CalculationEvent,
     payload: String,
     occurred_at_ms: i64,
-    request_id: Option<String>,
-    actor: Option<Actor>,
+    context: RequestContext,
+}
+
+/// A decision on its way into the decisions batch.
+struct DecisionRequest {
+    nba_id: String,
+    decision: Decision,
+    action_at_ms: i64,
+    comment: Option<String>,
+    context: RequestContext,
 }
 
 /// The module's service.
@@ -120,13 +128,16 @@ pub struct ActionsService {
     db: Db,
     reference: Arc<ReferenceData>,
     intake: Batcher<Intake, Result<EventStatus, String>>,
+    decisions: Batcher<DecisionRequest, Result<ActionRecord, ActionsError>>,
     queue: Queue,
-    bus: EventBus,
     max_wait: Duration,
 }
 
 /// Events written per intake transaction at most.
 const INTAKE_BATCH: usize = 256;
+
+/// Decisions written per transaction at most.
+const DECISION_BATCH: usize = 128;
 
 impl ActionsService {
     /// A service over the platform's database and queue; waits for results last at most
@@ -152,7 +163,21 @@ impl ActionsService {
                 }
             }
         });
-        Self { db, reference, intake, queue, bus, max_wait }
+        let (writer_db, writer_bus) = (db.clone(), bus.clone());
+        let decisions = Batcher::spawn(DECISION_BATCH, move |batch: Vec<DecisionRequest>| {
+            let (db, bus) = (writer_db.clone(), writer_bus.clone());
+            async move {
+                let n = batch.len();
+                match write_decisions(&db, &bus, &batch).await {
+                    Ok(outcomes) => outcomes,
+                    Err(e) => {
+                        tracing::error!(error = %e, decisions = n, "nba.decisions_failed");
+                        (0..n).map(|_| Err(ActionsError::Storage(e.to_string()))).collect()
+                    }
+                }
+            }
+        });
+        Self { db, reference, intake, decisions, queue, max_wait }
     }
 
     /// Reference data.
@@ -165,19 +190,13 @@ impl ActionsService {
     /// repeat of a known event id changes nothing and is reported as a duplicate.
     pub async fn accept_event(
         &self,
+        context: &RequestContext,
         mut event: CalculationEvent,
         occurred_at_ms: i64,
-        request_id: Option<&str>,
     ) -> Result<EventStatus, ActionsError> {
         self.reference.enrich(&mut event.enterprise_number, &mut event.account_id);
         let payload = serde_json::to_string(&event).expect("events serialise");
-        let intake = Intake {
-            event,
-            payload,
-            occurred_at_ms,
-            request_id: request_id.map(str::to_owned),
-            actor: current_actor(),
-        };
+        let intake = Intake { event, payload, occurred_at_ms, context: context.clone() };
         match self.intake.submit(intake).await {
             Ok(Ok(status)) => Ok(status),
             Ok(Err(message)) => Err(ActionsError::Storage(message)),
@@ -239,69 +258,124 @@ impl ActionsService {
     }
 
     /// Records a decision: `new` → `accepted` | `rejected`. The same decision again returns the
-    /// recorded one; a different one is refused; an inactive NBA can't be decided.
+    /// recorded one; a different one is refused; an inactive NBA can't be decided. Decisions
+    /// arriving together are written in one transaction (group commit); each is answered once it
+    /// is durable.
     pub async fn decide(
         &self,
-        id: &str,
+        context: &RequestContext,
+        nba_id: &str,
         decision: Decision,
         action_at_ms: i64,
         comment: Option<String>,
-        actor: &Actor,
-        request_id: Option<&str>,
     ) -> Result<ActionRecord, ActionsError> {
-        let mut tx = self.db.begin().await?;
-        // Twice at most: a concurrent decision or deactivation between our read and our update
-        // is answered by the rules applied to the fresh state.
-        for attempt in 0..2 {
-            let nba = store::get_nba(&mut tx, id).await?.ok_or(ActionsError::NbaNotFound)?;
-            if nba.item.status == decision.as_str() {
-                if let Some(existing) = store::find_decision(&mut tx, id, decision.as_str()).await? {
-                    return Ok(existing);
-                }
+        let request = DecisionRequest {
+            nba_id: nba_id.to_owned(),
+            decision,
+            action_at_ms,
+            comment,
+            context: context.clone(),
+        };
+        self.decisions.submit(request).await.map_err(|stopped| ActionsError::Storage(stopped.to_string()))?
+    }
+}
+
+/// Writes a batch of decisions in one transaction: each is checked against the NBA as the batch
+/// has left it; refused ones write nothing; a storage failure fails them all.
+async fn write_decisions(
+    db: &Db,
+    bus: &EventBus,
+    batch: &[DecisionRequest],
+) -> Result<Vec<Result<ActionRecord, ActionsError>>, ActionsError> {
+    let mut tx = db.begin().await?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut events = Vec::new();
+    for request in batch {
+        match decide_in(&mut tx, request).await {
+            Ok(Decided::New(record, event)) => {
+                outcomes.push(Ok(record));
+                events.push(event);
             }
-            if nba.item.status != "new" {
-                return Err(ActionsError::TransitionNotAllowed(nba.item.status));
+            Ok(Decided::Repeated(record)) => {
+                // The same decision again changes nothing: no audit entry of its own.
+                request.context.mark_audited();
+                outcomes.push(Ok(record));
             }
-            if !nba.item.active {
-                return Err(ActionsError::Inactive);
-            }
-            if store::decide(&mut tx, id, decision.as_str(), now_ms()).await? {
-                break;
-            }
-            if attempt == 1 {
-                return Err(ActionsError::TransitionNotAllowed("being decided".into()));
+            Err(e @ (ActionsError::Database(_) | ActionsError::Storage(_))) => return Err(e),
+            Err(refused) => outcomes.push(Err(refused)),
+        }
+    }
+    bus.publish(&mut tx, events).await.map_err(|e| ActionsError::Storage(format!("{e:#}")))?;
+    tx.commit().await?;
+    for (request, outcome) in batch.iter().zip(&outcomes) {
+        if outcome.is_ok() {
+            let (id, status) = (&request.nba_id, request.decision.as_str());
+            tracing::info!(nba.id = %id, status, acted_by = %request.context.actor.name, "nba.decided");
+        }
+    }
+    Ok(outcomes)
+}
+
+/// A decision's effect.
+enum Decided {
+    /// Recorded now, with its domain event.
+    New(ActionRecord, DomainEvent),
+    /// The same decision was already recorded.
+    Repeated(ActionRecord),
+}
+
+/// Applies one decision inside the batch's transaction.
+async fn decide_in(tx: &mut sqlx::AnyConnection, request: &DecisionRequest) -> Result<Decided, ActionsError> {
+    let (id, decision) = (request.nba_id.as_str(), request.decision);
+    // Twice at most: a concurrent decision or deactivation between our read and our update is
+    // answered by the rules applied to the fresh state.
+    for attempt in 0..2 {
+        let nba = store::get_nba(tx, id).await?.ok_or(ActionsError::NbaNotFound)?;
+        if nba.item.status == decision.as_str() {
+            if let Some(existing) = store::find_decision(tx, id, decision.as_str()).await? {
+                return Ok(Decided::Repeated(existing));
             }
         }
-        let context = match &comment {
-            Some(c) => json!({"comment": c}),
-            None => json!({}),
-        };
-        let entry = EventLogEntry {
-            id: short_id("evt_"),
-            nba_id: id.to_string(),
-            status: decision.as_str().to_string(),
-            context,
-            acted_by: Some(actor.name.clone()),
-            action_at: ms_to_rfc3339(action_at_ms),
-            request_id: request_id.map(str::to_owned),
-            event_id: None,
-        };
-        store::insert_logs(&mut tx, &[(entry.clone(), action_at_ms)], log_seq()).await?;
-        let event = DomainEvent::new(format!("nba.{}", decision.as_str()), "nba", id)
-            .before(json!({"status": "new"}))
-            .after(json!({"status": decision.as_str(), "comment": comment, "action_at": entry.action_at}))
-            .by(Some(actor.clone()), request_id.map(str::to_owned));
-        self.bus.publish(&mut tx, vec![event]).await.map_err(|e| ActionsError::Storage(format!("{e:#}")))?;
-        tx.commit().await?;
-        tracing::info!(nba.id = id, status = decision.as_str(), acted_by = %actor.name, "nba.decided");
-        Ok(ActionRecord {
-            event_id: entry.id,
-            nba_id: entry.nba_id,
-            status: entry.status,
-            acted_by: entry.acted_by,
-            action_at: entry.action_at,
-        })
+        if nba.item.status != "new" {
+            return Err(ActionsError::TransitionNotAllowed(nba.item.status));
+        }
+        if !nba.item.active {
+            return Err(ActionsError::Inactive);
+        }
+        if store::decide(tx, id, decision.as_str(), now_ms()).await? {
+            break;
+        }
+        if attempt == 1 {
+            return Err(ActionsError::TransitionNotAllowed("being decided".into()));
+        }
     }
+    let context = match &request.comment {
+        Some(c) => json!({"comment": c}),
+        None => json!({}),
+    };
+    let entry = EventLogEntry {
+        id: short_id("evt_"),
+        nba_id: id.to_string(),
+        status: decision.as_str().to_string(),
+        context,
+        acted_by: Some(request.context.actor.name.clone()),
+        action_at: ms_to_rfc3339(request.action_at_ms),
+        request_id: request.context.request_id.clone(),
+        event_id: None,
+    };
+    store::insert_logs(tx, &[(entry.clone(), request.action_at_ms)], log_seq()).await?;
+    let event = DomainEvent::new(format!("nba.{}", decision.as_str()), "nba", id)
+        .before(json!({"status": "new"}))
+        .after(json!({"status": decision.as_str(), "comment": request.comment, "action_at": entry.action_at}))
+        .within(&request.context);
+    let record = ActionRecord {
+        event_id: entry.id,
+        nba_id: entry.nba_id,
+        status: entry.status,
+        acted_by: entry.acted_by,
+        action_at: entry.action_at,
+    };
+    Ok(Decided::New(record, event))
 }
 
 /// Writes a batch of accepted events and their jobs in one transaction.
@@ -320,7 +394,7 @@ async fn write_intake(
             nba_definition_id: i.event.nba_definition_id.clone(),
             payload: i.payload.clone(),
             occurred_at: i.occurred_at_ms,
-            request_id: i.request_id.clone(),
+            request_id: i.context.request_id.clone(),
             now,
         })
         .collect();
@@ -338,7 +412,7 @@ async fn write_intake(
         .filter(|(_, new)| **new)
         .map(|(i, _)| {
             let job = NewJob::of(&ProcessEvent { event_id: i.event.event_id.clone() })?;
-            Ok(job.with_request_id(i.request_id.clone()))
+            Ok(job.with_request_id(i.context.request_id.clone()))
         })
         .collect::<anyhow::Result<Vec<NewJob>>>()?;
     queue.enqueue_many(&mut tx, jobs).await?;
@@ -349,12 +423,16 @@ async fn write_intake(
         .map(|(i, _)| {
             DomainEvent::new("nba_event.accepted", "nba_event", &i.event.event_id)
                 .after(json!({"source": i.event.source, "nba_definition_id": i.event.nba_definition_id}))
-                .by(i.actor.clone(), i.request_id.clone())
+                .within(&i.context)
         })
         .collect();
     bus.publish(&mut tx, accepted).await?;
     let repeated: Vec<&str> =
         batch.iter().zip(&is_new).filter(|(_, new)| !**new).map(|(i, _)| i.event.event_id.as_str()).collect();
+    for (intake, _) in batch.iter().zip(&is_new).filter(|(_, new)| !**new) {
+        // A repeat changes nothing: no audit entry of its own.
+        intake.context.mark_audited();
+    }
     let existing: HashMap<String, EventRow> = if repeated.is_empty() {
         HashMap::new()
     } else {
@@ -381,7 +459,7 @@ async fn write_intake(
                     action: None,
                     nba_id: None,
                     deactivated: None,
-                    request_id: i.request_id,
+                    request_id: i.context.request_id,
                     error: None,
                     received_at: now,
                     processed_at: None,
@@ -406,14 +484,60 @@ struct Pending {
     request_id: Option<String>,
 }
 
-/// What the batch knows of one scope.
-struct ScopeState {
-    /// Latest `occurred_at` among its current NBAs.
-    latest: Option<i64>,
-    /// Its NBAs created in this batch (indexes into the new rows).
-    members: Vec<usize>,
-    /// First event of the batch that became the scope's current NBA.
-    first_winner: Option<usize>,
+/// One new NBA to place: the event asking for it, its scope, when it was calculated.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Candidate<'a> {
+    /// Position of the event in the batch.
+    pub at: usize,
+    /// Its scope key.
+    pub scope: &'a str,
+    /// When it was calculated (epoch ms).
+    pub occurred_at: i64,
+}
+
+/// Where a batch's new NBAs land in their scopes.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct ScopePlan<'a> {
+    /// Per candidate, in order: whether its NBA is created active (current).
+    pub active: Vec<bool>,
+    /// NBAs of this batch made inactive by a later one of the batch, counted on the later one's
+    /// event (`at` → count).
+    pub deactivated: HashMap<usize, i64>,
+    /// Events whose NBA is stored inactive: the scope already had a later calculation.
+    pub superseded: HashSet<usize>,
+    /// Per scope that gets a new current NBA, the first event of the batch that became current:
+    /// the scope's previously current NBAs give way to it (and are counted on it).
+    pub first_winner: HashMap<&'a str, usize>,
+}
+
+/// Decides, in memory and in batch order, which new NBAs become current: a candidate older than
+/// its scope's latest calculation (`current`: the latest `occurred_at` of each scope's current
+/// NBAs, or one placed earlier in the batch) is stored inactive; otherwise it becomes current and
+/// the batch's earlier NBAs of its scope give way to it.
+pub(crate) fn plan_scopes<'a>(candidates: &[Candidate<'a>], current: &HashMap<&str, i64>) -> ScopePlan<'a> {
+    let mut plan = ScopePlan { active: Vec::with_capacity(candidates.len()), ..Default::default() };
+    // Per scope: the latest calculation, and the indexes of its candidates so far.
+    let mut scopes: HashMap<&str, (Option<i64>, Vec<usize>)> = HashMap::new();
+    for (i, c) in candidates.iter().enumerate() {
+        let (latest, members) =
+            scopes.entry(c.scope).or_insert_with(|| (current.get(c.scope).copied(), Vec::new()));
+        if latest.is_some_and(|latest| latest > c.occurred_at) {
+            plan.superseded.insert(c.at);
+            plan.active.push(false);
+        } else {
+            for &m in members.iter() {
+                if plan.active[m] {
+                    plan.active[m] = false;
+                    *plan.deactivated.entry(c.at).or_default() += 1;
+                }
+            }
+            plan.first_winner.entry(c.scope).or_insert(c.at);
+            *latest = Some(latest.map_or(c.occurred_at, |l| l.max(c.occurred_at)));
+            plan.active.push(true);
+        }
+        members.push(i);
+    }
+    plan
 }
 
 /// Processes stored events, in order, inside the worker's transaction (see the module docs for
@@ -471,49 +595,38 @@ pub async fn process_events(
         store::lock_scopes(conn, &keys).await?;
     }
     let current = if keys.is_empty() { HashMap::new() } else { store::current_by_scope(conn, &keys).await? };
-    let mut scopes: HashMap<&str, ScopeState> = HashMap::with_capacity(keys.len());
-    let mut new_nbas: Vec<store::NewNba<'_>> = Vec::with_capacity(creates.len());
-    let mut superseded_at = HashSet::new();
-    for (p, key) in &creates {
-        let scope = scopes.entry(key.as_str()).or_insert_with(|| ScopeState {
-            latest: current.get(key.as_str()).copied(),
-            members: Vec::new(),
-            first_winner: None,
-        });
-        // A later calculation for the same scope may already be current.
-        let superseded = scope.latest.is_some_and(|latest| latest > p.occurred_at);
-        if superseded {
-            superseded_at.insert(p.at);
-        } else {
-            for &m in &scope.members {
-                if new_nbas[m].active {
-                    new_nbas[m].active = false;
-                    deactivated[p.at] += 1;
-                }
-            }
-            scope.first_winner.get_or_insert(p.at);
-            scope.latest = Some(scope.latest.map_or(p.occurred_at, |l| l.max(p.occurred_at)));
-        }
-        scope.members.push(new_nbas.len());
-        new_nbas.push(store::NewNba {
+    let current: HashMap<&str, i64> = current.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let candidates: Vec<Candidate<'_>> = creates
+        .iter()
+        .map(|(p, key)| Candidate { at: p.at, scope: key.as_str(), occurred_at: p.occurred_at })
+        .collect();
+    let plan = plan_scopes(&candidates, &current);
+    for (at, count) in &plan.deactivated {
+        deactivated[*at] += count;
+    }
+    let superseded_at = &plan.superseded;
+    let new_nbas: Vec<store::NewNba<'_>> = creates
+        .iter()
+        .zip(&plan.active)
+        .map(|((p, key), active)| store::NewNba {
             id: short_id("nba_"),
             nba_definition_id: &p.event.nba_definition_id,
             enterprise_number: p.event.enterprise_number.as_deref(),
             account_id: p.event.account_id.as_deref(),
             contact_id: p.event.contact_id.as_deref(),
             scope_key: key,
-            active: !superseded,
+            active: *active,
             context: serde_json::Value::Object(p.event.context.clone()).to_string(),
             source_event_id: event_ids[p.at],
             occurred_at: p.occurred_at,
-        });
-    }
-    // The scopes' previously current NBAs give way to this batch's (credited to its first).
-    let winning: Vec<&str> = keys.iter().copied().filter(|k| scopes[k].first_winner.is_some()).collect();
+        })
+        .collect();
+    // The scopes' previously current NBAs give way to this batch's (counted on its first).
+    let winning: Vec<&str> = keys.iter().copied().filter(|k| plan.first_winner.contains_key(k)).collect();
     if !winning.is_empty() {
         for (key, count) in store::deactivate_scopes(conn, &winning, now).await? {
-            if let Some(at) = scopes.get(key.as_str()).and_then(|s| s.first_winner) {
-                deactivated[at] += count;
+            if let Some(at) = plan.first_winner.get(key.as_str()) {
+                deactivated[*at] += count;
             }
         }
     }
@@ -564,4 +677,106 @@ pub async fn process_events(
         });
     }
     Ok(results.into_iter().map(|r| r.expect("every event has an outcome")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(
+        candidates: &[(usize, &'static str, i64)],
+        current: &[(&'static str, i64)],
+    ) -> ScopePlan<'static> {
+        let candidates: Vec<Candidate<'static>> =
+            candidates.iter().map(|&(at, scope, occurred_at)| Candidate { at, scope, occurred_at }).collect();
+        plan_scopes(&candidates, &current.iter().copied().collect())
+    }
+
+    #[test]
+    fn scope_planning_follows_the_lifecycle_rules() {
+        struct Case {
+            name: &'static str,
+            candidates: &'static [(usize, &'static str, i64)],
+            current: &'static [(&'static str, i64)],
+            active: &'static [bool],
+            deactivated: &'static [(usize, i64)],
+            superseded: &'static [usize],
+            first_winner: &'static [(&'static str, usize)],
+        }
+        let cases = [
+            Case {
+                name: "a first NBA in an empty scope becomes current",
+                candidates: &[(0, "a", 10)],
+                current: &[],
+                active: &[true],
+                deactivated: &[],
+                superseded: &[],
+                first_winner: &[("a", 0)],
+            },
+            Case {
+                name: "a later calculation replaces the current NBA",
+                candidates: &[(0, "a", 20)],
+                current: &[("a", 10)],
+                active: &[true],
+                deactivated: &[],
+                superseded: &[],
+                first_winner: &[("a", 0)],
+            },
+            Case {
+                name: "one as old as the current one still replaces it",
+                candidates: &[(0, "a", 10)],
+                current: &[("a", 10)],
+                active: &[true],
+                deactivated: &[],
+                superseded: &[],
+                first_winner: &[("a", 0)],
+            },
+            Case {
+                name: "an older calculation is stored inactive and replaces nothing",
+                candidates: &[(0, "a", 5)],
+                current: &[("a", 10)],
+                active: &[false],
+                deactivated: &[],
+                superseded: &[0],
+                first_winner: &[],
+            },
+            Case {
+                name: "within a batch the later one wins and is credited with the earlier",
+                candidates: &[(0, "a", 10), (1, "a", 20)],
+                current: &[],
+                active: &[false, true],
+                deactivated: &[(1, 1)],
+                superseded: &[],
+                first_winner: &[("a", 0)],
+            },
+            Case {
+                name: "within a batch an older one after a newer one is superseded",
+                candidates: &[(0, "a", 20), (1, "a", 10)],
+                current: &[],
+                active: &[true, false],
+                deactivated: &[],
+                superseded: &[1],
+                first_winner: &[("a", 0)],
+            },
+            Case {
+                name: "scopes do not touch each other",
+                candidates: &[(0, "a", 10), (2, "b", 5), (3, "a", 30)],
+                current: &[("b", 7)],
+                active: &[false, false, true],
+                deactivated: &[(3, 1)],
+                superseded: &[2],
+                first_winner: &[("a", 0)],
+            },
+        ];
+        for case in cases {
+            let got = plan(case.candidates, case.current);
+            let want = ScopePlan {
+                active: case.active.to_vec(),
+                deactivated: case.deactivated.iter().copied().collect(),
+                superseded: case.superseded.iter().copied().collect(),
+                first_winner: case.first_winner.iter().copied().collect(),
+            };
+            assert_eq!(got, want, "{}", case.name);
+        }
+    }
 }

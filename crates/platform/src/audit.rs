@@ -11,6 +11,7 @@ use serde_json::Value;
 use sqlx::{AnyConnection, Row};
 use utoipa::ToSchema;
 
+use crate::context::RequestContext;
 use crate::db::{backend_of, ms_to_rfc3339, now_ms, rows_per_statement, Conditions, FilterValue};
 use crate::request_id::current_request_id;
 
@@ -61,7 +62,7 @@ pub async fn tracking<F: std::future::Future>(fut: F) -> (F::Output, bool) {
 
 /// Notes that the current request has its audit entry (for work published on another task,
 /// such as a group-commit writer).
-pub fn mark_audited() {
+pub(crate) fn mark_audited() {
     let _ = AUDITED.try_with(|f| f.store(true, Ordering::Relaxed));
 }
 
@@ -82,6 +83,8 @@ pub struct DomainEvent {
     pub actor: Option<Actor>,
     /// Request; the current request id when `None`.
     pub request_id: Option<String>,
+    /// The request it was done within, told when its audit entry is written.
+    context: Option<RequestContext>,
 }
 
 impl DomainEvent {
@@ -99,6 +102,7 @@ impl DomainEvent {
             after: None,
             actor: None,
             request_id: None,
+            context: None,
         }
     }
 
@@ -118,6 +122,15 @@ impl DomainEvent {
     pub fn by(mut self, actor: Option<Actor>, request_id: Option<String>) -> Self {
         self.actor = actor;
         self.request_id = request_id;
+        self
+    }
+
+    /// Done within `context`: its actor and request id, and publishing it counts as the
+    /// request's audit entry, on whatever task it is published.
+    pub fn within(mut self, context: &RequestContext) -> Self {
+        self.actor = Some(context.actor.clone());
+        self.request_id = context.request_id.clone();
+        self.context = Some(context.clone());
         self
     }
 }
@@ -176,6 +189,11 @@ impl EventBus {
             .collect();
         for subscriber in self.subscribers.iter() {
             subscriber.on_events(&stamped, conn).await?;
+        }
+        for event in &stamped {
+            if let Some(context) = &event.event.context {
+                context.mark_audited();
+            }
         }
         mark_audited();
         Ok(())

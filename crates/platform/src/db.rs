@@ -177,6 +177,25 @@ fn sqlite_pool(max: u32, cache_kib: u32) -> AnyPoolOptions {
         })
 }
 
+/// The rows of `sql`, whose `{}` stands for an `IN` list, over `values` in batches that stay far
+/// below both databases' parameter limits (`SELECT id FROM t WHERE id IN ({})`).
+pub async fn rows_where_in(
+    conn: &mut AnyConnection,
+    sql: &str,
+    values: &[&str],
+) -> Result<Vec<sqlx::any::AnyRow>, sqlx::Error> {
+    let mut rows = Vec::new();
+    for batch in values.chunks(rows_per_statement(1)) {
+        let text = sql.replace("{}", &backend_of(conn).sequential_placeholders(batch.len()));
+        let mut query = sqlx::query(&text);
+        for value in batch {
+            query = query.bind(*value);
+        }
+        rows.extend(query.fetch_all(&mut *conn).await?);
+    }
+    Ok(rows)
+}
+
 /// `$first, $first+1, …` for an `IN (…)` list of `n` bound values.
 pub fn placeholders(n: usize, first: usize) -> String {
     (first..first + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")

@@ -28,6 +28,7 @@ use crate::audit::{self, DomainEvent};
 use crate::auth::http::{router as auth_routes, AuthState};
 use crate::auth::{authenticate, Access, AuthService, RouteAccess, SecureRouter};
 use crate::config::HttpConfig;
+use crate::context::RequestContext;
 use crate::error::{code_for_status, error_body, ApiError, ApiResult, ErrorBody, FieldError};
 use crate::module::ReadinessCheck;
 use crate::request_id::{self, REQUEST_ID_HEADER};
@@ -149,8 +150,12 @@ fn check_route_table(
     Ok(())
 }
 
-/// Records one audit entry for a successful state-changing request that published none itself.
-async fn audit_requests(State(p): State<Platform>, req: Request, next: Next) -> Response {
+/// Puts the request's [`RequestContext`] (request id, actor) on it for the handler, and records
+/// one audit entry for a successful state-changing request that published none itself.
+async fn audit_requests(State(p): State<Platform>, mut req: Request, next: Next) -> Response {
+    let actor = audit::current_actor().unwrap_or_else(|| audit::Actor::anonymous("anonymous"));
+    let context = RequestContext::new(request_id::current_request_id(), actor);
+    req.extensions_mut().insert(context.clone());
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
@@ -161,9 +166,10 @@ async fn audit_requests(State(p): State<Platform>, req: Request, next: Next) -> 
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| req.uri().path().to_owned());
     let (response, audited) = audit::tracking(next.run(req)).await;
-    if response.status().is_success() && !audited {
-        let event =
-            DomainEvent::new(action, "route", route).after(json!({"status": response.status().as_u16()}));
+    if response.status().is_success() && !audited && !context.audited() {
+        let event = DomainEvent::new(action, "route", route)
+            .after(json!({"status": response.status().as_u16()}))
+            .within(&context);
         if let Err(e) = p.bus.publish_alone(&p.db, event).await {
             tracing::error!(error = format!("{e:#}"), "audit.write_failed");
         }
