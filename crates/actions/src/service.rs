@@ -292,7 +292,7 @@ async fn write_decisions(
     let mut events = Vec::new();
     for request in batch {
         match decide_in(&mut tx, request).await {
-            Ok(Decided::New(record, event)) => {
+            Ok(Decided::New(record, Box::new(event))) => {
                 outcomes.push(Ok(record));
                 events.push(event);
             }
@@ -319,7 +319,7 @@ async fn write_decisions(
 /// A decision's effect.
 enum Decided {
     /// Recorded now, with its domain event.
-    New(ActionRecord, DomainEvent),
+    New(ActionRecord, Box<DomainEvent>),
     /// The same decision was already recorded.
     Repeated(ActionRecord),
 }
@@ -375,7 +375,7 @@ async fn decide_in(tx: &mut sqlx::AnyConnection, request: &DecisionRequest) -> R
         acted_by: entry.acted_by,
         action_at: entry.action_at,
     };
-    Ok(Decided::New(record, event))
+    Ok(Decided::New(record, Box::new(event)))
 }
 
 /// Writes a batch of accepted events and their jobs in one transaction.
