@@ -292,9 +292,9 @@ async fn write_decisions(
     let mut events = Vec::new();
     for request in batch {
         match decide_in(&mut tx, request).await {
-            Ok(Decided::New(record, Box::new(event))) => {
+            Ok(Decided::New(record, event)) => {
                 outcomes.push(Ok(record));
-                events.push(event);
+                events.push(*event);
             }
             Ok(Decided::Repeated(record)) => {
                 // The same decision again changes nothing: no audit entry of its own.
