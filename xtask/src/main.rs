@@ -533,6 +533,9 @@ struct Figures {
     get_p50_ms: f64,
     get_p99_ms: f64,
     get_achieved_rate: f64,
+    decisions_per_s: f64,
+    decide_p50_ms: f64,
+    decide_p99_ms: f64,
     peak_rss_mb: f64,
 }
 
@@ -620,7 +623,7 @@ async fn calculator_client(base: &str, pool: usize) -> anyhow::Result<reqwest::C
     let created: Value = http
         .post(format!("{base}/api/v1/auth/api-keys"))
         .bearer_auth(token)
-        .json(&json!({"name": "bench", "permissions": ["events:write", "nba:read"]}))
+        .json(&json!({"name": "bench", "permissions": ["events:write", "nba:read", "nba:act"]}))
         .send()
         .await?
         .json()
@@ -793,6 +796,8 @@ async fn bench_actions(
     let get_time = get_started.elapsed().as_secs_f64();
     post_lat.sort_by(f64::total_cmp);
     get_lat.sort_by(f64::total_cmp);
+    let (decisions_per_s, mut decide_lat) = bench_decisions(&client, &server.base, p).await?;
+    decide_lat.sort_by(f64::total_cmp);
     Ok(Figures {
         accepted_per_s: p.events as f64 / accept_time,
         processed_per_s: p.events as f64 / e2e_time,
@@ -801,8 +806,61 @@ async fn bench_actions(
         get_p50_ms: percentile(&get_lat, 0.50),
         get_p99_ms: percentile(&get_lat, 0.99),
         get_achieved_rate: n as f64 / get_time,
+        decisions_per_s,
+        decide_p50_ms: percentile(&decide_lat, 0.50),
+        decide_p99_ms: percentile(&decide_lat, 0.99),
         peak_rss_mb: peak_rss_mb(server.child.id()),
     })
+}
+
+/// Decision phase: `concurrency` clients accept distinct active NBAs (`POST /api/v1/nba/{id}/actions`)
+/// as fast as they are answered; returns decisions/s and each decision's latency in ms.
+async fn bench_decisions(
+    client: &reqwest::Client,
+    base: &str,
+    p: &Params,
+) -> anyhow::Result<(f64, Vec<f64>)> {
+    let wanted = (p.events / 2).clamp(1, 10_000);
+    let mut ids = Vec::with_capacity(wanted);
+    while ids.len() < wanted {
+        let url = format!("{base}/api/v1/nba?status=new&active=true&limit=200&offset={}", ids.len());
+        let page: Value = client.get(url).send().await?.json().await?;
+        let items = page["items"].as_array().cloned().unwrap_or_default();
+        if items.is_empty() {
+            break;
+        }
+        ids.extend(items.iter().filter_map(|i| i["id"].as_str().map(str::to_owned)));
+    }
+    ids.truncate(wanted);
+    let ids = Arc::new(ids);
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..p.concurrency {
+        let (client, base, ids, next) = (client.clone(), base.to_owned(), ids.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(id) = ids.get(i) else { return Ok::<_, anyhow::Error>(latencies) };
+                let t = Instant::now();
+                let r = client
+                    .post(format!("{base}/api/v1/nba/{id}/actions"))
+                    .json(&json!({"status": "accepted", "comment": "bench"}))
+                    .send()
+                    .await?;
+                if r.status() != 201 {
+                    bail!("decision answered {}", r.status());
+                }
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(ids.len());
+    for t in tasks {
+        latencies.extend(t.await??);
+    }
+    Ok((ids.len() as f64 / started.elapsed().as_secs_f64(), latencies))
 }
 
 fn print_results(p: &Params, results: &[(&str, Figures)]) {
@@ -813,7 +871,7 @@ fn print_results(p: &Params, results: &[(&str, Figures)]) {
         p.events, p.concurrency, p.get_rate, p.get_seconds
     );
     println!(
-        "{:<9} {:>12} {:>13} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9}",
+        "{:<9} {:>12} {:>13} {:>10} {:>10} {:>10} {:>10} {:>11} {:>11} {:>11} {:>11} {:>9}",
         "backend",
         "accepted/s",
         "processed/s",
@@ -822,11 +880,14 @@ fn print_results(p: &Params, results: &[(&str, Figures)]) {
         "GET p50",
         "GET p99",
         "GET rate",
+        "decisions/s",
+        "decide p50",
+        "decide p99",
         "peak RSS"
     );
     for (name, f) in results {
         println!(
-            "{:<9} {:>12.0} {:>13.0} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>9.0}/s {:>7.1}MB",
+            "{:<9} {:>12.0} {:>13.0} {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>8.2}ms {:>9.0}/s {:>11.0} {:>9.2}ms {:>9.2}ms {:>7.1}MB",
             name,
             f.accepted_per_s,
             f.processed_per_s,
@@ -835,6 +896,9 @@ fn print_results(p: &Params, results: &[(&str, Figures)]) {
             f.get_p50_ms,
             f.get_p99_ms,
             f.get_achieved_rate,
+            f.decisions_per_s,
+            f.decide_p50_ms,
+            f.decide_p99_ms,
             f.peak_rss_mb
         );
     }
