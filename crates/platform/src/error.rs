@@ -115,6 +115,12 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         self.code
     }
+
+    /// The machine-readable details (`Null` when there are none; for `validation_failed`, the
+    /// list of bad fields).
+    pub fn details(&self) -> &Value {
+        &self.details
+    }
 }
 
 impl std::fmt::Display for ApiError {

@@ -114,6 +114,8 @@ pub struct TestApp {
     pub workers: Workers,
     /// The database (dropped with the app).
     pub db: TestDatabase,
+    /// Jobs may be left queued or failed at the end (the test is about failures).
+    leftover_jobs_expected: std::sync::atomic::AtomicBool,
 }
 
 impl TestApp {
@@ -145,6 +147,7 @@ impl TestApp {
             platform,
             workers,
             db,
+            leftover_jobs_expected: Default::default(),
         }
     }
 
@@ -190,6 +193,21 @@ impl TestApp {
     /// Runs every due job now; returns how many ran.
     pub async fn run_pending_jobs(&self) -> usize {
         self.workers.run_pending().await.expect("jobs run")
+    }
+
+    /// Runs jobs until none is due, and fails the test if any job is left queued (a retry
+    /// waiting) or failed. Returns how many ran.
+    pub async fn drain_queue(&self) -> usize {
+        let ran = self.run_pending_jobs().await;
+        let left = leftover_jobs(&self.platform.db).await.expect("queue readable");
+        assert!(left.is_empty(), "jobs left after draining the queue: {left:?}");
+        ran
+    }
+
+    /// Lets this test end with jobs queued or failed (by default the app's end fails the test
+    /// when any are left, as a job nobody ran is usually a bug).
+    pub fn expect_leftover_jobs(&self) {
+        self.leftover_jobs_expected.store(true, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -265,9 +283,52 @@ async fn answer(response: reqwest::Response) -> (u16, Value) {
     (status, response.json().await.unwrap_or(Value::Null))
 }
 
+/// A job left behind: `(job type, state, id, last error)`.
+type Leftover = (String, String, i64, Option<String>);
+
+const LEFTOVER_JOBS: &str =
+    "SELECT job_type, state, id, last_error FROM queue_jobs WHERE state IN ('queued', 'failed') ORDER BY id";
+
+/// Jobs `queued` or `failed`.
+async fn leftover_jobs(db: &crate::Db) -> Result<Vec<Leftover>, sqlx::Error> {
+    let rows = sqlx::query(LEFTOVER_JOBS).fetch_all(db.reader()).await?;
+    use sqlx::Row as _;
+    Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
+}
+
 impl Drop for TestApp {
+    /// Stops the server, and fails the test if it left jobs queued or failed without saying it
+    /// expected them ([`TestApp::expect_leftover_jobs`]).
     fn drop(&mut self) {
         self.platform.shutdown.cancel();
+        if std::thread::panicking() || self.leftover_jobs_expected.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let url = self.db.url.clone();
+        // Drop runs inside the test's runtime, which may have one thread: read on a thread and a
+        // connection of their own.
+        let left = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                use sqlx::Row as _;
+                let mut conn = sqlx::AnyConnection::connect(&url).await.ok()?;
+                let rows = sqlx::query(LEFTOVER_JOBS).fetch_all(&mut conn).await.ok()?;
+                let left: Vec<Leftover> =
+                    rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+                conn.close().await.ok();
+                Some(left)
+            })
+        })
+        .join()
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+        assert!(
+            left.is_empty(),
+            "the test left jobs queued or failed: {left:?}; run them with app.drain_queue(), or say it \
+             expects them with app.expect_leftover_jobs()"
+        );
     }
 }
 

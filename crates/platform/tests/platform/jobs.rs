@@ -210,10 +210,12 @@ async fn a_job_whose_key_is_queued_or_running_is_not_queued_twice(backend: Backe
     assert_eq!(app.run_pending_jobs().await, 3);
     assert_eq!(counters.keyed.load(Ordering::SeqCst), 3);
     assert!(push(&app, &Keyed { key: "org-1".into(), fail: false }).await.is_some(), "free again once done");
+    app.drain_queue().await;
 }
 
 async fn a_job_types_retry_policy_wins_over_the_queue_default(backend: Backend) {
     let (app, counters) = spawn(backend, &[]).await;
+    app.expect_leftover_jobs(); // a failed job is what it is about
     let id = push(&app, &Keyed { key: "k".into(), fail: true }).await.unwrap();
     app.run_pending_jobs().await;
     let (state, attempts, error) = state_of(&app, id).await;
@@ -230,6 +232,7 @@ async fn a_job_types_retry_policy_wins_over_the_queue_default(backend: Backend) 
 
 async fn a_payload_that_does_not_decode_fails_at_once(backend: Backend) {
     let (app, counters) = spawn(backend, &[]).await;
+    app.expect_leftover_jobs(); // a failed job is what it is about
     let mut tx = app.platform.db.begin().await.unwrap();
     let job = NewJob::new("pool", "pool.short", json!({"n": "seven"}));
     let id = app.platform.queue.enqueue(&mut tx, job).await.unwrap().unwrap();
@@ -319,6 +322,7 @@ async fn schedules_are_data_added_changed_and_removed_in_a_transaction(backend: 
     let left: i64 =
         sqlx::query("SELECT COUNT(*) FROM schedules").fetch_one(db.reader()).await.unwrap().get(0);
     assert_eq!(left, 0);
+    app.drain_queue().await;
 }
 
 storage_tests!(

@@ -169,6 +169,7 @@ async fn a_failing_job_is_retried_with_backoff_and_its_failed_attempts_leave_no_
 
 async fn a_job_out_of_attempts_is_failed_with_its_error_and_can_be_retried_over_the_api(backend: Backend) {
     let (app, _runs) = spawn(backend, &[]).await;
+    app.expect_leftover_jobs(); // a failed job is what it is about
     let id = enqueue(&app, json!({"fail_times": 99})).await;
     drain(&app).await;
     let page: Value = app.get_json("/api/v1/queue/jobs?state=failed").await.1;
@@ -246,6 +247,7 @@ async fn a_scheduled_job_runs_once_per_due_time_across_processes(backend: Backen
     let filter = sightline_platform::queue::JobFilter { state: Some("queued".into()), ..Default::default() };
     let (page, _) = q.list(&filter, 10, 0).await.unwrap();
     assert!(page[0].payload["scheduled_for"].is_string());
+    app.drain_queue().await;
 }
 
 async fn workers_in_two_processes_share_the_queue_without_running_a_job_twice(backend: Backend) {
@@ -321,6 +323,7 @@ async fn readiness_metrics_and_docs_are_served(backend: Backend) {
     let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger-ui"));
+    app.drain_queue().await;
 }
 
 async fn the_root_welcomes_json_clients_and_browsers_get_a_home_page(backend: Backend) {
