@@ -25,14 +25,14 @@ impl FieldError {
     }
 }
 
-/// Documentation type for the error body.
+/// The error body every 4xx/5xx carries (serialised as is).
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
-/// Documentation type for the inner error object.
+/// The inner error object.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"code": "not_found", "message": "nba not found", "details": null, "request_id": "req_3f9a1c2b7d"}))]
 pub struct ErrorDetail {
@@ -53,6 +53,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     details: Value,
+    /// For an internal error: its cause chain, logged once when it is answered.
+    cause: Option<String>,
 }
 
 /// Result alias for handlers.
@@ -61,7 +63,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Value::Null }
+        Self { status, code, message: message.into(), details: Value::Null, cause: None }
     }
 
     /// Attaches machine-readable details.
@@ -94,11 +96,13 @@ impl ApiError {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message).with_details(json!(errors))
     }
 
-    /// 500 `internal`: logs the cause chain once; the client sees only the request id.
+    /// 500 `internal`: the cause chain is logged once, with the request id, when the error is
+    /// answered; the client sees only the request id.
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         let err = err.into();
-        tracing::error!(error = format!("{err:#}"), "http.internal_error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error")
+        let mut error = Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal server error");
+        error.cause = Some(format!("{err:#}"));
+        error
     }
 
     /// 503 `unavailable`.
@@ -141,18 +145,6 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl From<sqlx::Error> for ApiError {
-    fn from(err: sqlx::Error) -> Self {
-        Self::internal(err)
-    }
-}
-
-impl From<anyhow::Error> for ApiError {
-    fn from(err: anyhow::Error) -> Self {
-        Self::internal(err)
-    }
-}
-
 /// A module's error: each variant names its HTTP status and a stable machine-readable code, so
 /// the error becomes an [`ApiError`] in one place (`?` in a handler). Services return these
 /// enums and know nothing of HTTP beyond this mapping.
@@ -177,18 +169,24 @@ impl<E: ErrorCode> From<E> for ApiError {
     }
 }
 
-/// Builds the JSON error body for `status` with the current request id.
-pub fn error_body(code: &str, message: &str, details: &Value) -> Value {
-    json!({"error": {
-        "code": code,
-        "message": message,
-        "details": details,
-        "request_id": current_request_id(),
-    }})
+/// The JSON error body for `code`, with the current request id.
+pub fn error_body(code: &str, message: &str, details: &Value) -> ErrorBody {
+    ErrorBody {
+        error: ErrorDetail {
+            code: code.to_owned(),
+            message: message.to_owned(),
+            details: (!details.is_null()).then(|| details.clone()),
+            request_id: current_request_id(),
+        },
+    }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if let Some(cause) = &self.cause {
+            // Logged here, once, inside the request's span (which carries its request id).
+            tracing::error!(error = %cause, request_id = current_request_id().unwrap_or_default(), "http.internal_error");
+        }
         let body = error_body(self.code, &self.message, &self.details);
         (self.status, axum::Json(body)).into_response()
     }

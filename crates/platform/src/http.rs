@@ -259,7 +259,8 @@ async fn json_errors(req: Request, next: Next) -> Response {
     if status == StatusCode::INTERNAL_SERVER_ERROR {
         tracing::error!("http.panic_or_unhandled_error");
     }
-    let body = error_body(code_for_status(status), &message, &Value::Null).to_string();
+    let body = serde_json::to_string(&error_body(code_for_status(status), &message, &Value::Null))
+        .unwrap_or_default();
     parts.headers.remove(CONTENT_LENGTH);
     parts.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Response::from_parts(parts, Body::from(body))

@@ -239,11 +239,6 @@ async fn as_cli<F: std::future::Future>(fut: F) -> F::Output {
     audit::with_actor(audit::Actor { kind: "system".into(), id: None, name: "cli".into() }, fut).await
 }
 
-/// Turns an API error into a CLI error with its message and field details.
-fn cli_error(e: sightline_platform::ApiError) -> anyhow::Error {
-    anyhow::anyhow!("{e}")
-}
-
 async fn run_user(action: UserAction, config: &Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<()> {
     let auth = identity(config, modules).await?;
     match action {
@@ -252,8 +247,7 @@ async fn run_user(action: UserAction, config: &Config, modules: &[Arc<dyn Module
             let roles = if roles.is_empty() { vec!["viewer".to_owned()] } else { roles };
             let user =
                 as_cli(auth.create_user(&username, email.as_deref(), full_name.as_deref(), &password, roles))
-                    .await
-                    .map_err(cli_error)?;
+                    .await?;
             println!("created {} ({}) with roles {}", user.username, user.id, user.roles.join(", "));
             if generated {
                 println!("password: {password}");
@@ -261,20 +255,20 @@ async fn run_user(action: UserAction, config: &Config, modules: &[Arc<dyn Module
         }
         UserAction::SetPassword { username, password_stdin } => {
             let wanted = username.trim().to_lowercase();
-            let users = auth.list_users().await.map_err(cli_error)?;
+            let users = auth.list_users().await?;
             let user = users
                 .iter()
                 .find(|u| u.username == wanted || u.email.as_deref() == Some(wanted.as_str()))
                 .ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
             let (password, generated) = password_from(password_stdin)?;
-            as_cli(auth.set_password(&user.id, &password, "user.password_reset")).await.map_err(cli_error)?;
+            as_cli(auth.set_password(&user.id, &password, "user.password_reset")).await?;
             println!("password of {} set; their sessions are ended", user.username);
             if generated {
                 println!("password: {password}");
             }
         }
         UserAction::List => {
-            for u in auth.list_users().await.map_err(cli_error)? {
+            for u in auth.list_users().await? {
                 let state = if u.is_active { "active" } else { "disabled" };
                 println!(
                     "{}\t{}\t{}\t{}\t{}",
@@ -294,17 +288,16 @@ async fn run_apikey(action: KeyAction, config: &Config, modules: &[Arc<dyn Modul
     let auth = identity(config, modules).await?;
     match action {
         KeyAction::Create { name, permissions } => {
-            let created =
-                as_cli(auth.create_api_key(&name, permissions, Some("cli"))).await.map_err(cli_error)?;
+            let created = as_cli(auth.create_api_key(&name, permissions, Some("cli"))).await?;
             eprintln!("created {} ({}); the key is shown once:", created.record.name, created.record.id);
             println!("{}", created.key);
         }
         KeyAction::Revoke { id } => {
-            let key = as_cli(auth.revoke_api_key(&id)).await.map_err(cli_error)?;
+            let key = as_cli(auth.revoke_api_key(&id)).await?;
             println!("revoked {} ({})", key.id, key.name);
         }
         KeyAction::List => {
-            for k in auth.list_api_keys().await.map_err(cli_error)? {
+            for k in auth.list_api_keys().await? {
                 let state = if k.revoked_at.is_some() { "revoked" } else { "active" };
                 println!("{}\t{}\t{}…\t{}\t{}", k.id, k.name, k.prefix, k.permissions.join(","), state);
             }

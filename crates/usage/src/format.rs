@@ -8,7 +8,8 @@ use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use csv::{ByteRecord, Position};
-use serde::Serialize;
+
+use crate::model::{transaction_key, Checkpoint, Reject, TransactionRow, UserRow};
 
 /// The users file's columns, in the seed's order (any order is accepted).
 pub const USER_COLUMNS: [&str; 7] =
@@ -32,82 +33,10 @@ const MAX_ID: usize = 128;
 /// Longest accepted free text (names, departments, companies).
 const MAX_TEXT: usize = 200;
 
-/// A user row as stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UserRow {
-    /// `User_ID`.
-    pub id: String,
-    /// `User_Name` (unique).
-    pub username: String,
-    /// `Region`.
-    pub region: String,
-    /// `Is_Active_Sub`.
-    pub is_active_sub: bool,
-    /// `Department` (optional).
-    pub department: Option<String>,
-    /// `Company_Name` (optional).
-    pub company_name: Option<String>,
-    /// `Signup_Date` as epoch ms (optional).
-    pub signup_ms: Option<i64>,
-}
-
-/// A transaction row as read (region and company come from its user when stored).
-#[derive(Debug, Clone, PartialEq)]
-pub struct TransactionRow {
-    /// `RowId`.
-    pub id: String,
-    /// Home key of `RowId` ([`crate::store::transaction_key`]), computed while parsing.
-    pub key: i64,
-    /// `User_ID`.
-    pub user_id: String,
-    /// `Model_Name`.
-    pub model_name: String,
-    /// `Conversation_ID`.
-    pub conversation_id: String,
-    /// `Token_Type`: `prompt` or `completion`.
-    pub token_type: &'static str,
-    /// `Token_Count` (≥ 0).
-    pub token_count: i64,
-    /// `Rate_Per_1k` (≥ 0).
-    pub rate_per_1k: f64,
-    /// `Calculated_Cost` (≥ 0).
-    pub calculated_cost: f64,
-    /// `Timestamp` as epoch ms (UTC).
-    pub timestamp_ms: i64,
-    /// UTC day of `Timestamp`, `YYYY-MM-DD`.
-    pub date: String,
-}
-
-/// A row that was not imported, and why.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Reject {
-    /// 1-based line in the file where the row starts.
-    pub line: u64,
-    /// Column at fault (empty for a row-level problem).
-    pub field: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl Reject {
-    fn new(field: &str, reason: impl Into<String>) -> Self {
-        Self { line: 0, field: field.to_owned(), reason: reason.into() }
-    }
-}
-
 /// A file that cannot be imported at all (not CSV, wrong header, unreadable).
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct FileError(pub String);
-
-/// Where reading stopped: the byte offset and line of the next row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Checkpoint {
-    /// Byte offset of the next row (0: not started, the header comes first).
-    pub offset: u64,
-    /// Line number of the next row.
-    pub line: u64,
-}
 
 /// One chunk of parsed rows.
 #[derive(Debug)]
@@ -225,7 +154,7 @@ pub fn parse_transaction(f: &Fields<'_>) -> Result<TransactionRow, Reject> {
     let timestamp_ms = parse_timestamp(stamp).ok_or_else(|| bad_time("Timestamp", stamp))?;
     let id = f.required(0, "RowId", MAX_ID)?;
     Ok(TransactionRow {
-        key: crate::store::transaction_key(&id),
+        key: transaction_key(&id),
         id,
         user_id: f.required(1, "User_ID", MAX_ID)?,
         model_name: f.required(2, "Model_Name", MAX_ID)?,

@@ -1,67 +1,18 @@
 //! `GET /metrics/kpis`: the original's KPIs over a date range and regions, plus company and
 //! model filters, top-N lists, spend per active user and the change against the previous period.
 //!
-//! Without company or model filters everything is read from the daily tables. A company or
-//! model filter cannot be answered from them exactly, so the figures it narrows are computed
-//! from `transactions` with the same formulas. Subscriber utilisation is a per-region figure and
-//! is never narrowed by company or model.
+//! [`fetch`] reads the figures ([`crate::store::kpis`], side by side on the reader pool) and the
+//! pure [`assemble`] turns them into the answer.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use chrono::NaiveDate;
 use serde::Serialize;
-use sightline_platform::db::{Conditions, Db, FilterValue};
-use sqlx::Row;
+use sightline_platform::db::Db;
 use utoipa::ToSchema;
 
-/// What to compute over.
-#[derive(Debug, Clone)]
-pub struct KpiScope {
-    /// First day (inclusive).
-    pub start: NaiveDate,
-    /// Last day (inclusive).
-    pub end: NaiveDate,
-    /// Regions (all when empty).
-    pub regions: Vec<String>,
-    /// Companies (all when empty).
-    pub companies: Vec<String>,
-    /// Models (all when empty).
-    pub models: Vec<String>,
-    /// Longest list returned for models, regions and companies.
-    pub top: Option<usize>,
-}
-
-impl KpiScope {
-    fn filtered(&self) -> bool {
-        !self.companies.is_empty() || !self.models.is_empty()
-    }
-
-    /// The period of the same length just before this one.
-    fn previous(&self) -> KpiScope {
-        let days = (self.end - self.start).num_days() + 1;
-        KpiScope {
-            start: self.start - chrono::Duration::days(days),
-            end: self.start - chrono::Duration::days(1),
-            ..self.clone()
-        }
-    }
-
-    /// Date and region conditions on a table's `date`/`region` columns, plus company and model
-    /// filters on the given columns when named.
-    fn conditions(&self, company_column: Option<&str>, model_column: Option<&str>) -> Conditions {
-        let mut c = Conditions::default();
-        c.bind(|n| format!("date >= ${n}"), FilterValue::Text(self.start.to_string()))
-            .bind(|n| format!("date <= ${n}"), FilterValue::Text(self.end.to_string()))
-            .any_of("region", &self.regions);
-        if let Some(column) = company_column {
-            c.any_of(column, &self.companies);
-        }
-        if let Some(column) = model_column {
-            c.any_of(column, &self.models);
-        }
-        c
-    }
-}
+use crate::model::KpiScope;
+use crate::store;
+use crate::store::kpis::{CompanyCost, DayModel, DayRegion};
 
 /// The headline figures.
 #[derive(Debug, Serialize, ToSchema, PartialEq)]
@@ -180,27 +131,146 @@ pub struct KpiData {
     pub comparison: Comparison,
 }
 
-struct DayRegion {
-    date: String,
-    region: String,
-    cost: f64,
-    tokens: i64,
-    conversations: i64,
-    transactions: i64,
+/// What the KPIs are made from: the reads of a scope and of the period before it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KpiInputs {
+    /// Per day and region, in the scope.
+    pub days: Vec<DayRegion>,
+    /// Per day and region, in the previous period.
+    pub previous: Vec<DayRegion>,
+    /// Per day, region and model.
+    pub models: Vec<DayModel>,
+    /// Per company.
+    pub companies: Vec<CompanyCost>,
+    /// Mean daily subscriber utilisation.
+    pub utilization: f64,
+    /// Distinct users with a transaction.
+    pub active_users: i64,
+    /// First and last day of all data.
+    pub date_range: [Option<String>; 2],
 }
 
-struct DayModel {
-    date: String,
-    region: String,
-    model: String,
-    cost: f64,
-    conversations: i64,
+/// Reads what the KPIs of `scope` need, the independent queries at once on the reader pool.
+pub async fn fetch(db: &Db, scope: &KpiScope) -> Result<KpiInputs, sqlx::Error> {
+    let previous_scope = scope.previous();
+    let pool = db.reader();
+    let (days, previous, models, companies, utilization, active_users, date_range) = tokio::try_join!(
+        store::kpis::day_regions(pool, scope),
+        store::kpis::day_regions(pool, &previous_scope),
+        store::kpis::day_models(pool, scope),
+        store::kpis::companies(pool, scope),
+        store::kpis::utilization(pool, scope),
+        store::kpis::active_users(pool, scope),
+        store::kpis::date_range(pool),
+    )?;
+    Ok(KpiInputs { days, previous, models, companies, utilization, active_users, date_range })
 }
 
-/// Computes KPIs.
-#[derive(Clone)]
-pub struct KpiService {
-    db: Db,
+/// The KPIs of `scope` from what [`fetch`] read.
+pub fn assemble(scope: &KpiScope, inputs: KpiInputs) -> KpiData {
+    let KpiInputs { days, previous, models, companies, utilization, active_users, date_range } = inputs;
+    let previous_scope = scope.previous();
+    let totals = Totals::of(&days);
+    let before = Totals::of(&previous);
+    let mut trend: BTreeMap<&str, (f64, i64)> = BTreeMap::new();
+    let mut regions: HashMap<&str, f64> = HashMap::new();
+    for d in &days {
+        let t = trend.entry(&d.date).or_default();
+        t.0 += d.cost;
+        t.1 += d.tokens;
+        *regions.entry(&d.region).or_default() += d.cost;
+    }
+    let mut by_model: HashMap<&str, (f64, i64)> = HashMap::new();
+    for m in &models {
+        let e = by_model.entry(&m.model).or_default();
+        e.0 += m.cost;
+        e.1 += m.conversations;
+    }
+    let top = scope.top.unwrap_or(usize::MAX);
+    let models_metrics = top_n(
+        by_model.into_iter().map(|(model, (cost, conversations))| ModelSpend {
+            model: model.to_owned(),
+            total_cost: round2(cost),
+            conversations,
+        }),
+        top,
+        |m| (m.total_cost, m.model.as_str()),
+    );
+    let region_wise_spends = top_n(
+        regions
+            .into_iter()
+            .map(|(region, cost)| RegionSpend { region: region.to_owned(), total_spends: round2(cost) }),
+        top,
+        |r| (r.total_spends, r.region.as_str()),
+    );
+    let company_wise_spends = top_n(
+        companies.into_iter().map(|c| CompanySpend {
+            company: if c.company.is_empty() { "(none)".to_owned() } else { c.company },
+            total_spends: round2(c.cost),
+        }),
+        top,
+        |c| (c.total_spends, c.company.as_str()),
+    );
+    KpiData {
+        kpis: Headline {
+            total_spendings: round2(totals.cost),
+            heighest_model_used: most_often_top(&models),
+            average_token_consumption: if totals.conversations > 0 {
+                (totals.tokens as f64 / totals.conversations as f64).round() as i64
+            } else {
+                0
+            },
+            average_per_day_spending: totals.per_day(),
+            active_sub_utilization: round2(utilization),
+            spends_trend: trend
+                .into_iter()
+                .map(|(date, (cost, tokens))| TrendPoint {
+                    date: date.to_owned(),
+                    cost: round4(cost),
+                    tokens,
+                })
+                .collect(),
+            total_conversations: totals.conversations,
+            total_tokens: totals.tokens,
+            total_transactions: totals.transactions,
+            active_users,
+            spend_per_active_user: if active_users > 0 {
+                round2(totals.cost / active_users as f64)
+            } else {
+                0.0
+            },
+        },
+        models_metrics,
+        region_wise_spends,
+        company_wise_spends,
+        max_date_range: date_range,
+        comparison: Comparison {
+            previous_start_date: previous_scope.start.to_string(),
+            previous_end_date: previous_scope.end.to_string(),
+            total_spendings: round2(before.cost),
+            average_per_day_spending: before.per_day(),
+            total_conversations: before.conversations,
+            total_tokens: before.tokens,
+            change_pct: ChangePct {
+                total_spendings: change(totals.cost, before.cost),
+                average_per_day_spending: change(totals.per_day(), before.per_day()),
+                total_conversations: change(totals.conversations as f64, before.conversations as f64),
+                total_tokens: change(totals.tokens as f64, before.tokens as f64),
+            },
+        },
+    }
+}
+
+/// The `top` items with the highest spend, ties in name order; `key` gives an item's spend and
+/// name.
+fn top_n<T>(items: impl IntoIterator<Item = T>, top: usize, key: impl Fn(&T) -> (f64, &str)) -> Vec<T> {
+    let mut items: Vec<T> = items.into_iter().collect();
+    items.sort_by(|a, b| {
+        let ((a_spend, a_name), (b_spend, b_name)) = (key(a), key(b));
+        b_spend.total_cmp(&a_spend).then_with(|| a_name.cmp(b_name))
+    });
+    items.truncate(top);
+    items
 }
 
 fn round2(v: f64) -> f64 {
@@ -212,231 +282,9 @@ fn round4(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
 }
 
+/// Change from `before` to `now` in percent (none from 0).
 fn change(now: f64, before: f64) -> Option<f64> {
     (before != 0.0).then(|| round2((now - before) / before * 100.0))
-}
-
-impl KpiService {
-    /// KPIs over `db`.
-    pub fn new(db: Db) -> Self {
-        Self { db }
-    }
-
-    /// Computes every figure of `scope`.
-    pub async fn compute(&self, scope: &KpiScope) -> Result<KpiData, sqlx::Error> {
-        let days = self.day_regions(scope).await?;
-        let models = self.day_models(scope).await?;
-        let companies = self.companies(scope).await?;
-        let utilization = self.utilization(scope).await?;
-        let active_users = self.active_users(scope).await?;
-        let previous_scope = scope.previous();
-        let previous = self.day_regions(&previous_scope).await?;
-        let range = sqlx::query("SELECT MIN(date), MAX(date) FROM usage_daily_metrics")
-            .fetch_one(self.db.reader())
-            .await?;
-
-        let totals = Totals::of(&days);
-        let before = Totals::of(&previous);
-        let mut trend: BTreeMap<&str, (f64, i64)> = BTreeMap::new();
-        let mut regions: HashMap<&str, f64> = HashMap::new();
-        for d in &days {
-            let t = trend.entry(&d.date).or_default();
-            t.0 += d.cost;
-            t.1 += d.tokens;
-            *regions.entry(&d.region).or_default() += d.cost;
-        }
-        let mut by_model: HashMap<&str, (f64, i64)> = HashMap::new();
-        for m in &models {
-            let e = by_model.entry(&m.model).or_default();
-            e.0 += m.cost;
-            e.1 += m.conversations;
-        }
-        let top = scope.top.unwrap_or(usize::MAX);
-        let mut models_metrics: Vec<ModelSpend> = by_model
-            .into_iter()
-            .map(|(model, (cost, conversations))| ModelSpend {
-                model: model.to_owned(),
-                total_cost: round2(cost),
-                conversations,
-            })
-            .collect();
-        models_metrics
-            .sort_by(|a, b| b.total_cost.total_cmp(&a.total_cost).then_with(|| a.model.cmp(&b.model)));
-        models_metrics.truncate(top);
-        let mut region_wise_spends: Vec<RegionSpend> = regions
-            .into_iter()
-            .map(|(region, cost)| RegionSpend { region: region.to_owned(), total_spends: round2(cost) })
-            .collect();
-        region_wise_spends
-            .sort_by(|a, b| b.total_spends.total_cmp(&a.total_spends).then_with(|| a.region.cmp(&b.region)));
-        region_wise_spends.truncate(top);
-        let mut company_wise_spends: Vec<CompanySpend> = companies
-            .into_iter()
-            .map(|(company, cost)| CompanySpend {
-                company: if company.is_empty() { "(none)".to_owned() } else { company },
-                total_spends: round2(cost),
-            })
-            .collect();
-        company_wise_spends.sort_by(|a, b| {
-            b.total_spends.total_cmp(&a.total_spends).then_with(|| a.company.cmp(&b.company))
-        });
-        company_wise_spends.truncate(top);
-
-        let total_spendings = round2(totals.cost);
-        Ok(KpiData {
-            kpis: Headline {
-                total_spendings,
-                heighest_model_used: most_often_top(&models),
-                average_token_consumption: if totals.conversations > 0 {
-                    (totals.tokens as f64 / totals.conversations as f64).round() as i64
-                } else {
-                    0
-                },
-                average_per_day_spending: totals.per_day(),
-                active_sub_utilization: round2(utilization),
-                spends_trend: trend
-                    .into_iter()
-                    .map(|(date, (cost, tokens))| TrendPoint {
-                        date: date.to_owned(),
-                        cost: round4(cost),
-                        tokens,
-                    })
-                    .collect(),
-                total_conversations: totals.conversations,
-                total_tokens: totals.tokens,
-                total_transactions: totals.transactions,
-                active_users,
-                spend_per_active_user: if active_users > 0 {
-                    round2(totals.cost / active_users as f64)
-                } else {
-                    0.0
-                },
-            },
-            models_metrics,
-            region_wise_spends,
-            company_wise_spends,
-            max_date_range: [range.get(0), range.get(1)],
-            comparison: Comparison {
-                previous_start_date: previous_scope.start.to_string(),
-                previous_end_date: previous_scope.end.to_string(),
-                total_spendings: round2(before.cost),
-                average_per_day_spending: before.per_day(),
-                total_conversations: before.conversations,
-                total_tokens: before.tokens,
-                change_pct: ChangePct {
-                    total_spendings: change(totals.cost, before.cost),
-                    average_per_day_spending: change(totals.per_day(), before.per_day()),
-                    total_conversations: change(totals.conversations as f64, before.conversations as f64),
-                    total_tokens: change(totals.tokens as f64, before.tokens as f64),
-                },
-            },
-        })
-    }
-
-    /// Per day and region: cost, tokens, conversations, transactions.
-    async fn day_regions(&self, scope: &KpiScope) -> Result<Vec<DayRegion>, sqlx::Error> {
-        let (sql, c) = if scope.filtered() {
-            let c = scope.conditions(Some("company"), Some("model_name"));
-            let sql = format!(
-                "SELECT date, region, SUM(calculated_cost) AS cost, CAST(SUM(token_count) AS BIGINT) AS tokens, \
-                 COUNT(DISTINCT conversation_id) AS conversations, COUNT(*) AS n FROM usage_transactions{} \
-                 GROUP BY date, region",
-                c.where_sql()
-            );
-            (sql, c)
-        } else {
-            let c = scope.conditions(None, None);
-            let sql = format!(
-                "SELECT date, region, total_cost AS cost, total_prompt_tokens + total_completion_tokens AS tokens, \
-                 total_conversations AS conversations, transaction_count AS n FROM usage_daily_metrics{}",
-                c.where_sql()
-            );
-            (sql, c)
-        };
-        let rows = c.apply(sqlx::query(&sql)).fetch_all(self.db.reader()).await?;
-        Ok(rows
-            .iter()
-            .map(|r| DayRegion {
-                date: r.get("date"),
-                region: r.get("region"),
-                cost: r.get("cost"),
-                tokens: r.get("tokens"),
-                conversations: r.get("conversations"),
-                transactions: r.get("n"),
-            })
-            .collect())
-    }
-
-    /// Per day, region and model: cost and conversations.
-    async fn day_models(&self, scope: &KpiScope) -> Result<Vec<DayModel>, sqlx::Error> {
-        let (sql, c) = if scope.companies.is_empty() {
-            let c = scope.conditions(None, Some("model_name"));
-            let sql = format!(
-                "SELECT date, region, model_name, total_cost AS cost, conversation_count AS conversations \
-                 FROM usage_daily_model_metrics{}",
-                c.where_sql()
-            );
-            (sql, c)
-        } else {
-            let c = scope.conditions(Some("company"), Some("model_name"));
-            let sql = format!(
-                "SELECT date, region, model_name, SUM(calculated_cost) AS cost, \
-                 COUNT(DISTINCT conversation_id) AS conversations FROM usage_transactions{} \
-                 GROUP BY date, region, model_name",
-                c.where_sql()
-            );
-            (sql, c)
-        };
-        let rows = c.apply(sqlx::query(&sql)).fetch_all(self.db.reader()).await?;
-        Ok(rows
-            .iter()
-            .map(|r| DayModel {
-                date: r.get("date"),
-                region: r.get("region"),
-                model: r.get("model_name"),
-                cost: r.get("cost"),
-                conversations: r.get("conversations"),
-            })
-            .collect())
-    }
-
-    /// Cost per company.
-    async fn companies(&self, scope: &KpiScope) -> Result<Vec<(String, f64)>, sqlx::Error> {
-        let (sql, c) = if scope.models.is_empty() {
-            let c = scope.conditions(Some("company_name"), None);
-            let sql = format!(
-                "SELECT company_name AS company, SUM(total_cost) AS cost FROM usage_daily_company_metrics{} \
-                 GROUP BY company_name",
-                c.where_sql()
-            );
-            (sql, c)
-        } else {
-            let c = scope.conditions(Some("company"), Some("model_name"));
-            let sql = format!(
-                "SELECT company, SUM(calculated_cost) AS cost FROM usage_transactions{} GROUP BY company",
-                c.where_sql()
-            );
-            (sql, c)
-        };
-        let rows = c.apply(sqlx::query(&sql)).fetch_all(self.db.reader()).await?;
-        Ok(rows.iter().map(|r| (r.get("company"), r.get("cost"))).collect())
-    }
-
-    async fn utilization(&self, scope: &KpiScope) -> Result<f64, sqlx::Error> {
-        let c = scope.conditions(None, None);
-        let sql = format!(
-            "SELECT AVG(active_subscriber_utilization_rate) FROM usage_daily_metrics{}",
-            c.where_sql()
-        );
-        let row = c.apply(sqlx::query(&sql)).fetch_one(self.db.reader()).await?;
-        Ok(row.get::<Option<f64>, _>(0).unwrap_or(0.0))
-    }
-
-    async fn active_users(&self, scope: &KpiScope) -> Result<i64, sqlx::Error> {
-        let c = scope.conditions(Some("company"), Some("model_name"));
-        let sql = format!("SELECT COUNT(DISTINCT user_id) FROM usage_transactions{}", c.where_sql());
-        Ok(c.apply(sqlx::query(&sql)).fetch_one(self.db.reader()).await?.get(0))
-    }
 }
 
 struct Totals {
@@ -449,7 +297,7 @@ struct Totals {
 
 impl Totals {
     fn of(rows: &[DayRegion]) -> Self {
-        let days: std::collections::HashSet<&str> = rows.iter().map(|d| d.date.as_str()).collect();
+        let days: HashSet<&str> = rows.iter().map(|d| d.date.as_str()).collect();
         Self {
             // `+ 0.0`: an empty f64 sum is -0.0.
             cost: rows.iter().map(|d| d.cost).sum::<f64>() + 0.0,
@@ -490,10 +338,35 @@ fn most_often_top(rows: &[DayModel]) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::NaiveDate;
+
     use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    fn scope(start: &str, end: &str, top: Option<usize>) -> KpiScope {
+        KpiScope { start: day(start), end: day(end), regions: vec![], companies: vec![], models: vec![], top }
+    }
+
+    fn dr(date: &str, region: &str, cost: f64, tokens: i64, conversations: i64) -> DayRegion {
+        DayRegion {
+            date: date.into(),
+            region: region.into(),
+            cost,
+            tokens,
+            conversations,
+            transactions: 2 * conversations,
+        }
+    }
 
     fn dm(date: &str, region: &str, model: &str, conversations: i64) -> DayModel {
         DayModel { date: date.into(), region: region.into(), model: model.into(), cost: 1.0, conversations }
+    }
+
+    fn company(name: &str, cost: f64) -> CompanyCost {
+        CompanyCost { company: name.into(), cost }
     }
 
     #[test]
@@ -505,19 +378,149 @@ mod tests {
     }
 
     #[test]
-    fn the_previous_period_has_the_same_length() {
-        let d = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let scope = KpiScope {
-            start: d("2025-03-01"),
-            end: d("2025-03-31"),
-            regions: vec![],
-            companies: vec![],
-            models: vec![],
-            top: None,
-        };
-        let p = scope.previous();
-        assert_eq!((p.start, p.end), (d("2025-01-29"), d("2025-02-28")));
+    fn changes_are_percentages_of_the_previous_value() {
         assert_eq!(change(150.0, 100.0), Some(50.0));
         assert_eq!(change(1.0, 0.0), None);
+        assert_eq!(change(0.0, 4.0), Some(-100.0));
+    }
+
+    #[test]
+    fn top_n_keeps_the_highest_spends_ties_in_name_order() {
+        /// Items (spend, name), how many to keep, the names kept.
+        type Case<'a> = (&'a [(f64, &'a str)], usize, &'a [&'a str]);
+        let cases: [Case<'_>; 4] = [
+            (&[], 3, &[]),
+            (&[(1.0, "a"), (3.0, "b"), (2.0, "c")], usize::MAX, &["b", "c", "a"]),
+            (&[(1.0, "b"), (1.0, "a"), (5.0, "z")], 2, &["z", "a"]),
+            (&[(2.0, "x"), (2.0, "y")], 1, &["x"]),
+        ];
+        for (items, top, want) in cases {
+            let got = top_n(items.iter().copied(), top, |(spend, name)| (*spend, name));
+            let names: Vec<&str> = got.iter().map(|(_, name)| *name).collect();
+            assert_eq!(names, want, "{items:?} top {top}");
+        }
+    }
+
+    /// What a case expects of the assembled KPIs.
+    struct Want {
+        total_spendings: f64,
+        average_per_day_spending: f64,
+        average_token_consumption: i64,
+        spend_per_active_user: f64,
+        heighest_model_used: Option<&'static str>,
+        trend_days: usize,
+        models: &'static [&'static str],
+        regions: &'static [&'static str],
+        companies: &'static [&'static str],
+        change_of_spend: Option<f64>,
+    }
+
+    #[test]
+    fn kpis_are_assembled_from_the_reads() {
+        let two_days = KpiInputs {
+            days: vec![
+                dr("2025-03-01", "EU", 10.004, 100, 4),
+                dr("2025-03-01", "US", 5.0, 50, 1),
+                dr("2025-03-02", "EU", 4.0, 30, 1),
+            ],
+            previous: vec![dr("2025-02-27", "EU", 7.6, 10, 1)],
+            models: vec![
+                dm("2025-03-01", "EU", "m1", 3),
+                dm("2025-03-01", "EU", "m2", 1),
+                dm("2025-03-02", "EU", "m2", 1),
+            ],
+            companies: vec![company("", 1.0), company("Acme", 18.004)],
+            utilization: 0.3333,
+            active_users: 3,
+            date_range: [Some("2025-01-01".into()), Some("2025-06-30".into())],
+        };
+        let cases = [
+            (
+                "nothing in the range",
+                scope("2025-03-01", "2025-03-31", None),
+                KpiInputs::default(),
+                Want {
+                    total_spendings: 0.0,
+                    average_per_day_spending: 0.0,
+                    average_token_consumption: 0,
+                    spend_per_active_user: 0.0,
+                    heighest_model_used: None,
+                    trend_days: 0,
+                    models: &[],
+                    regions: &[],
+                    companies: &[],
+                    change_of_spend: None,
+                },
+            ),
+            (
+                "two days, two regions",
+                scope("2025-03-01", "2025-03-02", None),
+                two_days.clone(),
+                Want {
+                    total_spendings: 19.0,
+                    average_per_day_spending: 9.5,
+                    average_token_consumption: 30,
+                    spend_per_active_user: 6.33,
+                    heighest_model_used: Some("m1"),
+                    trend_days: 2,
+                    models: &["m2", "m1"],
+                    regions: &["EU", "US"],
+                    companies: &["Acme", "(none)"],
+                    change_of_spend: Some(150.05),
+                },
+            ),
+            (
+                "top one",
+                scope("2025-03-01", "2025-03-02", Some(1)),
+                two_days,
+                Want {
+                    total_spendings: 19.0,
+                    average_per_day_spending: 9.5,
+                    average_token_consumption: 30,
+                    spend_per_active_user: 6.33,
+                    heighest_model_used: Some("m1"),
+                    trend_days: 2,
+                    models: &["m2"],
+                    regions: &["EU"],
+                    companies: &["Acme"],
+                    change_of_spend: Some(150.05),
+                },
+            ),
+        ];
+        for (name, scope, inputs, want) in cases {
+            let date_range = inputs.date_range.clone();
+            let got = assemble(&scope, inputs);
+            let k = &got.kpis;
+            assert_eq!(k.total_spendings, want.total_spendings, "{name}");
+            assert_eq!(k.average_per_day_spending, want.average_per_day_spending, "{name}");
+            assert_eq!(k.average_token_consumption, want.average_token_consumption, "{name}");
+            assert_eq!(k.spend_per_active_user, want.spend_per_active_user, "{name}");
+            assert_eq!(k.heighest_model_used.as_deref(), want.heighest_model_used, "{name}");
+            assert_eq!(k.spends_trend.len(), want.trend_days, "{name}");
+            let names = |v: Vec<&str>| v.into_iter().map(str::to_owned).collect::<Vec<_>>();
+            assert_eq!(
+                names(got.models_metrics.iter().map(|m| m.model.as_str()).collect()),
+                want.models,
+                "{name}"
+            );
+            assert_eq!(
+                names(got.region_wise_spends.iter().map(|r| r.region.as_str()).collect()),
+                want.regions,
+                "{name}"
+            );
+            assert_eq!(
+                names(got.company_wise_spends.iter().map(|c| c.company.as_str()).collect()),
+                want.companies,
+                "{name}"
+            );
+            assert_eq!(got.comparison.change_pct.total_spendings, want.change_of_spend, "{name}");
+            assert_eq!(got.max_date_range, date_range, "{name}");
+            let previous = scope.previous();
+            assert_eq!(
+                (got.comparison.previous_start_date, got.comparison.previous_end_date),
+                (previous.start.to_string(), previous.end.to_string()),
+                "{name}"
+            );
+        }
     }
 }

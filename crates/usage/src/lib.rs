@@ -1,13 +1,22 @@
 //! Usage analytics module (seed 003): uploads of LLM usage (a users CSV and a transactions CSV)
-//! are streamed to disk and imported by a resumable job into `users` and `transactions`; the
-//! daily tables (`daily_metrics`, `daily_company_metrics`, `daily_model_metrics`) are kept equal
-//! to what the transactions say; KPIs, live job progress (WebSocket) and two pages go out.
+//! are streamed to disk and imported by a resumable job into `usage_users` and
+//! `usage_transactions`; the daily tables (`usage_daily_metrics`, `usage_daily_company_metrics`,
+//! `usage_daily_model_metrics`) are kept equal to what the transactions say; KPIs, live job
+//! progress (WebSocket) and two pages go out.
+//!
+//! The shape of every module (`docs/MODULES.md`): [`http`] (routes, answers, the status of each
+//! [`error::UsageError`]) over [`service`] (what the routes call), [`upload`] (receiving files),
+//! [`kpis`] (the KPI assembly), [`jobs`] (the import job type) over [`import`] (its stages);
+//! [`store`] holds all the SQL; [`model`] the domain types, [`format`] the CSV contract,
+//! [`aggregate`] the daily figures and [`tally`] the in-memory tally of an import's new rows.
 
 pub mod aggregate;
 pub mod cli;
+pub mod error;
 pub mod format;
 pub mod http;
-pub mod ingest;
+pub mod import;
+pub mod jobs;
 pub mod kpis;
 pub mod model;
 pub mod sample;
@@ -111,10 +120,10 @@ impl Module for UsageModule {
             dir,
             config.max_file_bytes,
         );
-        let importer = ingest::Importer::new(platform.db.clone(), config.chunk_rows, config.keep_uploads);
+        let importer = import::Importer::new(platform.db.clone(), config.chunk_rows, config.keep_uploads);
         let service = service::UsageService::new(platform.db.clone(), uploads);
         Ok(ModuleParts::new(http::router(service))
-            .standalone_job(ingest::ImportJob { importer })
+            .standalone_job(jobs::ImportJob { importer })
             .page("/ui/usage", "Usage upload", "Upload usage CSV files and follow the import")
             .page(
                 "/ui/usage/dashboard",

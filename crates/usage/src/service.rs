@@ -1,14 +1,15 @@
-//! The module's read side for handlers: job status, the bad-row report; and the handles of the
-//! upload and KPI services.
+//! What the routes call: receiving uploads, the KPIs, import jobs and their bad-row report. It
+//! speaks domain types and [`UsageError`]; the answers' shapes are [`crate::http`]'s.
 
 use bytes::Bytes;
 use futures::stream::{self, Stream};
-use sightline_platform::db::{now_ms, Db};
+use sightline_platform::db::Db;
 
-use crate::kpis::KpiService;
-use crate::model::{JobStatus, RejectedRow};
+use crate::error::UsageError;
+use crate::kpis::{self, KpiData};
+use crate::model::{FileKind, JobRecord, KpiScope, Reject};
 use crate::store;
-use crate::upload::Uploads;
+use crate::upload::{AcceptedUpload, Upload, Uploads};
 
 /// Rows per page when streaming the bad-row report.
 const REPORT_PAGE: i64 = 5_000;
@@ -17,49 +18,64 @@ const REPORT_PAGE: i64 = 5_000;
 #[derive(Clone)]
 pub struct UsageService {
     db: Db,
-    /// Receives uploads.
-    pub uploads: Uploads,
-    /// Computes KPIs.
-    pub kpis: KpiService,
+    uploads: Uploads,
 }
 
 impl UsageService {
-    /// The service over `db`.
+    /// The service over `db`, taking uploads with `uploads`.
     pub fn new(db: Db, uploads: Uploads) -> Self {
-        Self { kpis: KpiService::new(db.clone()), db, uploads }
+        Self { db, uploads }
     }
 
-    /// One job's status.
-    pub async fn job(&self, id: &str) -> Result<Option<JobStatus>, sqlx::Error> {
-        let job = store::load_job(self.db.reader(), id).await?;
-        Ok(job.map(|j| JobStatus::new(&j, now_ms())))
+    /// Largest accepted file.
+    pub fn max_file_bytes(&self) -> u64 {
+        self.uploads.max_file_bytes()
+    }
+
+    /// Starts receiving an upload: hand it each file with [`Upload::save`], then
+    /// [`UsageService::accept_upload`] (or [`Upload::discard`]).
+    pub fn start_upload(&self) -> Upload {
+        self.uploads.start()
+    }
+
+    /// Queues the import of a received upload uploaded by `actor`.
+    pub async fn accept_upload(
+        &self,
+        upload: Upload,
+        actor: Option<String>,
+    ) -> Result<AcceptedUpload, UsageError> {
+        self.uploads.accept(upload, actor).await
+    }
+
+    /// The KPIs of `scope`.
+    pub async fn kpis(&self, scope: &KpiScope) -> Result<KpiData, UsageError> {
+        Ok(kpis::assemble(scope, kpis::fetch(&self.db, scope).await?))
+    }
+
+    /// One job.
+    pub async fn job(&self, id: &str) -> Result<JobRecord, UsageError> {
+        store::jobs::load_job(self.db.reader(), id).await?.ok_or(UsageError::JobNotFound)
     }
 
     /// Jobs, newest first, and their total.
-    pub async fn jobs(&self, limit: i64, offset: i64) -> Result<(Vec<JobStatus>, i64), sqlx::Error> {
-        let now = now_ms();
-        let (jobs, total) = store::list_jobs(&self.db, limit, offset).await?;
-        Ok((jobs.iter().map(|j| JobStatus::new(j, now)).collect(), total))
+    pub async fn jobs(&self, limit: i64, offset: i64) -> Result<(Vec<JobRecord>, i64), UsageError> {
+        Ok(store::jobs::list_jobs(&self.db, limit, offset).await?)
     }
 
-    /// A page of a job's rejected rows and their total.
+    /// A page of a job's rejected rows, each with its file, and their total.
     pub async fn rejects(
         &self,
         id: &str,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<RejectedRow>, i64), sqlx::Error> {
-        let rows = store::rejects_page(&self.db, id, limit, offset).await?;
-        let total = store::count_rejects(&self.db, id).await?;
-        let items = rows
-            .into_iter()
-            .map(|(file, r)| RejectedRow { file, line: r.line, field: r.field, reason: r.reason })
-            .collect();
-        Ok((items, total))
+    ) -> Result<(Vec<(FileKind, Reject)>, i64), UsageError> {
+        let rows = store::jobs::rejects_page(&self.db, id, limit, offset).await?;
+        let total = store::jobs::count_rejects(&self.db, id).await?;
+        Ok((rows, total))
     }
 
     /// The whole report as CSV (`file,line,field,reason`), read page by page.
-    pub fn rejects_csv(&self, id: String) -> impl Stream<Item = Result<Bytes, sqlx::Error>> + Send + 'static {
+    pub fn rejects_csv(&self, id: String) -> impl Stream<Item = Result<Bytes, UsageError>> + Send + 'static {
         let db = self.db.clone();
         stream::try_unfold(Some(0_i64), move |offset| {
             let (db, id) = (db.clone(), id.clone());
@@ -67,11 +83,11 @@ impl UsageService {
                 let Some(offset) = offset else { return Ok(None) };
                 let mut out =
                     if offset == 0 { String::from("file,line,field,reason\n") } else { String::new() };
-                let rows = store::rejects_page(&db, &id, REPORT_PAGE, offset).await?;
+                let rows = store::jobs::rejects_page(&db, &id, REPORT_PAGE, offset).await?;
                 for (file, r) in &rows {
                     out.push_str(&format!(
                         "{},{},{},{}\n",
-                        csv_cell(file),
+                        csv_cell(file.as_str()),
                         r.line,
                         csv_cell(&r.field),
                         csv_cell(&r.reason)

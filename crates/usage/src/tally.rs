@@ -1,7 +1,7 @@
 //! The daily figures of an import's own rows, tallied in memory as its chunks commit.
 //!
 //! A day that holds only rows this import inserted can then get its aggregates straight from the
-//! tally instead of reading its rows back ([`crate::ingest`] checks that in the transaction that
+//! tally instead of reading its rows back ([`crate::import`] checks that in the transaction that
 //! stores them: the day's row count must equal the rows tallied). Every other day — one that had
 //! rows before, one that saw an update, one evicted to keep memory bounded — is recomputed in SQL
 //! by [`crate::aggregate`]. Both follow the same formulas (see that module).
@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use foldhash::{HashMap as FastMap, HashMapExt as _, HashSet as FastSet};
 
-use crate::aggregate::{Cell, DayFigures};
+use crate::aggregate::{Cell, DayFigures, Subscribers};
 
 /// Rough heap cost of one interned name or id beyond its text, in bytes.
 const NAME_BYTES: usize = 64;
@@ -174,15 +174,6 @@ pub struct Tally {
     clock: u64,
     /// The names alone outgrew the budget: nothing is tallied any more.
     closed: bool,
-}
-
-/// Which users are active subscribers, and how many each region has, when figures are made.
-#[derive(Debug, Default)]
-pub struct Subscribers {
-    /// Ids of active subscribers (among the users asked about).
-    pub active: HashSet<String>,
-    /// Active subscribers per region.
-    pub per_region: HashMap<String, i64>,
 }
 
 impl Tally {

@@ -105,7 +105,7 @@ async fn recomputed_daily_tables(app: &TestApp) -> Vec<(String, f64)> {
         .collect();
     for day in &days {
         let one = std::slice::from_ref(day);
-        sightline_usage::aggregate::recompute_days(&mut tx, one, 0).await.unwrap();
+        sightline_usage::store::daily::recompute_days(&mut tx, one, 0).await.unwrap();
     }
     tx.commit().await.unwrap();
     daily_tables(app).await
@@ -270,6 +270,29 @@ async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Back
         .unwrap()
         .get(0);
     assert!((sum - summary.total_cost).abs() < 1e-6);
+}
+
+async fn a_kpi_range_of_any_length_is_answered_from_the_data_in_it(backend: Backend) {
+    let app = spawn(backend, &[]).await;
+    let (_dir, summary, users, tx) = sample(1_000);
+    import(&app, users, tx).await;
+    let range = kpis(&app, WHOLE_RANGE).await["max_date_range"].clone();
+    let (first, last) = (range[0].as_str().unwrap(), range[1].as_str().unwrap());
+    let own = kpis(&app, &format!("start_date={first}&end_date={last}")).await;
+    assert!((own["kpis"]["total_spendings"].as_f64().unwrap() - summary.total_cost).abs() < 0.01, "{own}");
+    let model = own["models_metrics"][0]["model"].as_str().unwrap().to_owned();
+    let own_model = kpis(&app, &format!("start_date={first}&end_date={last}&models={model}")).await;
+    for wide in ["start_date=2015-01-01&end_date=2034-12-31", "start_date=0001-01-01&end_date=9999-12-31"] {
+        let answer = kpis(&app, wide).await;
+        // The same figures as over the data's own range; only the period before differs (empty).
+        for key in ["kpis", "models_metrics", "region_wise_spends", "company_wise_spends", "max_date_range"] {
+            assert_eq!(answer[key], own[key], "{wide}: {key}");
+        }
+        assert_eq!(answer["comparison"]["total_spendings"], 0.0, "{wide}");
+        // Narrowed figures come from the transactions: the same there.
+        let narrowed = kpis(&app, &format!("{wide}&models={model}")).await;
+        assert_eq!(narrowed["kpis"], own_model["kpis"], "{wide}");
+    }
 }
 
 async fn uploading_the_same_files_twice_changes_no_figure(backend: Backend) {
@@ -468,6 +491,8 @@ async fn bad_rows_are_reported_with_line_and_reason_and_the_rest_is_imported(bac
 
 async fn a_file_that_is_not_csv_fails_the_job_and_writes_nothing(backend: Backend) {
     let app = spawn(backend, &[]).await;
+    // The import fails for good: its queue job is left failed.
+    app.expect_leftover_jobs();
     let png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01".to_vec();
     let job = import(&app, users_file(&USERS), png).await;
     assert_eq!(job["status"], "failed", "{job}");
@@ -636,7 +661,8 @@ async fn squat(app: &TestApp, key: i64, id: &str) {
 }
 
 async fn rowids_whose_keys_clash_are_kept_apart(backend: Backend) {
-    use sightline_usage::store::{transaction_key, KEY_PROBES};
+    use sightline_usage::model::transaction_key;
+    use sightline_usage::store::transactions::KEY_PROBES;
     let app = spawn(backend, &[]).await;
     import(&app, users_file(&USERS), tx_file(&[])).await;
     let home = transaction_key("t1");
@@ -785,6 +811,7 @@ storage_tests!(
     a_rowid_repeated_in_the_next_chunks_keeps_its_last_values,
     an_upload_is_imported_and_the_kpis_equal_the_transactions,
     uploading_the_same_files_twice_changes_no_figure,
+    a_kpi_range_of_any_length_is_answered_from_the_data_in_it,
     a_second_upload_adding_rows_to_the_same_days_keeps_every_figure,
     a_changed_row_moves_its_figures_to_its_new_day,
     bad_rows_are_reported_with_line_and_reason_and_the_rest_is_imported,

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 use utoipa_axum::routes;
 
+use super::error::AuthError;
 use crate::audit::{self, AuditEntry, AuditFilter};
 use crate::auth::access::{Access, SecureRouter};
 use crate::auth::policy::{PermissionView, RoleView};
@@ -356,8 +357,9 @@ async fn list_audit(
     if !errors.is_empty() {
         return Err(ApiError::validation(errors));
     }
-    let mut conn = s.db.reader().acquire().await?;
-    let (items, total) = audit::list(&mut conn, &f, since, until, limit, offset).await?;
+    let mut conn = s.db.reader().acquire().await.map_err(AuthError::from)?;
+    let (items, total) =
+        audit::list(&mut conn, &f, since, until, limit, offset).await.map_err(AuthError::from)?;
     Ok(Json(Page { items, total, limit, offset }))
 }
 

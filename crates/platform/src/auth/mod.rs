@@ -3,6 +3,7 @@
 //! every route declares its access, and login throttling. Auth events go to the audit trail.
 
 pub mod access;
+pub mod error;
 pub mod http;
 pub mod password;
 pub mod policy;

@@ -5,11 +5,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::json;
 use utoipa::ToSchema;
 
+pub use super::error::AuthError;
 use crate::audit::{Actor, DomainEvent, EventBus};
 use crate::auth::policy::AccessPolicy;
 use crate::auth::store::{self, ApiKeyView, UserRow, UserView};
@@ -18,7 +18,7 @@ use crate::auth::tokens::{self, JwtKeys, API_KEY_PREFIX};
 use crate::auth::{password, AuthFailure, Principal, PrincipalKind};
 use crate::config::AuthConfig;
 use crate::db::now_ms;
-use crate::error::{ApiError, FieldError};
+use crate::error::FieldError;
 use crate::Db;
 
 /// Tokens answered by login and refresh (the S&OP system's shape plus OAuth2's fields).
@@ -57,14 +57,6 @@ pub struct AuthService {
     keys: Arc<JwtKeys>,
     throttle: Arc<LoginThrottle>,
     config: Arc<AuthConfig>,
-}
-
-fn auth_error(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(status, code, message)
-}
-
-fn invalid_credentials() -> ApiError {
-    auth_error(StatusCode::UNAUTHORIZED, "unauthorized", "Invalid email or password")
 }
 
 fn normalise(login: &str) -> String {
@@ -153,7 +145,7 @@ impl AuthService {
         conn: &mut sqlx::AnyConnection,
         user: &UserRow,
         family: Option<&str>,
-    ) -> Result<TokenResponse, ApiError> {
+    ) -> Result<TokenResponse, AuthError> {
         let access_token = self.keys.issue(
             &user.id,
             &user.username,
@@ -176,7 +168,12 @@ impl AuthService {
     }
 
     /// Signs in with a username or email and a password.
-    pub async fn login(&self, login: &str, password: &str, address: &str) -> Result<TokenResponse, ApiError> {
+    pub async fn login(
+        &self,
+        login: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<TokenResponse, AuthError> {
         let login = normalise(login);
         if let Err(wait) = self.throttle.check(&login, address) {
             self.bus
@@ -186,12 +183,7 @@ impl AuthService {
                         .by(Some(Actor::anonymous(&login)), None),
                 )
                 .await?;
-            return Err(auth_error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too_many_requests",
-                "too many failed logins; try again later",
-            )
-            .with_details(json!({"retry_after_secs": wait.as_secs()})));
+            return Err(AuthError::Throttled { retry_after_secs: wait.as_secs() });
         }
         let user = {
             let mut conn = self.db.reader().acquire().await?;
@@ -206,7 +198,7 @@ impl AuthService {
                     .after(json!({"address": address}))
                     .by(Some(Actor::anonymous(&login)), None);
                 self.bus.publish_alone(&self.db, event).await?;
-                return Err(invalid_credentials());
+                return Err(AuthError::InvalidCredentials);
             }
         };
         self.throttle.clear_user(&login);
@@ -225,15 +217,15 @@ impl AuthService {
 
     /// Exchanges a refresh token for new tokens. A token is single-use: presenting a used one
     /// again revokes its whole family (someone else has it).
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, ApiError> {
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, AuthError> {
         let hash = tokens::hash_token(refresh_token.trim());
         let mut tx = self.db.begin().await?;
         let Some(row) = store::refresh_by_hash(&mut tx, &hash).await? else {
-            return Err(auth_error(StatusCode::UNAUTHORIZED, "unauthorized", "invalid refresh token"));
+            return Err(AuthError::Unauthorized("invalid refresh token"));
         };
         let now = now_ms();
         if row.revoked_at.is_some() {
-            return Err(auth_error(StatusCode::UNAUTHORIZED, "unauthorized", "refresh token revoked"));
+            return Err(AuthError::Unauthorized("refresh token revoked"));
         }
         if row.used_at.is_some() || !store::use_refresh(&mut tx, &hash, now).await? {
             store::revoke_family(&mut tx, &row.family_id, now).await?;
@@ -242,18 +234,16 @@ impl AuthService {
                 .by(Some(Actor::anonymous("unknown")), None);
             self.bus.publish(&mut tx, vec![event]).await?;
             tx.commit().await?;
-            return Err(auth_error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
+            return Err(AuthError::Unauthorized(
                 "refresh token already used; every session of this login is revoked",
             ));
         }
         if row.expires_at <= now {
-            return Err(auth_error(StatusCode::UNAUTHORIZED, "unauthorized", "refresh token expired"));
+            return Err(AuthError::Unauthorized("refresh token expired"));
         }
         let user = match store::user_by_id(&mut tx, &row.user_id).await? {
             Some(u) if u.active => u,
-            _ => return Err(auth_error(StatusCode::UNAUTHORIZED, "unauthorized", "user is disabled")),
+            _ => return Err(AuthError::Unauthorized("user is disabled")),
         };
         let response = self.issue(&mut tx, &user, Some(&row.family_id)).await?;
         let event = DomainEvent::new("auth.token_refreshed", "user", &user.id)
@@ -264,7 +254,7 @@ impl AuthService {
     }
 
     /// Ends the login a refresh token belongs to (its whole family).
-    pub async fn logout(&self, refresh_token: &str) -> Result<(), ApiError> {
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), AuthError> {
         let mut tx = self.db.begin().await?;
         if let Some(row) = store::refresh_by_hash(&mut tx, &tokens::hash_token(refresh_token.trim())).await? {
             store::revoke_family(&mut tx, &row.family_id, now_ms()).await?;
@@ -275,24 +265,24 @@ impl AuthService {
     }
 
     /// The signed-in user.
-    pub async fn me(&self, principal: &Principal) -> Result<UserView, ApiError> {
+    pub async fn me(&self, principal: &Principal) -> Result<UserView, AuthError> {
         if principal.kind == PrincipalKind::ApiKey {
-            return Err(ApiError::not_found("API keys have no user profile"));
+            return Err(AuthError::NotFound("API keys have no user profile"));
         }
         let mut conn = self.db.reader().acquire().await?;
         let user = store::user_by_id(&mut conn, &principal.id)
             .await?
-            .ok_or_else(|| ApiError::not_found("user not found"))?;
+            .ok_or_else(|| AuthError::NotFound("user not found"))?;
         Ok(UserView::from(&user))
     }
 
-    fn check_roles(&self, roles: &[String]) -> Result<(), ApiError> {
+    fn check_roles(&self, roles: &[String]) -> Result<(), AuthError> {
         match roles.iter().find(|r| !AccessPolicy::is_role(r)) {
             Some(bad) => {
-                Err(ApiError::validation(vec![FieldError::new("roles", format!("unknown role {bad}"))]))
+                Err(AuthError::Invalid(vec![FieldError::new("roles", format!("unknown role {bad}"))]))
             }
             None if roles.is_empty() => {
-                Err(ApiError::validation(vec![FieldError::new("roles", "at least one role")]))
+                Err(AuthError::Invalid(vec![FieldError::new("roles", "at least one role")]))
             }
             None => Ok(()),
         }
@@ -306,7 +296,7 @@ impl AuthService {
         full_name: Option<&str>,
         password: &str,
         roles: Vec<String>,
-    ) -> Result<UserView, ApiError> {
+    ) -> Result<UserView, AuthError> {
         let username = normalise(username);
         let mut errors = Vec::new();
         if username.is_empty()
@@ -322,7 +312,7 @@ impl AuthService {
             errors.push(FieldError::new("password", rule));
         }
         if !errors.is_empty() {
-            return Err(ApiError::validation(errors));
+            return Err(AuthError::Invalid(errors));
         }
         self.check_roles(&roles)?;
         let user = UserRow {
@@ -338,7 +328,7 @@ impl AuthService {
         };
         let mut tx = self.db.begin().await?;
         if !store::insert_user(&mut tx, &user, user.created_at).await? {
-            return Err(ApiError::conflict("username or email already registered"));
+            return Err(AuthError::AlreadyRegistered);
         }
         let view = UserView::from(&user);
         let event = DomainEvent::new("user.created", "user", &user.id)
@@ -349,7 +339,7 @@ impl AuthService {
     }
 
     /// Lists users.
-    pub async fn list_users(&self) -> Result<Vec<UserView>, ApiError> {
+    pub async fn list_users(&self) -> Result<Vec<UserView>, AuthError> {
         let mut conn = self.db.reader().acquire().await?;
         Ok(store::list_users(&mut conn).await?.iter().map(UserView::from).collect())
     }
@@ -358,12 +348,12 @@ impl AuthService {
         &self,
         id: &str,
         action: &str,
-        change: impl FnOnce(&mut UserRow) -> Result<(), ApiError>,
+        change: impl FnOnce(&mut UserRow) -> Result<(), AuthError>,
         revoke_sessions: bool,
-    ) -> Result<UserView, ApiError> {
+    ) -> Result<UserView, AuthError> {
         let mut tx = self.db.begin().await?;
         let mut user =
-            store::user_by_id(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("user not found"))?;
+            store::user_by_id(&mut tx, id).await?.ok_or_else(|| AuthError::NotFound("user not found"))?;
         let before = UserView::from(&user);
         change(&mut user)?;
         let now = now_ms();
@@ -388,7 +378,7 @@ impl AuthService {
         active: Option<bool>,
         email: Option<Option<String>>,
         full_name: Option<Option<String>>,
-    ) -> Result<UserView, ApiError> {
+    ) -> Result<UserView, AuthError> {
         if let Some(r) = &roles {
             self.check_roles(r)?;
         }
@@ -428,9 +418,9 @@ impl AuthService {
         id: &str,
         new_password: &str,
         action: &str,
-    ) -> Result<UserView, ApiError> {
+    ) -> Result<UserView, AuthError> {
         password::check_rule(new_password)
-            .map_err(|r| ApiError::validation(vec![FieldError::new("new_password", r)]))?;
+            .map_err(|r| AuthError::Invalid(vec![FieldError::new("new_password", r)]))?;
         let hash = password::hash(new_password.to_owned()).await?;
         self.change_user(
             id,
@@ -450,15 +440,15 @@ impl AuthService {
         principal: &Principal,
         current: &str,
         new: &str,
-    ) -> Result<UserView, ApiError> {
+    ) -> Result<UserView, AuthError> {
         let user = {
             let mut conn = self.db.reader().acquire().await?;
             store::user_by_id(&mut conn, &principal.id)
                 .await?
-                .ok_or_else(|| ApiError::not_found("user not found"))?
+                .ok_or_else(|| AuthError::NotFound("user not found"))?
         };
         if !password::verify(current.to_owned(), Some(user.password_hash.clone())).await {
-            return Err(ApiError::validation(vec![FieldError::new(
+            return Err(AuthError::Invalid(vec![FieldError::new(
                 "current_password",
                 "is not the current password",
             )]));
@@ -472,7 +462,7 @@ impl AuthService {
         name: &str,
         permissions: Vec<String>,
         created_by: Option<&str>,
-    ) -> Result<CreatedApiKey, ApiError> {
+    ) -> Result<CreatedApiKey, AuthError> {
         let mut errors = Vec::new();
         if name.trim().is_empty() || name.len() > 100 {
             errors.push(FieldError::new("name", "1 to 100 characters"));
@@ -484,7 +474,7 @@ impl AuthService {
             errors.push(FieldError::new("permissions", format!("unknown permission {p}")));
         }
         if !errors.is_empty() {
-            return Err(ApiError::validation(errors));
+            return Err(AuthError::Invalid(errors));
         }
         let key = format!("{API_KEY_PREFIX}{}", tokens::random_hex(24));
         let now = now_ms();
@@ -507,20 +497,20 @@ impl AuthService {
     }
 
     /// Lists API keys (never the keys themselves).
-    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyView>, ApiError> {
+    pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyView>, AuthError> {
         let mut conn = self.db.reader().acquire().await?;
         Ok(store::list_keys(&mut conn).await?)
     }
 
     /// Revokes an API key; it is refused from the next request on.
-    pub async fn revoke_api_key(&self, id: &str) -> Result<ApiKeyView, ApiError> {
+    pub async fn revoke_api_key(&self, id: &str) -> Result<ApiKeyView, AuthError> {
         let mut tx = self.db.begin().await?;
         if !store::revoke_key(&mut tx, id, now_ms()).await? {
-            return Err(ApiError::not_found("API key not found or already revoked"));
+            return Err(AuthError::NotFound("API key not found or already revoked"));
         }
         self.bus.publish(&mut tx, vec![DomainEvent::new("api_key.revoked", "api_key", id)]).await?;
         let view =
-            store::key_by_id(&mut tx, id).await?.ok_or_else(|| ApiError::not_found("API key not found"))?;
+            store::key_by_id(&mut tx, id).await?.ok_or_else(|| AuthError::NotFound("API key not found"))?;
         tx.commit().await?;
         Ok(view)
     }
@@ -545,8 +535,8 @@ impl AuthService {
         .await;
         match created {
             Ok(_) => {}
-            Err(e) if e.status() == StatusCode::CONFLICT => return Ok(()), // another process won
-            Err(e) => anyhow::bail!("could not create the first admin: {}", e.code()),
+            Err(AuthError::AlreadyRegistered) => return Ok(()), // another process won
+            Err(e) => return Err(anyhow::Error::new(e).context("could not create the first admin")),
         }
         if generated {
             let path = data_dir.join("admin-password");

@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 use utoipa::ToSchema;
 
-use super::{lease, store, Queue};
+use super::{lease, store, Queue, QueueError};
 use crate::db::{ms_to_rfc3339, now_ms, Conditions, FilterValue};
 
 /// A failed job may go back to the queue only while no queued or running job holds its key.
@@ -131,7 +131,7 @@ const NEWEST_OF_KEY: &str = "(dedup_key IS NULL OR id = (SELECT MAX(other.id) FR
 
 impl Queue {
     /// Job counts per queue and state.
-    pub async fn counts(&self) -> Result<Vec<QueueCounts>, sqlx::Error> {
+    pub async fn counts(&self) -> Result<Vec<QueueCounts>, QueueError> {
         let rows = sqlx::query(
             "SELECT queue, state, COUNT(*) AS n FROM queue_jobs GROUP BY queue, state ORDER BY queue",
         )
@@ -163,7 +163,7 @@ impl Queue {
         filter: &JobFilter,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<JobView>, i64), sqlx::Error> {
+    ) -> Result<(Vec<JobView>, i64), QueueError> {
         let mut conditions = Conditions::default();
         match filter.state.as_deref() {
             Some("stuck") => {
@@ -190,7 +190,7 @@ impl Queue {
     }
 
     /// Deletes a job that is not running.
-    pub async fn remove(&self, id: i64) -> Result<Removal, sqlx::Error> {
+    pub async fn remove(&self, id: i64) -> Result<Removal, QueueError> {
         let done = sqlx::query("DELETE FROM queue_jobs WHERE id = $1 AND state <> 'running'")
             .bind(id)
             .execute(self.db.writer())
@@ -205,7 +205,7 @@ impl Queue {
     }
 
     /// Worker processes seen in the last hour, newest heartbeat first, with the jobs they hold.
-    pub async fn workers(&self) -> Result<Vec<WorkerView>, sqlx::Error> {
+    pub async fn workers(&self) -> Result<Vec<WorkerView>, QueueError> {
         let now = now_ms();
         let rows = sqlx::query(
             "SELECT id, host, pid, concurrency, job_types, started_at, heartbeat_at FROM queue_workers \
@@ -247,14 +247,14 @@ impl Queue {
     }
 
     /// One job.
-    pub async fn get(&self, id: i64) -> Result<Option<JobView>, sqlx::Error> {
+    pub async fn get(&self, id: i64) -> Result<Option<JobView>, QueueError> {
         let sql = format!("SELECT {JOB_COLUMNS} FROM queue_jobs WHERE id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(self.db.reader()).await?;
         Ok(row.as_ref().map(job_view))
     }
 
     /// Queues a failed job again with fresh attempts; `false` when it is not failed.
-    pub async fn retry(&self, id: i64) -> Result<bool, sqlx::Error> {
+    pub async fn retry(&self, id: i64) -> Result<bool, QueueError> {
         let now = now_ms();
         let done = sqlx::query(&format!(
             "UPDATE queue_jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1, \
@@ -269,7 +269,7 @@ impl Queue {
     }
 
     /// Queues every failed job again; returns how many.
-    pub async fn retry_all_failed(&self) -> Result<u64, sqlx::Error> {
+    pub async fn retry_all_failed(&self) -> Result<u64, QueueError> {
         let now = now_ms();
         let done = sqlx::query(&format!(
             "UPDATE queue_jobs SET state = 'queued', attempts = 0, run_at = $1, updated_at = $1, \
@@ -284,7 +284,7 @@ impl Queue {
 
     /// Queues again the jobs whose worker stopped holding them: lease expired, or the process
     /// stopped beating. Jobs out of attempts become `failed`. Returns how many.
-    pub async fn recover_abandoned(&self) -> Result<u64, sqlx::Error> {
+    pub async fn recover_abandoned(&self) -> Result<u64, QueueError> {
         let n = lease::recover_abandoned(&self.db, self.config.dead_after_secs * 1000).await?;
         if n > 0 {
             self.wake();
@@ -293,7 +293,7 @@ impl Queue {
     }
 
     /// Deletes succeeded jobs finished before `cutoff_ms`.
-    pub async fn purge_succeeded(&self, cutoff_ms: i64) -> Result<u64, sqlx::Error> {
-        store::purge_succeeded(&self.db, cutoff_ms).await
+    pub async fn purge_succeeded(&self, cutoff_ms: i64) -> Result<u64, QueueError> {
+        Ok(store::purge_succeeded(&self.db, cutoff_ms).await?)
     }
 }

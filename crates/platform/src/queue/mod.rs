@@ -152,6 +152,21 @@ pub struct Interrupted;
 #[error("{0}")]
 pub struct PermanentFailure(pub String);
 
+/// The queue's own storage failed (answered as a logged 500).
+#[derive(Debug, thiserror::Error)]
+#[error("job queue storage failed")]
+pub struct QueueError(#[from] sqlx::Error);
+
+impl crate::error::ErrorCode for QueueError {
+    fn status(&self) -> axum::http::StatusCode {
+        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn code(&self) -> &'static str {
+        "internal"
+    }
+}
+
 /// Handle to the queue: enqueue, inspect, retry. Cheap to clone.
 #[derive(Clone)]
 pub struct Queue {

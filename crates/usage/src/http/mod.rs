@@ -4,30 +4,78 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::multipart::Multipart;
+use axum::extract::multipart::{Multipart, MultipartError};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, RawQuery, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
-use chrono::NaiveDate;
+use futures::stream;
 use serde::Deserialize;
-use serde_json::json;
-use sightline_platform::error::{ApiError, ApiResult, ErrorBody, FieldError};
+use serde_json::{json, Value};
+use sightline_platform::db::now_ms;
+use sightline_platform::error::{ApiError, ApiResult, ErrorBody, ErrorCode, FieldError};
 use sightline_platform::validate::{has_control, ApiQuery};
 use sightline_platform::{paging, Access, Page, Principal, SecureRouter};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 
-use crate::kpis::{KpiData, KpiScope};
-use crate::model::{JobStatus, RejectedRow, UploadAccepted, UploadedJob};
+pub mod dto;
+
+use crate::error::UsageError;
+use crate::http::dto::{JobStatus, KpiAnswer, RejectedRow, UploadAccepted};
+use crate::model::{FileKind, ImportStage, ImportStatus, KpiScope};
 use crate::service::UsageService;
+use crate::upload::Upload;
+
+/// Each failure's status and stable code: `?` in a handler turns it into the one error body
+/// (storage failures into a logged 500). A refused upload names its fields in `details`.
+impl ErrorCode for UsageError {
+    fn status(&self) -> StatusCode {
+        match self {
+            UsageError::JobNotFound => StatusCode::NOT_FOUND,
+            UsageError::FileTooLarge { .. } | UsageError::UploadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UsageError::MalformedUpload(_) => StatusCode::BAD_REQUEST,
+            UsageError::MissingFiles(_)
+            | UsageError::EmptyFile(_)
+            | UsageError::UnknownField(_)
+            | UsageError::RepeatedField(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            UsageError::Io(_) | UsageError::Database(_) | UsageError::Enqueue(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            UsageError::JobNotFound => "not_found",
+            UsageError::FileTooLarge { .. } | UsageError::UploadTooLarge => "payload_too_large",
+            UsageError::MalformedUpload(_) => "bad_request",
+            UsageError::MissingFiles(_)
+            | UsageError::EmptyFile(_)
+            | UsageError::UnknownField(_)
+            | UsageError::RepeatedField(_) => "validation_failed",
+            UsageError::Io(_) | UsageError::Database(_) | UsageError::Enqueue(_) => "internal",
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            UsageError::FileTooLarge { file, limit } => json!({"field": file.as_str(), "limit_bytes": limit}),
+            UsageError::MissingFiles(_)
+            | UsageError::EmptyFile(_)
+            | UsageError::UnknownField(_)
+            | UsageError::RepeatedField(_) => json!(self.field_errors()),
+            _ => Value::Null,
+        }
+    }
+}
 
 /// The module's routes.
 pub fn router(service: UsageService) -> SecureRouter {
     // The upload route accepts bodies up to two files plus form overhead.
-    let limit = (2 * service.uploads.max_file_bytes() + 1024 * 1024).min(usize::MAX as u64) as usize;
+    let limit = (2 * service.max_file_bytes() + 1024 * 1024).min(usize::MAX as u64) as usize;
     let (schemas, paths, upload) = routes!(upload_csv);
     SecureRouter::new()
         .route(
@@ -72,15 +120,36 @@ async fn upload_csv(
     principal: Principal,
     multipart: Multipart,
 ) -> ApiResult<(StatusCode, Json<UploadAccepted>)> {
-    let job_id = s.uploads.accept(multipart, Some(principal.name.clone())).await?;
-    let job = s.job(&job_id).await?.ok_or_else(|| ApiError::internal(anyhow::anyhow!("job vanished")))?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(UploadAccepted {
-            message: "success",
-            data: UploadedJob { job_id, status: "queued", total_rows: job.total_rows, progress: 0.0 },
-        }),
-    ))
+    let mut upload = s.start_upload();
+    if let Err(e) = receive_files(multipart, &mut upload).await {
+        upload.discard().await;
+        return Err(e.into());
+    }
+    let accepted = s.accept_upload(upload, Some(principal.name.clone())).await?;
+    Ok((StatusCode::ACCEPTED, Json(UploadAccepted::queued(accepted))))
+}
+
+/// Hands each file of the form to `upload` as its bytes arrive.
+async fn receive_files(mut multipart: Multipart, upload: &mut Upload) -> Result<(), UsageError> {
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        let name = field.name().unwrap_or_default();
+        let kind = FileKind::from_field(name).ok_or_else(|| UsageError::UnknownField(name.to_owned()))?;
+        let file_name = field.file_name().map(str::to_owned);
+        let chunks = stream::try_unfold(field, |mut field| async move {
+            Ok(field.chunk().await.map_err(multipart_error)?.map(|chunk| (chunk, field)))
+        });
+        upload.save(kind, file_name.as_deref(), chunks).await?;
+    }
+    Ok(())
+}
+
+/// What a multipart body that cannot be read means for the upload.
+fn multipart_error(e: MultipartError) -> UsageError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        UsageError::UploadTooLarge
+    } else {
+        UsageError::MalformedUpload(e.body_text())
+    }
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -99,7 +168,9 @@ async fn list_jobs(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Page<JobStatus>>> {
     let (limit, offset) = paging(q.limit, q.offset)?;
-    let (items, total) = s.jobs(limit, offset).await?;
+    let (jobs, total) = s.jobs(limit, offset).await?;
+    let now = now_ms();
+    let items = jobs.iter().map(|job| JobStatus::new(job, now)).collect();
     Ok(Json(Page { items, total, limit, offset }))
 }
 
@@ -126,9 +197,10 @@ impl<S: Send + Sync> FromRequestParts<S> for MaybeUpgrade {
     }
 }
 
-fn known_job(id: &str) -> ApiResult<&str> {
+/// A job id from the path: one with control characters or too long can't exist.
+fn known_job(id: &str) -> Result<&str, UsageError> {
     if has_control(id) || id.len() > 64 {
-        Err(ApiError::not_found("job not found"))
+        Err(UsageError::JobNotFound)
     } else {
         Ok(id)
     }
@@ -147,26 +219,26 @@ async fn get_job(
     Path(job_id): Path<String>,
     MaybeUpgrade(upgrade): MaybeUpgrade,
 ) -> ApiResult<Response> {
-    let job = s.job(known_job(&job_id)?).await?.ok_or_else(|| ApiError::not_found("job not found"))?;
+    let job = s.job(known_job(&job_id)?).await?;
     match upgrade {
         Some(ws) => Ok(ws.on_upgrade(move |socket| watch(socket, s, job_id))),
-        None => Ok(Json(job).into_response()),
+        None => Ok(Json(JobStatus::new(&job, now_ms())).into_response()),
     }
 }
 
 /// Pushes the job's state until it is finished or the client leaves.
 async fn watch(mut socket: WebSocket, s: UsageService, job_id: String) {
-    let mut last_sent: Option<(String, String, String)> = None;
+    let mut last_sent: Option<(ImportStatus, ImportStage, String)> = None;
     loop {
         let job = match s.job(&job_id).await {
-            Ok(Some(job)) => job,
-            Ok(None) => return,
+            Ok(job) => JobStatus::new(&job, now_ms()),
+            Err(UsageError::JobNotFound) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "usage.watch_failed");
                 return;
             }
         };
-        let key = (job.status.clone(), job.stage.clone(), job.updated_at.clone());
+        let key = (job.status, job.stage, job.updated_at.clone());
         if last_sent.as_ref() != Some(&key) {
             let event = if job.finished() { "done" } else { "progress" };
             let text = json!({"event": event, "data": job}).to_string();
@@ -210,13 +282,12 @@ async fn job_rejects(
     ApiQuery(q): ApiQuery<RejectsQuery>,
 ) -> ApiResult<Response> {
     let job_id = known_job(&job_id)?.to_owned();
-    if s.job(&job_id).await?.is_none() {
-        return Err(ApiError::not_found("job not found"));
-    }
+    s.job(&job_id).await?;
     match q.format.as_deref().unwrap_or("csv") {
         "json" => {
             let (limit, offset) = paging(q.limit, q.offset)?;
-            let (items, total) = s.rejects(&job_id, limit, offset).await?;
+            let (rejects, total) = s.rejects(&job_id, limit, offset).await?;
+            let items = rejects.into_iter().map(|(file, reject)| RejectedRow::new(file, reject)).collect();
             Ok(Json(Page::<RejectedRow> { items, total, limit, offset }).into_response())
         }
         "csv" => {
@@ -253,124 +324,28 @@ struct KpiParams {
     top: Option<usize>,
 }
 
-/// KPIs in the original's envelope: `{"message":"success","data":{…}}`.
-#[derive(ToSchema)]
-#[allow(dead_code)]
-struct KpiAnswer {
-    /// `success`.
-    message: String,
-    data: KpiData,
-}
-
 /// Usage KPIs over a date range: the original's `kpis` (the `heighest_model_used` key keeps
 /// its spelling), `models_metrics`, `region_wise_spends`, `company_wise_spends` and
 /// `max_date_range`, plus company/model filters, `top`, spend per active user and the change
 /// against the previous period of the same length.
 #[utoipa::path(get, path = "/metrics/kpis", tag = "usage", params(KpiParams),
     responses((status = 200, body = KpiAnswer), (status = 422, body = ErrorBody)))]
-async fn kpis(
-    State(s): State<UsageService>,
-    RawQuery(query): RawQuery,
-) -> ApiResult<Json<serde_json::Value>> {
-    let scope = kpi_scope(query.as_deref().unwrap_or_default())?;
-    let data = s.kpis.compute(&scope).await?;
-    Ok(Json(json!({"message": "success", "data": data})))
-}
-
-/// Reads the KPI query, naming every bad parameter.
-fn kpi_scope(query: &str) -> ApiResult<KpiScope> {
-    let mut errors = Vec::new();
-    let (mut start, mut end, mut top) = (None, None, None);
-    let (mut regions, mut companies, mut models) = (Vec::new(), Vec::new(), Vec::new());
-    for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-        let key = key.trim_end_matches("[]").to_owned();
-        if has_control(&value) || value.len() > 200 {
-            errors.push(FieldError::new(key, "must be at most 200 characters without control characters"));
-            continue;
-        }
-        let list = |into: &mut Vec<String>| {
-            into.extend(value.split(',').map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned))
-        };
-        match key.as_str() {
-            "start_date" | "end_date" => match NaiveDate::parse_from_str(value.trim(), "%Y-%m-%d") {
-                Ok(d) if key == "start_date" => start = Some(d),
-                Ok(d) => end = Some(d),
-                Err(_) => errors.push(FieldError::new(key, "must be a date YYYY-MM-DD")),
-            },
-            "regions" => list(&mut regions),
-            "companies" => list(&mut companies),
-            "models" => list(&mut models),
-            "top" => match value.parse::<usize>() {
-                Ok(n) if (1..=1000).contains(&n) => top = Some(n),
-                _ => errors.push(FieldError::new("top", "must be a whole number from 1 to 1000")),
-            },
-            other => errors.push(FieldError::new(other, "unknown parameter")),
-        }
-    }
-    for (name, value) in [("start_date", start), ("end_date", end)] {
-        if value.is_none() && !errors.iter().any(|e| e.field == name) {
-            errors.push(FieldError::new(name, "is required (YYYY-MM-DD)"));
-        }
-    }
-    if let (Some(s), Some(e)) = (start, end) {
-        if e < s {
-            errors.push(FieldError::new("end_date", "must not be before start_date"));
-        } else if (e - s).num_days() > 3660 {
-            errors.push(FieldError::new("end_date", "the range may span at most 10 years"));
-        }
-    }
-    for (name, list) in [("regions", &regions), ("companies", &companies), ("models", &models)] {
-        if list.len() > 100 {
-            errors.push(FieldError::new(name, "at most 100 values"));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    Ok(KpiScope {
-        start: start.expect("checked"),
-        end: end.expect("checked"),
-        regions,
-        companies,
-        models,
-        top,
-    })
+async fn kpis(State(s): State<UsageService>, RawQuery(query): RawQuery) -> ApiResult<Json<KpiAnswer>> {
+    let scope = KpiScope::parse(query.as_deref().unwrap_or_default()).map_err(ApiError::validation)?;
+    let data = s.kpis(&scope).await?;
+    Ok(Json(KpiAnswer { message: "success", data }))
 }
 
 /// The upload page: choose the two files, watch the import's progress live.
 #[utoipa::path(get, path = "/ui/usage", tag = "usage",
     responses((status = 200, description = "HTML page", content_type = "text/html")))]
 async fn upload_page() -> Html<&'static str> {
-    Html(include_str!("../ui/upload.html"))
+    Html(include_str!("../../ui/upload.html"))
 }
 
 /// The KPI dashboard: spend per day, tokens by model, top companies.
 #[utoipa::path(get, path = "/ui/usage/dashboard", tag = "usage",
     responses((status = 200, description = "HTML page", content_type = "text/html")))]
 async fn dashboard_page() -> Html<&'static str> {
-    Html(include_str!("../ui/dashboard.html"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn kpi_query_takes_repeated_and_comma_separated_lists() {
-        let s =
-            kpi_scope("start_date=2025-01-01&end_date=2025-01-31&regions=EU&regions=US,JP&top=3").unwrap();
-        assert_eq!(s.regions, ["EU", "US", "JP"]);
-        assert_eq!(s.top, Some(3));
-    }
-
-    #[test]
-    fn kpi_query_errors_name_each_parameter() {
-        let err = kpi_scope("end_date=2025-13-01&top=0&region=EU").unwrap_err();
-        let body = format!("{err:?}");
-        for field in ["start_date", "end_date", "top", "region"] {
-            assert!(body.contains(&format!("\"{field}\"")), "{field} in {body}");
-        }
-        let err = kpi_scope("start_date=2025-02-01&end_date=2025-01-01").unwrap_err();
-        assert!(format!("{err:?}").contains("must not be before"));
-    }
+    Html(include_str!("../../ui/dashboard.html"))
 }
