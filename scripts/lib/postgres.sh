@@ -4,7 +4,8 @@
 #   pg_start            # initdb + start on a free loopback port; exports
 #                       #   SIGHTLINE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:PORT/postgres
 #                       #   SIGHTLINE_REQUIRE_POSTGRES=1, and SIGHTLINE_TEST_POSTGRES_TLS=1 when
-#                       #   the server speaks TLS (a self-signed certificate made with openssl)
+#                       #   the server speaks TLS (a self-signed certificate made with openssl;
+#                       #   PG_TLS=0 turns it off)
 #   trap pg_stop EXIT   # stop the server (immediate) and remove its temp dir
 #
 # Needs Debian's postgresql package (binaries in /usr/lib/postgresql/*/bin).
@@ -75,7 +76,7 @@ pg_start() {
 
   # TLS with a throw-away self-signed certificate, so `sslmode=require` can be tested.
   local tls=""
-  if command -v openssl >/dev/null 2>&1 && openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+  if [ "${PG_TLS:-1}" = 1 ] && command -v openssl >/dev/null 2>&1 && openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
       -subj "/CN=127.0.0.1" -keyout "$PG_TMPDIR/server.key" -out "$PG_TMPDIR/server.crt" \
       >/dev/null 2>&1; then
     chmod 600 "$PG_TMPDIR/server.key"

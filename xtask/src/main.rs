@@ -255,7 +255,8 @@ const STORED_ALONE_CHUNK: u64 = 50_000;
 
 /// How fast the database alone stores `rows` transactions on this machine: a fresh database
 /// migrated by the binary, then generated rows of the same shape (random keys, dates in order)
-/// written straight into `transactions` by the fastest plain path each database has
+/// written straight into `usage_transactions` (`transactions` in builds before the table
+/// prefixes, measured with `--binary`) by the fastest plain path each database has
 /// (SQLite's C API with one prepared INSERT, PostgreSQL's COPY), a transaction per
 /// [`STORED_ALONE_CHUNK`] rows, durable. No parsing, no checks: an import cannot beat it.
 async fn storage_alone(bin: &Path, dir: &Path, url: &str, rows: u64) -> anyhow::Result<f64> {
@@ -283,8 +284,14 @@ async fn storage_alone(bin: &Path, dir: &Path, url: &str, rows: u64) -> anyhow::
         let path = dir.join("stored-alone.db");
         storing = tokio::task::spawn_blocking(move || sqlite_store_alone(&path, &mut generator)).await??;
     } else {
+        use sqlx::Row as _;
         use std::fmt::Write as _;
         let mut conn = sqlx::PgConnection::connect(&url).await?;
+        let prefixed: bool = sqlx::query("SELECT to_regclass('usage_transactions') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await?
+            .get(0);
+        let table = if prefixed { "usage_transactions" } else { "transactions" };
         let mut csv = String::new();
         while let Some(chunk) = generator.next_chunk(STORED_ALONE_CHUNK) {
             csv.clear();
@@ -294,7 +301,7 @@ async fn storage_alone(bin: &Path, dir: &Path, url: &str, rows: u64) -> anyhow::
             }
             let started = Instant::now();
             let mut copy = conn
-                .copy_in_raw(&format!("COPY transactions ({TX_COLUMNS}) FROM STDIN WITH (FORMAT csv)"))
+                .copy_in_raw(&format!("COPY {table} ({TX_COLUMNS}) FROM STDIN WITH (FORMAT csv)"))
                 .await?;
             copy.send(csv.as_bytes()).await?;
             copy.finish().await?;
@@ -310,7 +317,15 @@ async fn storage_alone(bin: &Path, dir: &Path, url: &str, rows: u64) -> anyhow::
 fn sqlite_store_alone(path: &Path, generator: &mut GeneratedRows) -> anyhow::Result<Duration> {
     let mut conn = rusqlite::Connection::open(path)?;
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA cache_size = -32000;")?;
-    let sql = format!("INSERT INTO usage_transactions ({TX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)");
+    let prefixed: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'usage_transactions'",
+        [],
+        |row| row.get(0),
+    )?;
+    let table = if prefixed { "usage_transactions" } else { "transactions" };
+    let sql = format!(
+        "INSERT INTO {table} ({TX_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    );
     let mut storing = Duration::ZERO;
     while let Some(chunk) = generator.next_chunk(STORED_ALONE_CHUNK) {
         let started = Instant::now();
@@ -327,7 +342,7 @@ fn sqlite_store_alone(path: &Path, generator: &mut GeneratedRows) -> anyhow::Res
     Ok(storing)
 }
 
-/// The columns of the `transactions` table, in [`GeneratedRow::cells`] order.
+/// The columns of the `usage_transactions` table, in [`GeneratedRow::cells`] order.
 const TX_COLUMNS: &str = "id_key, id, user_id, region, company, model_name, conversation_id, token_type, \
                           token_count, rate_per_1k, calculated_cost, date, timestamp";
 
@@ -512,7 +527,7 @@ fn print_usage_results(rows: u64, results: &[(&str, UsageFigures)]) {
         }
     }
     println!(
-        "stored alone: as many generated rows written straight into a fresh `transactions` table \
+        "stored alone: as many generated rows written straight into a fresh `usage_transactions` table \
          (SQLite's C API, one prepared INSERT; COPY on PostgreSQL; {STORED_ALONE_CHUNK} a transaction): \
          the database's own ceiling for an import on this machine"
     );
@@ -552,11 +567,13 @@ struct ThrowawayPostgres {
 }
 
 impl ThrowawayPostgres {
-    /// Starts a PostgreSQL server with its durable defaults (fsync on) via scripts/lib/postgres.sh.
+    /// Starts a PostgreSQL server with its durable defaults (fsync on) via scripts/lib/postgres.sh,
+    /// without TLS: the bench measures the database, and builds without TLS (`--binary`) could
+    /// not use it anyway.
     fn start(root: &Path) -> anyhow::Result<Self> {
         let out = Command::new("bash")
             .arg("-c")
-            .arg("source scripts/lib/postgres.sh && PG_DURABLE=1 pg_start >&2 && echo \"$SIGHTLINE_TEST_POSTGRES_URL|PG_TMPDIR=$PG_TMPDIR PG_BINDIR=$PG_BINDIR\"")
+            .arg("source scripts/lib/postgres.sh && PG_DURABLE=1 PG_TLS=0 pg_start >&2 && echo \"$SIGHTLINE_TEST_POSTGRES_URL|PG_TMPDIR=$PG_TMPDIR PG_BINDIR=$PG_BINDIR\"")
             .current_dir(root)
             .stderr(Stdio::inherit())
             .output()?;

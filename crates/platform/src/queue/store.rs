@@ -79,7 +79,8 @@ pub const DEDUP_MIGRATION: Migration = Migration::portable(
     4,
     "job deduplication keys and schedule owners",
     "ALTER TABLE queue_jobs ADD COLUMN dedup_key TEXT;
-    CREATE UNIQUE INDEX queue_jobs_dedup ON queue_jobs (dedup_key) WHERE state IN ('queued', 'running');
+    CREATE UNIQUE INDEX queue_jobs_dedup ON queue_jobs (dedup_key)
+        WHERE dedup_key IS NOT NULL AND state IN ('queued', 'running');
     ALTER TABLE schedules ADD COLUMN owner TEXT NOT NULL DEFAULT '';
     CREATE INDEX schedules_due ON schedules (next_run_at);",
 );
@@ -202,6 +203,22 @@ pub(crate) async fn claim(
         .collect();
     jobs.sort_by_key(|j| j.ctx.id);
     Ok(jobs)
+}
+
+/// Whether a job of `types` is due (a read, on the reader pool).
+pub(crate) async fn any_due(db: &Db, types: &[&'static str]) -> Result<bool, sqlx::Error> {
+    if types.is_empty() {
+        return Ok(false);
+    }
+    let sql = format!(
+        "SELECT 1 FROM queue_jobs WHERE state = 'queued' AND run_at <= $1 AND job_type IN ({}) LIMIT 1",
+        placeholders(types.len(), 2)
+    );
+    let mut query = sqlx::query(&sql).bind(now_ms());
+    for t in types {
+        query = query.bind(*t);
+    }
+    Ok(query.fetch_optional(db.reader()).await?.is_some())
 }
 
 /// Marks the jobs `ids` `succeeded` where `worker_id` still holds them; returns how many.

@@ -89,6 +89,9 @@ impl Workers {
         let idle = Duration::from_millis(self.queue.config().poll_interval_ms);
         while !shutdown.is_cancelled() {
             // Register interest before looking, so a wake between the look and the wait is kept.
+            // Standalone loops only poll: a wake after every short job's commit would send them
+            // to claim (a write, on SQLite the one writer) for nothing, and a long job can start
+            // a poll interval later.
             let notified = self.queue.new_work.notified();
             let ran = if standalone {
                 self.run_standalone_job(&loop_id, &shutdown).await
@@ -96,6 +99,12 @@ impl Workers {
                 self.run_batch(&loop_id).await
             };
             match ran {
+                Ok(0) if standalone => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(idle) => {}
+                        _ = shutdown.cancelled() => {}
+                    }
+                }
                 Ok(0) => {
                     tokio::select! {
                         _ = notified => {}
@@ -210,6 +219,13 @@ impl Workers {
     /// Claims one standalone job and runs it to its end, an interruption, or an error, with its
     /// lease kept alive; returns 1, or 0 when none was due.
     async fn run_standalone_job(&self, loop_id: &str, stop: &CancellationToken) -> anyhow::Result<usize> {
+        // A read first: claiming is a write, and there is usually nothing to claim.
+        if !store::any_due(&self.queue.db, &self.standalone)
+            .await
+            .context("Failed to look for standalone jobs")?
+        {
+            return Ok(0);
+        }
         let lease_ms = self.queue.config().lease_secs * 1000;
         let mut claimed = store::claim(&self.queue.db, loop_id, &self.standalone, lease_ms, 1)
             .await
