@@ -2,7 +2,7 @@
 # Runs Sightline's whole test suite on a fresh Debian 12 machine (as root):
 #   1. installs missing Debian packages (postgresql, chromium, nodejs/npm if no node)
 #   2. starts a throw-away PostgreSQL and exports SIGHTLINE_TEST_POSTGRES_URL,
-#      SIGHTLINE_REQUIRE_POSTGRES=1
+#      (and SIGHTLINE_TEST_POSTGRES_TLS=1: the server speaks TLS)
 #   3. cargo fmt --check and cargo clippy --workspace --all-targets -- -D warnings
 #   4. cargo nextest run --workspace --run-ignored all (or cargo test -- --include-ignored):
 #      the PostgreSQL variants of the storage tests are #[ignore]d for a plain `cargo test`

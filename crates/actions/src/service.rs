@@ -130,7 +130,6 @@ pub struct ActionsService {
     intake: Batcher<Intake, Result<EventStatus, String>>,
     decisions: Batcher<DecisionRequest, Result<ActionRecord, ActionsError>>,
     queue: Queue,
-    bus: EventBus,
     max_wait: Duration,
 }
 
@@ -178,7 +177,7 @@ impl ActionsService {
                 }
             }
         });
-        Self { db, reference, intake, decisions, queue, bus, max_wait }
+        Self { db, reference, intake, decisions, queue, max_wait }
     }
 
     /// Reference data.
@@ -259,9 +258,9 @@ impl ActionsService {
     }
 
     /// Records a decision: `new` → `accepted` | `rejected`. The same decision again returns the
-    /// recorded one; a different one is refused; an inactive NBA can't be decided. On SQLite,
-    /// decisions arriving together are written in one transaction (group commit); each is
-    /// answered once it is durable.
+    /// recorded one; a different one is refused; an inactive NBA can't be decided. Decisions
+    /// arriving together are written in one transaction (group commit); each is answered once it
+    /// is durable.
     pub async fn decide(
         &self,
         context: &RequestContext,
@@ -277,21 +276,7 @@ impl ActionsService {
             comment,
             context: context.clone(),
         };
-        match self.db.backend() {
-            // One writer: decisions arriving together share a transaction and its fsync.
-            Backend::Sqlite => self
-                .decisions
-                .submit(request)
-                .await
-                .map_err(|stopped| ActionsError::Storage(stopped.to_string()))?,
-            // Concurrent transactions on their own connections, whose commits the server's WAL
-            // writer already flushes together: measured faster than one serial batch writer.
-            Backend::Postgres => {
-                let mut outcomes =
-                    write_decisions(&self.db, &self.bus, std::slice::from_ref(&request)).await?;
-                outcomes.pop().expect("one outcome per decision")
-            }
-        }
+        self.decisions.submit(request).await.map_err(|stopped| ActionsError::Storage(stopped.to_string()))?
     }
 }
 
