@@ -1,5 +1,6 @@
-//! The `sightline` binary as a user runs it: configuration errors, `--help`, the calculator, and
-//! durability — events answered 202 survive `kill -9` and none is applied twice.
+//! The `sightline` binary as a user runs it: configuration errors, `--help`, the calculator,
+//! durability — events answered 202 survive `kill -9` and none is applied twice; an import
+//! killed mid-file is picked up again within seconds — and events flowing beside two imports.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -278,7 +279,51 @@ async fn an_import_killed_mid_file_resumes_and_ends_as_an_uninterrupted_one(back
     assert_eq!(resumed, uninterrupted, "the resumed import's aggregates equal an uninterrupted run's");
 }
 
-storage_tests!(an_import_killed_mid_file_resumes_and_ends_as_an_uninterrupted_one);
+/// Long jobs run on their own pool: with two imports running, calculation events are still
+/// processed within moments.
+async fn events_keep_being_processed_while_two_imports_run(backend: Backend) {
+    let db = test_database(backend).await;
+    let (first, second) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    sightline_usage::sample::write_sample(first.path(), 120_000, |_| {}).unwrap();
+    sightline_usage::sample::write_sample(second.path(), 121_000, |_| {}).unwrap();
+    let server = Server::start(db.dir.path(), &db.url);
+    let client = admin_client(&server.base).await;
+    let imports = [
+        upload_sample(&client, &server.base, first.path()).await,
+        upload_sample(&client, &server.base, second.path()).await,
+    ];
+    for id in &imports {
+        poll_job(&client, &server.base, id, |j| j["status"] == "running").await;
+    }
+    for i in 0..10 {
+        let body = json!({
+            "event_id": uuid::Uuid::new_v4().to_string(),
+            "occurred_at": "2026-02-09T13:59:00Z",
+            "source": "beside-imports",
+            "nba_definition_id": "def_1",
+            "account_id": format!("acc_{i}"),
+        });
+        let url = format!("{}/api/v1/internal/events/nba-calculation?wait=true&wait_ms=5000", server.base);
+        let status: Value = client.post(url).json(&body).send().await.unwrap().json().await.unwrap();
+        assert_eq!(status["state"], "processed", "event {i} while two imports run: {status}");
+    }
+    for id in &imports {
+        let job: Value =
+            client.get(format!("{}/jobs/{id}", server.base)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(job["status"], "running", "both imports were still running: {job}");
+    }
+    for id in &imports {
+        let job =
+            poll_job(&client, &server.base, id, |j| j["status"] == "succeeded" || j["status"] == "failed")
+                .await;
+        assert_eq!(job["status"], "succeeded", "{job}");
+    }
+}
+
+storage_tests!(
+    an_import_killed_mid_file_resumes_and_ends_as_an_uninterrupted_one,
+    events_keep_being_processed_while_two_imports_run
+);
 
 /// GETs a list until its `total` is `want` (processing is asynchronous), for up to 2 s.
 async fn poll_until_total(client: &reqwest::Client, url: &str, want: i64) -> Value {
