@@ -8,7 +8,7 @@ use clap::{ArgMatches, Args, CommandFactory as _, FromArgMatches as _, Parser, S
 use sightline_platform::audit::{self, EventBus};
 use sightline_platform::auth::AuthService;
 use sightline_platform::config::{Config, LogFormat, Overrides};
-use sightline_platform::{app, telemetry, CommandContext, Module};
+use sightline_platform::{app, telemetry, CommandContext, Module, RequestContext};
 
 /// Sightline: one backend for next-best-actions, call analytics, sports stats, usage analytics
 /// and S&OP planning.
@@ -234,9 +234,9 @@ fn password_from(stdin: bool) -> anyhow::Result<(String, bool)> {
     }
 }
 
-/// Runs `fut` with the CLI as the audit actor.
-async fn as_cli<F: std::future::Future>(fut: F) -> F::Output {
-    audit::with_actor(audit::Actor { kind: "system".into(), id: None, name: "cli".into() }, fut).await
+/// The CLI as the actor of the changes it makes.
+fn cli_context() -> RequestContext {
+    RequestContext::new(None, audit::Actor { kind: "system".into(), id: None, name: "cli".into() })
 }
 
 async fn run_user(action: UserAction, config: &Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<()> {
@@ -245,9 +245,16 @@ async fn run_user(action: UserAction, config: &Config, modules: &[Arc<dyn Module
         UserAction::Create { username, email, full_name, roles, password_stdin } => {
             let (password, generated) = password_from(password_stdin)?;
             let roles = if roles.is_empty() { vec!["viewer".to_owned()] } else { roles };
-            let user =
-                as_cli(auth.create_user(&username, email.as_deref(), full_name.as_deref(), &password, roles))
-                    .await?;
+            let user = auth
+                .create_user(
+                    &cli_context(),
+                    &username,
+                    email.as_deref(),
+                    full_name.as_deref(),
+                    &password,
+                    roles,
+                )
+                .await?;
             println!("created {} ({}) with roles {}", user.username, user.id, user.roles.join(", "));
             if generated {
                 println!("password: {password}");
@@ -261,7 +268,7 @@ async fn run_user(action: UserAction, config: &Config, modules: &[Arc<dyn Module
                 .find(|u| u.username == wanted || u.email.as_deref() == Some(wanted.as_str()))
                 .ok_or_else(|| anyhow::anyhow!("no user {username}"))?;
             let (password, generated) = password_from(password_stdin)?;
-            as_cli(auth.set_password(&user.id, &password, "user.password_reset")).await?;
+            auth.set_password(&cli_context(), &user.id, &password, "user.password_reset").await?;
             println!("password of {} set; their sessions are ended", user.username);
             if generated {
                 println!("password: {password}");
@@ -288,12 +295,12 @@ async fn run_apikey(action: KeyAction, config: &Config, modules: &[Arc<dyn Modul
     let auth = identity(config, modules).await?;
     match action {
         KeyAction::Create { name, permissions } => {
-            let created = as_cli(auth.create_api_key(&name, permissions, Some("cli"))).await?;
+            let created = auth.create_api_key(&cli_context(), &name, permissions, Some("cli")).await?;
             eprintln!("created {} ({}); the key is shown once:", created.record.name, created.record.id);
             println!("{}", created.key);
         }
         KeyAction::Revoke { id } => {
-            let key = as_cli(auth.revoke_api_key(&id)).await?;
+            let key = auth.revoke_api_key(&cli_context(), &id).await?;
             println!("revoked {} ({})", key.id, key.name);
         }
         KeyAction::List => {

@@ -17,6 +17,7 @@ use crate::auth::policy::{PermissionView, RoleView};
 use crate::auth::service::{AuthService, CreatedApiKey, TokenResponse};
 use crate::auth::store::{ApiKeyView, UserView};
 use crate::auth::{client_address, Principal};
+use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::validate::{from_value, parse_datetime, ApiJson, ApiQuery};
 use crate::{Db, Page};
@@ -122,8 +123,12 @@ async fn refresh(
 /// Sign out: revokes the login the refresh token belongs to.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "signed out"), (status = 401, body = ErrorBody)))]
-async fn logout(State(s): State<AuthState>, ApiJson(body): ApiJson<RefreshRequest>) -> ApiResult<StatusCode> {
-    s.auth.logout(&body.refresh_token).await?;
+async fn logout(
+    context: RequestContext,
+    State(s): State<AuthState>,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> ApiResult<StatusCode> {
+    s.auth.logout(&context, &body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -148,11 +153,14 @@ pub struct ChangePassword {
 #[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePassword,
     responses((status = 200, body = UserView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn change_password(
+    context: RequestContext,
     State(s): State<AuthState>,
     principal: Principal,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(s.auth.change_own_password(&principal, &body.current_password, &body.new_password).await?))
+    Ok(Json(
+        s.auth.change_own_password(&context, &principal, &body.current_password, &body.new_password).await?,
+    ))
 }
 
 /// A self-registration.
@@ -173,6 +181,7 @@ pub struct RegisterRequest {
     responses((status = 201, body = UserView), (status = 403, description = "registration is disabled", body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn register(
+    context: RequestContext,
     State(s): State<AuthState>,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
@@ -182,6 +191,7 @@ async fn register(
     let user = s
         .auth
         .create_user(
+            &context,
             &body.email,
             Some(&body.email),
             body.full_name.as_deref(),
@@ -235,13 +245,21 @@ async fn list_users(State(s): State<AuthState>) -> ApiResult<Json<Vec<UserView>>
 #[utoipa::path(post, path = "/api/v1/auth/users", tag = "auth", request_body = CreateUser,
     responses((status = 201, body = UserView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_user(
+    context: RequestContext,
     State(s): State<AuthState>,
     ApiJson(body): ApiJson<CreateUser>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     let roles = body.roles.unwrap_or_else(|| vec!["viewer".into()]);
     let user = s
         .auth
-        .create_user(&body.username, body.email.as_deref(), body.full_name.as_deref(), &body.password, roles)
+        .create_user(
+            &context,
+            &body.username,
+            body.email.as_deref(),
+            body.full_name.as_deref(),
+            &body.password,
+            roles,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }
@@ -271,11 +289,12 @@ pub struct UpdateUser {
     params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_user(
+    context: RequestContext,
     State(s): State<AuthState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<UpdateUser>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(s.auth.update_user(&id, body.roles, body.is_active, body.email, body.full_name).await?))
+    Ok(Json(s.auth.update_user(&context, &id, body.roles, body.is_active, body.email, body.full_name).await?))
 }
 
 /// A password reset by an admin.
@@ -291,11 +310,12 @@ pub struct ResetPassword {
     params(("id" = String, Path, description = "User id")),
     responses((status = 200, body = UserView), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn reset_password(
+    context: RequestContext,
     State(s): State<AuthState>,
     Path(id): Path<String>,
     ApiJson(body): ApiJson<ResetPassword>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(s.auth.set_password(&id, &body.new_password, "user.password_reset").await?))
+    Ok(Json(s.auth.set_password(&context, &id, &body.new_password, "user.password_reset").await?))
 }
 
 /// A new API key.
@@ -319,11 +339,13 @@ async fn list_api_keys(State(s): State<AuthState>) -> ApiResult<Json<Vec<ApiKeyV
 #[utoipa::path(post, path = "/api/v1/auth/api-keys", tag = "auth", request_body = CreateApiKey,
     responses((status = 201, body = CreatedApiKey), (status = 422, body = ErrorBody)))]
 async fn create_api_key(
+    context: RequestContext,
     State(s): State<AuthState>,
     principal: Principal,
     ApiJson(body): ApiJson<CreateApiKey>,
 ) -> ApiResult<(StatusCode, Json<CreatedApiKey>)> {
-    let created = s.auth.create_api_key(&body.name, body.permissions, Some(&principal.name)).await?;
+    let created =
+        s.auth.create_api_key(&context, &body.name, body.permissions, Some(&principal.name)).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 
@@ -331,8 +353,12 @@ async fn create_api_key(
 #[utoipa::path(delete, path = "/api/v1/auth/api-keys/{id}", tag = "auth",
     params(("id" = String, Path, description = "API key id")),
     responses((status = 200, body = ApiKeyView), (status = 404, body = ErrorBody)))]
-async fn revoke_api_key(State(s): State<AuthState>, Path(id): Path<String>) -> ApiResult<Json<ApiKeyView>> {
-    Ok(Json(s.auth.revoke_api_key(&id).await?))
+async fn revoke_api_key(
+    context: RequestContext,
+    State(s): State<AuthState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ApiKeyView>> {
+    Ok(Json(s.auth.revoke_api_key(&context, &id).await?))
 }
 
 /// The audit trail, newest first, filtered by actor, entity, action and time.

@@ -17,6 +17,7 @@ use crate::auth::throttle::LoginThrottle;
 use crate::auth::tokens::{self, JwtKeys, API_KEY_PREFIX};
 use crate::auth::{password, AuthFailure, Principal, PrincipalKind};
 use crate::config::AuthConfig;
+use crate::context::RequestContext;
 use crate::db::now_ms;
 use crate::error::FieldError;
 use crate::Db;
@@ -254,11 +255,13 @@ impl AuthService {
     }
 
     /// Ends the login a refresh token belongs to (its whole family).
-    pub async fn logout(&self, refresh_token: &str) -> Result<(), AuthError> {
+    pub async fn logout(&self, context: &RequestContext, refresh_token: &str) -> Result<(), AuthError> {
         let mut tx = self.db.begin().await?;
         if let Some(row) = store::refresh_by_hash(&mut tx, &tokens::hash_token(refresh_token.trim())).await? {
             store::revoke_family(&mut tx, &row.family_id, now_ms()).await?;
-            self.bus.publish(&mut tx, vec![DomainEvent::new("auth.logout", "user", &row.user_id)]).await?;
+            self.bus
+                .publish(&mut tx, vec![DomainEvent::new("auth.logout", "user", &row.user_id).within(context)])
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -291,6 +294,7 @@ impl AuthService {
     /// Creates a user (admin, CLI, bootstrap or registration).
     pub async fn create_user(
         &self,
+        context: &RequestContext,
         username: &str,
         email: Option<&str>,
         full_name: Option<&str>,
@@ -332,7 +336,8 @@ impl AuthService {
         }
         let view = UserView::from(&user);
         let event = DomainEvent::new("user.created", "user", &user.id)
-            .after(serde_json::to_value(&view).unwrap_or_default());
+            .after(serde_json::to_value(&view).unwrap_or_default())
+            .within(context);
         self.bus.publish(&mut tx, vec![event]).await?;
         tx.commit().await?;
         Ok(view)
@@ -346,6 +351,7 @@ impl AuthService {
 
     async fn change_user(
         &self,
+        context: &RequestContext,
         id: &str,
         action: &str,
         change: impl FnOnce(&mut UserRow) -> Result<(), AuthError>,
@@ -364,7 +370,8 @@ impl AuthService {
         let after = UserView::from(&user);
         let event = DomainEvent::new(action, "user", id)
             .before(serde_json::to_value(&before).unwrap_or_default())
-            .after(serde_json::to_value(&after).unwrap_or_default());
+            .after(serde_json::to_value(&after).unwrap_or_default())
+            .within(context);
         self.bus.publish(&mut tx, vec![event]).await?;
         tx.commit().await?;
         Ok(after)
@@ -373,6 +380,7 @@ impl AuthService {
     /// Changes a user's roles, active flag, email or name (admin). Disabling revokes sessions.
     pub async fn update_user(
         &self,
+        context: &RequestContext,
         id: &str,
         roles: Option<Vec<String>>,
         active: Option<bool>,
@@ -389,6 +397,7 @@ impl AuthService {
             _ => "user.updated",
         };
         self.change_user(
+            context,
             id,
             action,
             |u| {
@@ -415,6 +424,7 @@ impl AuthService {
     /// ends the user's sessions.
     pub async fn set_password(
         &self,
+        context: &RequestContext,
         id: &str,
         new_password: &str,
         action: &str,
@@ -423,6 +433,7 @@ impl AuthService {
             .map_err(|r| AuthError::Invalid(vec![FieldError::new("new_password", r)]))?;
         let hash = password::hash(new_password.to_owned()).await?;
         self.change_user(
+            context,
             id,
             action,
             |u| {
@@ -437,6 +448,7 @@ impl AuthService {
     /// Changes the signed-in user's own password.
     pub async fn change_own_password(
         &self,
+        context: &RequestContext,
         principal: &Principal,
         current: &str,
         new: &str,
@@ -453,12 +465,13 @@ impl AuthService {
                 "is not the current password",
             )]));
         }
-        self.set_password(&user.id, new, "user.password_changed").await
+        self.set_password(context, &user.id, new, "user.password_changed").await
     }
 
     /// Creates an API key with `permissions` (each must be declared); the key is returned once.
     pub async fn create_api_key(
         &self,
+        context: &RequestContext,
         name: &str,
         permissions: Vec<String>,
         created_by: Option<&str>,
@@ -490,7 +503,8 @@ impl AuthService {
         let mut tx = self.db.begin().await?;
         store::insert_key(&mut tx, &record, &tokens::hash_token(&key), now).await?;
         let event = DomainEvent::new("api_key.created", "api_key", &record.id)
-            .after(json!({"name": record.name, "permissions": record.permissions}));
+            .after(json!({"name": record.name, "permissions": record.permissions}))
+            .within(context);
         self.bus.publish(&mut tx, vec![event]).await?;
         tx.commit().await?;
         Ok(CreatedApiKey { key, record })
@@ -503,12 +517,14 @@ impl AuthService {
     }
 
     /// Revokes an API key; it is refused from the next request on.
-    pub async fn revoke_api_key(&self, id: &str) -> Result<ApiKeyView, AuthError> {
+    pub async fn revoke_api_key(&self, context: &RequestContext, id: &str) -> Result<ApiKeyView, AuthError> {
         let mut tx = self.db.begin().await?;
         if !store::revoke_key(&mut tx, id, now_ms()).await? {
             return Err(AuthError::NotFound("API key not found or already revoked"));
         }
-        self.bus.publish(&mut tx, vec![DomainEvent::new("api_key.revoked", "api_key", id)]).await?;
+        self.bus
+            .publish(&mut tx, vec![DomainEvent::new("api_key.revoked", "api_key", id).within(context)])
+            .await?;
         let view =
             store::key_by_id(&mut tx, id).await?.ok_or_else(|| AuthError::NotFound("API key not found"))?;
         tx.commit().await?;
@@ -528,11 +544,10 @@ impl AuthService {
             Ok(p) if !p.is_empty() => (p, false),
             _ => (tokens::random_hex(12), true),
         };
-        let created = crate::audit::with_actor(
-            Actor::system(),
-            self.create_user("admin", None, Some("Administrator"), &password, vec!["admin".into()]),
-        )
-        .await;
+        let system = RequestContext::system();
+        let created = self
+            .create_user(&system, "admin", None, Some("Administrator"), &password, vec!["admin".into()])
+            .await;
         match created {
             Ok(_) => {}
             Err(AuthError::AlreadyRegistered) => return Ok(()), // another process won

@@ -155,7 +155,10 @@ impl TestApp {
     pub async fn user_with_roles(&self, roles: &[&str]) -> TokenResponse {
         let name = format!("user{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let roles = roles.iter().map(|r| (*r).to_owned()).collect();
-        self.auth.create_user(&name, None, None, TEST_PASSWORD, roles).await.expect("user created");
+        self.auth
+            .create_user(&test_context(), &name, None, None, TEST_PASSWORD, roles)
+            .await
+            .expect("user created");
         self.auth.login(&name, TEST_PASSWORD, "test").await.expect("user signs in")
     }
 
@@ -167,7 +170,11 @@ impl TestApp {
     /// An API key with `permissions`.
     pub async fn api_key(&self, permissions: &[&str]) -> String {
         let permissions = permissions.iter().map(|p| (*p).to_owned()).collect();
-        self.auth.create_api_key("test key", permissions, Some("test")).await.expect("key created").key
+        self.auth
+            .create_api_key(&test_context(), "test key", permissions, Some("test"))
+            .await
+            .expect("key created")
+            .key
     }
 
     /// `address` + `path`.
@@ -265,6 +272,14 @@ pub async fn check_route_matrix(app: &TestApp) {
             }
         }
     }
+}
+
+/// The context of changes a test makes through services directly.
+pub fn test_context() -> crate::RequestContext {
+    crate::RequestContext::new(
+        None,
+        crate::audit::Actor { kind: "system".into(), id: None, name: "test".into() },
+    )
 }
 
 /// The password of users made by [`TestApp::user_with_roles`].
