@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context as _};
 use serde_json::{json, Map, Value};
 use sha2::{Digest as _, Sha256};
+use sightline_platform::config::Secret;
 use sightline_platform::outbound::{OutboundClient, OutboundConfig, OutboundRequest};
 
 use crate::model::CalculationEvent;
@@ -155,7 +156,7 @@ pub struct IncomeRun {
     /// Source name.
     pub source: String,
     /// API key or token sent as `Authorization: Bearer`.
-    pub api_key: Option<String>,
+    pub api_key: Option<Secret>,
     /// Attempts per request.
     pub attempts: u32,
 }
@@ -246,11 +247,11 @@ pub async fn run_income(run: &IncomeRun) -> anyhow::Result<IncomeSummary> {
 /// backoff, circuit breaker).
 struct ApiClient {
     http: OutboundClient,
-    api_key: Option<String>,
+    api_key: Option<Secret>,
 }
 
 impl ApiClient {
-    fn new(base: &str, api_key: Option<String>, attempts: u32) -> anyhow::Result<Self> {
+    fn new(base: &str, api_key: Option<Secret>, attempts: u32) -> anyhow::Result<Self> {
         let settings = OutboundConfig {
             base_url: base.trim_end_matches('/').to_owned(),
             connect_timeout_ms: 5_000,
@@ -267,7 +268,7 @@ impl ApiClient {
 
     fn auth(&self, request: OutboundRequest) -> OutboundRequest {
         match &self.api_key {
-            Some(key) => request.bearer_auth(key),
+            Some(key) => request.bearer_auth(key.expose()),
             None => request,
         }
     }

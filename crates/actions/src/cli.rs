@@ -49,6 +49,7 @@ pub fn command() -> clap::Command {
 pub async fn run(matches: &clap::ArgMatches) -> anyhow::Result<()> {
     match Calculator::from_arg_matches(matches)? {
         Calculator::Income { input, api, dry_run, definition, source, api_key, attempts } => {
+            let api_key = api_key.map(sightline_platform::config::Secret::new);
             let run = IncomeRun { input, api, dry_run, definition, source, api_key, attempts };
             let s = run_income(&run).await?;
             eprintln!(

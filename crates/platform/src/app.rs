@@ -98,7 +98,8 @@ impl Assembled {
     /// The scheduler for every module's schedules.
     pub async fn scheduler(&self) -> anyhow::Result<Scheduler> {
         let specs = self.parts.iter().flat_map(|(_, p)| p.schedules.iter().cloned()).collect();
-        Scheduler::register(self.platform.db.clone(), self.platform.queue.clone(), specs).await
+        let modules: Vec<&str> = self.parts.iter().map(|(name, _)| *name).collect();
+        Scheduler::register(self.platform.db.clone(), self.platform.queue.clone(), &modules, specs).await
     }
 }
 

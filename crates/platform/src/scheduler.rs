@@ -22,8 +22,11 @@ use tokio_util::sync::CancellationToken;
 use crate::db::{ms_to_rfc3339, now_ms, placeholders, Db};
 use crate::queue::{Job, NewJob, Queue};
 
-/// The owner of the schedules modules declare at start; others are owned by whoever added them.
-const DECLARED: &str = "declared";
+/// The owner of the schedules `module` declares at start (others are owned by whoever added
+/// them at run time).
+fn declared_by(module: &str) -> String {
+    format!("declared:{module}")
+}
 
 /// Due schedules fired per tick at most (the rest wait for the next tick).
 const DUE_PER_TICK: i64 = 100;
@@ -137,31 +140,40 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Records the schedules the modules declare (refusing two of one name) and forgets
-    /// declared ones no module declares any more.
-    pub async fn register(db: Db, queue: Queue, specs: Vec<ScheduleSpec>) -> anyhow::Result<Self> {
+    /// Records the schedules `modules` declare (refusing two of one name; each named
+    /// `<module>.…`) and forgets the ones these modules declared before and no longer do. Other
+    /// modules' schedules are left alone: a process may run fewer modules than another.
+    pub async fn register(
+        db: Db,
+        queue: Queue,
+        modules: &[&str],
+        specs: Vec<ScheduleSpec>,
+    ) -> anyhow::Result<Self> {
         let mut names = HashSet::new();
         for spec in &specs {
             anyhow::ensure!(names.insert(spec.name.as_str()), "schedule {} is declared twice", spec.name);
             spec.parsed()?;
         }
+        let module_of = |spec: &ScheduleSpec| spec.name.split('.').next().unwrap_or_default().to_owned();
         let mut tx = db.begin().await?;
         for spec in &specs {
-            upsert_in(&mut tx, spec, DECLARED).await?;
+            upsert_in(&mut tx, spec, &declared_by(&module_of(spec))).await?;
         }
-        let stale = format!(
-            "DELETE FROM schedules WHERE owner = $1{}",
-            if specs.is_empty() {
-                String::new()
-            } else {
-                format!(" AND name NOT IN ({})", placeholders(specs.len(), 2))
+        for module in modules {
+            let kept: Vec<&str> =
+                specs.iter().filter(|s| module_of(s) == *module).map(|s| s.name.as_str()).collect();
+            let stale = match kept.len() {
+                0 => "DELETE FROM schedules WHERE owner = $1".to_owned(),
+                n => {
+                    format!("DELETE FROM schedules WHERE owner = $1 AND name NOT IN ({})", placeholders(n, 2))
+                }
+            };
+            let mut query = sqlx::query(&stale).bind(declared_by(module));
+            for name in kept {
+                query = query.bind(name);
             }
-        );
-        let mut query = sqlx::query(&stale).bind(DECLARED);
-        for spec in &specs {
-            query = query.bind(&spec.name);
+            query.execute(&mut *tx).await?;
         }
-        query.execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(Self { db, queue })
     }

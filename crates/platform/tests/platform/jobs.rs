@@ -290,7 +290,7 @@ async fn schedules_are_data_added_changed_and_removed_in_a_transaction(backend: 
     let brussels = chrono_tz::Tz::Europe__Brussels;
     let declared = ScheduleSpec::of("pool.declared", "0 0 1 1 *", brussels, &Short { n: 0 }).unwrap();
     let scheduler =
-        Scheduler::register(db.clone(), app.platform.queue.clone(), vec![declared]).await.unwrap();
+        Scheduler::register(db.clone(), app.platform.queue.clone(), &["pool"], vec![declared]).await.unwrap();
     let every_second = ScheduleSpec::of("pool.org:42", "* * * * * *", brussels, &Short { n: 42 }).unwrap();
     let mut tx = db.begin().await.unwrap();
     scheduler::upsert_in(&mut tx, &every_second, "pool").await.unwrap();
@@ -306,8 +306,16 @@ async fn schedules_are_data_added_changed_and_removed_in_a_transaction(backend: 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(scheduler.tick().await.unwrap(), 0);
 
-    // Declared schedules no module declares any more are forgotten; run-time ones stay.
-    Scheduler::register(db.clone(), app.platform.queue.clone(), vec![]).await.unwrap();
+    // A process without the module leaves its declared schedules alone.
+    Scheduler::register(db.clone(), app.platform.queue.clone(), &["other"], vec![]).await.unwrap();
+    let declared: i64 = sqlx::query("SELECT COUNT(*) FROM schedules WHERE name = 'pool.declared'")
+        .fetch_one(db.reader())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(declared, 1);
+    // Declared schedules their module no longer declares are forgotten; run-time ones stay.
+    Scheduler::register(db.clone(), app.platform.queue.clone(), &["pool"], vec![]).await.unwrap();
     let names: Vec<String> = sqlx::query("SELECT name FROM schedules ORDER BY name")
         .fetch_all(db.reader())
         .await
@@ -364,11 +372,15 @@ async fn two_handlers_or_schedules_of_one_name_or_an_unprefixed_name_stop_the_st
     assert!(err.contains("pool.short has two handlers"), "{err}");
 
     let spec = ScheduleSpec::of("pool.daily", "0 6 * * *", chrono_tz::Tz::UTC, &Short { n: 0 }).unwrap();
-    let err =
-        Scheduler::register(app.platform.db.clone(), app.platform.queue.clone(), vec![spec.clone(), spec])
-            .await
-            .err()
-            .expect("refused")
-            .to_string();
+    let err = Scheduler::register(
+        app.platform.db.clone(),
+        app.platform.queue.clone(),
+        &["pool"],
+        vec![spec.clone(), spec],
+    )
+    .await
+    .err()
+    .expect("refused")
+    .to_string();
     assert!(err.contains("pool.daily is declared twice"), "{err}");
 }

@@ -227,8 +227,8 @@ async fn a_scheduled_job_runs_once_per_due_time_across_processes(backend: Backen
     let db = &app.platform.db;
     let q = &app.platform.queue;
     // Two processes' schedulers over one database.
-    let a = Scheduler::register(db.clone(), q.clone(), vec![spec.clone()]).await.unwrap();
-    let b = Scheduler::register(db.clone(), q.clone(), vec![spec]).await.unwrap();
+    let a = Scheduler::register(db.clone(), q.clone(), &["test"], vec![spec.clone()]).await.unwrap();
+    let b = Scheduler::register(db.clone(), q.clone(), &["test"], vec![spec]).await.unwrap();
     let mut fired = 0;
     for _ in 0..3 {
         tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
