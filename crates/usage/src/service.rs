@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use futures::stream::{self, Stream};
 use sightline_platform::db::Db;
+use sightline_platform::RequestContext;
 
 use crate::error::UsageError;
 use crate::kpis::{self, KpiData};
@@ -38,13 +39,13 @@ impl UsageService {
         self.uploads.start()
     }
 
-    /// Queues the import of a received upload uploaded by `actor`.
+    /// Queues the import of a received upload, within the request that sent it.
     pub async fn accept_upload(
         &self,
+        context: &RequestContext,
         upload: Upload,
-        actor: Option<String>,
     ) -> Result<AcceptedUpload, UsageError> {
-        self.uploads.accept(upload, actor).await
+        self.uploads.accept(context, upload).await
     }
 
     /// The KPIs of `scope`.

@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use sightline_platform::audit::{DomainEvent, EventBus};
 use sightline_platform::db::{now_ms, Db};
 use sightline_platform::queue::Queue;
+use sightline_platform::RequestContext;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::error::UsageError;
@@ -80,11 +81,15 @@ impl Uploads {
 
     /// Queues the import of a received upload once both files are there and durable. Refused or
     /// failed, it leaves nothing behind.
-    pub async fn accept(&self, upload: Upload, actor: Option<String>) -> Result<AcceptedUpload, UsageError> {
+    pub async fn accept(
+        &self,
+        context: &RequestContext,
+        upload: Upload,
+    ) -> Result<AcceptedUpload, UsageError> {
         let dir = upload.dir.clone();
         let accepted = async {
-            let job = upload.complete(actor).await?;
-            self.enqueue(&job).await?;
+            let job = upload.complete(Some(context.actor.name.clone())).await?;
+            self.enqueue(context, &job).await?;
             Ok(AcceptedUpload { job_id: job.id, total_rows: job.transactions.rows })
         }
         .await;
@@ -95,7 +100,7 @@ impl Uploads {
     }
 
     /// Commits the job row, its audit entry and its queue job together.
-    async fn enqueue(&self, job: &NewImport) -> Result<(), UsageError> {
+    async fn enqueue(&self, context: &RequestContext, job: &NewImport) -> Result<(), UsageError> {
         let mut tx = self.db.begin().await?;
         let queue_job_id = self
             .queue
@@ -110,7 +115,8 @@ impl Uploads {
             "users": {"name": job.users.original_name, "bytes": job.users.bytes, "sha256": job.users.sha256},
             "transactions": {"name": job.transactions.original_name, "bytes": job.transactions.bytes,
                 "sha256": job.transactions.sha256, "rows": job.transactions.rows},
-        }));
+        }))
+        .within(context);
         self.bus.publish(&mut tx, vec![event]).await.map_err(|e| UsageError::Enqueue(e.into()))?;
         tx.commit().await?;
         self.queue.wake();

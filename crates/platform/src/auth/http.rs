@@ -77,7 +77,11 @@ pub struct LoginRequest {
         (status = 422, body = ErrorBody),
         (status = 429, description = "too many failed logins", body = ErrorBody),
     ))]
-async fn login(State(s): State<AuthState>, req: Request) -> ApiResult<Json<TokenResponse>> {
+async fn login(
+    context: RequestContext,
+    State(s): State<AuthState>,
+    req: Request,
+) -> ApiResult<Json<TokenResponse>> {
     let address = client_address(req.extensions());
     let is_form = req
         .headers()
@@ -99,7 +103,7 @@ async fn login(State(s): State<AuthState>, req: Request) -> ApiResult<Json<Token
     let Some(login) = body.username.or(body.email).filter(|l| !l.trim().is_empty()) else {
         return Err(ApiError::validation(vec![FieldError::new("username", "username or email required")]));
     };
-    Ok(Json(s.auth.login(&login, &body.password, &address).await?))
+    Ok(Json(s.auth.login(&context, &login, &body.password, &address).await?))
 }
 
 /// A refresh token.
@@ -114,10 +118,11 @@ pub struct RefreshRequest {
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses((status = 200, body = TokenResponse), (status = 401, body = ErrorBody)))]
 async fn refresh(
+    context: RequestContext,
     State(s): State<AuthState>,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<Json<TokenResponse>> {
-    Ok(Json(s.auth.refresh(&body.refresh_token).await?))
+    Ok(Json(s.auth.refresh(&context, &body.refresh_token).await?))
 }
 
 /// Sign out: revokes the login the refresh token belongs to.

@@ -171,6 +171,7 @@ impl AuthService {
     /// Signs in with a username or email and a password.
     pub async fn login(
         &self,
+        context: &RequestContext,
         login: &str,
         password: &str,
         address: &str,
@@ -181,7 +182,7 @@ impl AuthService {
                 .publish_alone(
                     &self.db,
                     DomainEvent::new("auth.login_throttled", "user", &login)
-                        .by(Some(Actor::anonymous(&login)), None),
+                        .by(Some(Actor::anonymous(&login)), context.request_id.clone()),
                 )
                 .await?;
             return Err(AuthError::Throttled { retry_after_secs: wait.as_secs() });
@@ -197,7 +198,7 @@ impl AuthService {
                 self.throttle.record_failure(&login, address);
                 let event = DomainEvent::new("auth.login_failed", "user", &login)
                     .after(json!({"address": address}))
-                    .by(Some(Actor::anonymous(&login)), None);
+                    .by(Some(Actor::anonymous(&login)), context.request_id.clone());
                 self.bus.publish_alone(&self.db, event).await?;
                 return Err(AuthError::InvalidCredentials);
             }
@@ -210,7 +211,7 @@ impl AuthService {
         let response = self.issue(&mut tx, &updated, None).await?;
         let event = DomainEvent::new("auth.login", "user", &user.id)
             .after(json!({"address": address}))
-            .by(Some(self.principal_of(&user).actor()), None);
+            .by(Some(self.principal_of(&user).actor()), context.request_id.clone());
         self.bus.publish(&mut tx, vec![event]).await?;
         tx.commit().await?;
         Ok(response)
@@ -218,7 +219,11 @@ impl AuthService {
 
     /// Exchanges a refresh token for new tokens. A token is single-use: presenting a used one
     /// again revokes its whole family (someone else has it).
-    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, AuthError> {
+    pub async fn refresh(
+        &self,
+        context: &RequestContext,
+        refresh_token: &str,
+    ) -> Result<TokenResponse, AuthError> {
         let hash = tokens::hash_token(refresh_token.trim());
         let mut tx = self.db.begin().await?;
         let Some(row) = store::refresh_by_hash(&mut tx, &hash).await? else {
@@ -232,7 +237,7 @@ impl AuthService {
             store::revoke_family(&mut tx, &row.family_id, now).await?;
             let event = DomainEvent::new("auth.refresh_reused", "user", &row.user_id)
                 .after(json!({"family": row.family_id}))
-                .by(Some(Actor::anonymous("unknown")), None);
+                .by(Some(Actor::anonymous("unknown")), context.request_id.clone());
             self.bus.publish(&mut tx, vec![event]).await?;
             tx.commit().await?;
             return Err(AuthError::Unauthorized(
@@ -248,7 +253,7 @@ impl AuthService {
         };
         let response = self.issue(&mut tx, &user, Some(&row.family_id)).await?;
         let event = DomainEvent::new("auth.token_refreshed", "user", &user.id)
-            .by(Some(self.principal_of(&user).actor()), None);
+            .by(Some(self.principal_of(&user).actor()), context.request_id.clone());
         self.bus.publish(&mut tx, vec![event]).await?;
         tx.commit().await?;
         Ok(response)

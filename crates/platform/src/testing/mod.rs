@@ -137,7 +137,8 @@ impl TestApp {
         tokio::spawn(app.run_until_stopped());
         let password =
             std::fs::read_to_string(db.dir.path().join("admin-password")).expect("admin password file");
-        let tokens = auth.login("admin", password.trim(), "test").await.expect("admin signs in");
+        let tokens =
+            auth.login(&test_context(), "admin", password.trim(), "test").await.expect("admin signs in");
         TestApp {
             address,
             client: bearer_client(&tokens.access_token),
@@ -159,7 +160,7 @@ impl TestApp {
             .create_user(&test_context(), &name, None, None, TEST_PASSWORD, roles)
             .await
             .expect("user created");
-        self.auth.login(&name, TEST_PASSWORD, "test").await.expect("user signs in")
+        self.auth.login(&test_context(), &name, TEST_PASSWORD, "test").await.expect("user signs in")
     }
 
     /// A client sending `token` as `Authorization: Bearer`.

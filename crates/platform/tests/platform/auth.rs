@@ -110,7 +110,11 @@ async fn a_used_refresh_token_presented_again_revokes_its_whole_login(backend: B
     let (_, audit) = app.get_json("/api/v1/audit?action=auth.refresh_reused").await;
     assert_eq!(audit["total"], 1);
     // Logout ends a login too.
-    let other = app.auth.login(&first.user.username, TEST_PASSWORD, "test").await.unwrap();
+    let other = app
+        .auth
+        .login(&sightline_platform::testing::test_context(), &first.user.username, TEST_PASSWORD, "test")
+        .await
+        .unwrap();
     let r = app
         .client_with(&other.access_token)
         .post(app.url("/api/v1/auth/logout"))

@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use sightline_platform::db::now_ms;
 use sightline_platform::error::{ApiError, ApiResult, ErrorBody, ErrorCode, FieldError};
 use sightline_platform::validate::{has_control, ApiQuery};
-use sightline_platform::{paging, Access, Page, Principal, SecureRouter};
+use sightline_platform::{paging, Access, Page, RequestContext, SecureRouter};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 
@@ -117,7 +117,7 @@ struct UploadForm {
     ))]
 async fn upload_csv(
     State(s): State<UsageService>,
-    principal: Principal,
+    context: RequestContext,
     multipart: Multipart,
 ) -> ApiResult<(StatusCode, Json<UploadAccepted>)> {
     let mut upload = s.start_upload();
@@ -125,7 +125,7 @@ async fn upload_csv(
         upload.discard().await;
         return Err(e.into());
     }
-    let accepted = s.accept_upload(upload, Some(principal.name.clone())).await?;
+    let accepted = s.accept_upload(&context, upload).await?;
     Ok((StatusCode::ACCEPTED, Json(UploadAccepted::queued(accepted))))
 }
 
