@@ -69,7 +69,7 @@ fn home_page(pages: &[PageLink]) -> String {
     ];
     let card = |path: &str, title: &str, description: &str| {
         format!(
-            "<a class=\"card\" href=\"{}\"><div class=\"card-value\">{}</div><div class=\"card-note\">{}</div></a>\n",
+            "<a class=\"card\" href=\"{}\"><h3>{}</h3><div class=\"card-note\">{}</div></a>\n",
             escape(path),
             escape(title),
             escape(description)
