@@ -223,6 +223,10 @@ impl TestApp {
 /// checks that exactly the principals the declared access allows get past authorization
 /// (anything but 401/403), that others get 403, and anonymous callers 401. Generated from the
 /// route table, so a new route is covered the day it is added.
+///
+/// It checks access only: an allowed caller passes with any status but 401/403 (its empty body
+/// may well be a 422, or a 500 that another test must catch), and a `Public` route with anything
+/// but 401.
 pub async fn check_route_matrix(app: &TestApp) {
     use crate::auth::policy::ROLES;
     let mut tokens = Vec::new();
