@@ -207,7 +207,7 @@ impl TestApp {
     /// waiting) or failed. Returns how many ran.
     pub async fn drain_queue(&self) -> usize {
         let ran = self.run_pending_jobs().await;
-        let left = leftover_jobs(&self.platform.db).await.expect("queue readable");
+        let left = leftover_jobs(self.platform.db.reader()).await.expect("queue readable");
         assert!(left.is_empty(), "jobs left after draining the queue: {left:?}");
         ran
     }
@@ -306,13 +306,17 @@ async fn answer(response: reqwest::Response) -> (u16, Value) {
 /// A job left behind: `(job type, state, id, last error)`.
 type Leftover = (String, String, i64, Option<String>);
 
-const LEFTOVER_JOBS: &str =
-    "SELECT job_type, state, id, last_error FROM queue_jobs WHERE state IN ('queued', 'failed') ORDER BY id";
-
-/// Jobs `queued` or `failed`.
-async fn leftover_jobs(db: &crate::Db) -> Result<Vec<Leftover>, sqlx::Error> {
-    let rows = sqlx::query(LEFTOVER_JOBS).fetch_all(db.reader()).await?;
+/// Jobs `queued` or `failed`, read through `exec` (the app's pool, or a connection of its own).
+async fn leftover_jobs<'e, E>(exec: E) -> Result<Vec<Leftover>, sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     use sqlx::Row as _;
+    let rows = sqlx::query(
+        "SELECT job_type, state, id, last_error FROM queue_jobs WHERE state IN ('queued', 'failed') ORDER BY id",
+    )
+    .fetch_all(exec)
+    .await?;
     Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect())
 }
 
@@ -331,13 +335,10 @@ impl Drop for TestApp {
         let left = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             runtime.block_on(async {
-                use sqlx::Row as _;
                 let mut conn = sqlx::AnyConnection::connect(&url).await.ok()?;
-                let rows = sqlx::query(LEFTOVER_JOBS).fetch_all(&mut conn).await.ok()?;
-                let left: Vec<Leftover> =
-                    rows.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+                let left = leftover_jobs(&mut conn).await.ok();
                 conn.close().await.ok();
-                Some(left)
+                left
             })
         })
         .join()
