@@ -47,6 +47,8 @@ pg_start
 echo "SIGHTLINE_TEST_POSTGRES_URL=$SIGHTLINE_TEST_POSTGRES_URL"
 
 failed_steps=()
+# Disk is the first thing to run short on a fresh CI machine: say what there is.
+df -h "$REPO_ROOT" | tail -n 1
 
 # ---------------------------------------------------------------------------
 section "Format and lints (cargo fmt --check, cargo clippy -D warnings)"
@@ -77,6 +79,7 @@ fi
 
 # ---------------------------------------------------------------------------
 if [ "${#failed_steps[@]}" -gt 0 ]; then
+  df -h "$REPO_ROOT" | tail -n 1
   printf '\n==> FAILED: %s\n' "$(IFS=,; echo "${failed_steps[*]}")" >&2
   exit 1
 fi
