@@ -1,7 +1,6 @@
 //! Process assembly: connect, migrate, build modules, then serve HTTP and/or run workers and the
 //! scheduler until asked to stop.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -199,9 +198,8 @@ impl Application {
             workers = config.queue.run_in_server,
             "server.listening"
         );
-        let served = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
+        let grace = Duration::from_secs(config.http.shutdown_grace_secs);
+        let served = crate::serve::serve(listener, router, &config.http, shutdown, grace).await;
         background.cancel();
         finish(tasks, &platform, config.http.shutdown_grace_secs).await;
         served.context("HTTP server failed")

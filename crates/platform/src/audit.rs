@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use crate::context::RequestContext;
 use crate::db::{backend_of, ms_to_rfc3339, now_ms, rows_per_statement, Conditions, FilterValue};
 use crate::request_id::current_request_id;
+use crate::validate::loggable;
 
 /// Who did something.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -34,9 +35,17 @@ impl Actor {
 
     /// Someone not signed in (failed logins name what they tried).
     pub fn anonymous(name: impl Into<String>) -> Self {
-        Self { kind: "anonymous".into(), id: None, name: name.into() }
+        Self {
+            kind: "anonymous".into(),
+            id: None,
+            name: crate::validate::capped(name.into(), MAX_FIELD_CHARS),
+        }
     }
 }
+
+/// Longest entity id or actor name stored or logged, in characters; longer ones (only ever
+/// user-supplied) are cut.
+pub const MAX_FIELD_CHARS: usize = 256;
 
 tokio::task_local! {
     static ACTOR: Actor;
@@ -97,7 +106,7 @@ impl DomainEvent {
         Self {
             action: action.into(),
             entity_type: entity_type.into(),
-            entity_id: entity_id.into(),
+            entity_id: crate::validate::capped(entity_id.into(), MAX_FIELD_CHARS),
             before: None,
             after: None,
             actor: None,
@@ -218,8 +227,8 @@ impl Subscriber for LogWriter {
         for e in events {
             tracing::info!(
                 action = %e.event.action,
-                entity = %format!("{}:{}", e.event.entity_type, e.event.entity_id),
-                actor = %format!("{}:{}", e.actor.kind, e.actor.name),
+                entity = %loggable(&format!("{}:{}", e.event.entity_type, e.event.entity_id)),
+                actor = %loggable(&format!("{}:{}", e.actor.kind, e.actor.name)),
                 request_id = e.request_id.as_deref().unwrap_or(""),
                 "audit.event"
             );

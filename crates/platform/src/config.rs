@@ -32,6 +32,11 @@ pub struct HttpConfig {
     pub cors_origins: Vec<String>,
     /// How long shutdown waits for in-flight requests and running jobs.
     pub shutdown_grace_secs: u64,
+    /// A connection must send a request's whole head within this many seconds of opening or of
+    /// its previous answer, or it is closed: the slow-header and the idle keep-alive limit.
+    pub header_read_timeout_secs: u64,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -41,6 +46,8 @@ impl Default for HttpConfig {
             request_timeout_secs: 30,
             cors_origins: Vec::new(),
             shutdown_grace_secs: 30,
+            header_read_timeout_secs: 10,
+            max_connections: 1024,
         }
     }
 }

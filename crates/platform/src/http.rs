@@ -107,6 +107,7 @@ pub fn build_router(
     let router = router.merge(SwaggerUi::new("/docs").url("/openapi.json", spec)).fallback(not_found).layer(
         ServiceBuilder::new()
             .layer(from_fn(request_context))
+            .layer(from_fn(crate::http_headers::security_headers))
             .layer(from_fn(json_errors))
             .layer(from_fn_with_state(auth.clone(), authenticate))
             .layer(from_fn_with_state(platform.clone(), audit_requests))
@@ -159,7 +160,7 @@ async fn audit_requests(State(p): State<Platform>, mut req: Request, next: Next)
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
         return next.run(req).await;
     }
-    let action = format!("http.{}", req.method().as_str().to_lowercase());
+    let action = format!("http.{}", method_label(req.method()).to_lowercase());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -211,7 +212,7 @@ async fn request_context(mut req: Request, next: Next) -> Response {
         .unwrap_or_else(request_id::generate);
     let header = HeaderValue::from_str(&id).expect("request ids are header-safe");
     req.headers_mut().insert(REQUEST_ID_HEADER, header.clone());
-    let method = req.method().clone();
+    let method = method_label(req.method());
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -226,10 +227,27 @@ async fn request_context(mut req: Request, next: Next) -> Response {
     span.in_scope(|| {
         tracing::info!(status, latency_ms = elapsed.as_secs_f64() * 1000.0, "http.request");
     });
-    let labels = [("method", method.to_string()), ("route", route), ("status", status.to_string())];
+    let labels = [("method", method.to_owned()), ("route", route), ("status", status.to_string())];
     metrics::counter!("sightline_http_requests_total", &labels).increment(1);
     metrics::histogram!("sightline_http_request_duration_seconds", &labels).record(elapsed.as_secs_f64());
     response
+}
+
+/// The method as a metric label and log field: one of the standard methods, else `other`, so a
+/// client inventing methods cannot grow the label set (or the log) without bound.
+fn method_label(method: &Method) -> &'static str {
+    const KNOWN: [Method; 9] = [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+        Method::CONNECT,
+        Method::TRACE,
+    ];
+    KNOWN.iter().find(|known| *known == method).map_or("other", |known| known.as_str())
 }
 
 /// Rewrites any non-JSON error response (from a layer, the router or a panic) into the one

@@ -12,12 +12,14 @@ pub mod db;
 pub mod error;
 pub mod home;
 pub mod http;
+mod http_headers;
 pub mod migrate;
 pub mod module;
 pub mod outbound;
 pub mod queue;
 pub mod request_id;
 pub mod scheduler;
+mod serve;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

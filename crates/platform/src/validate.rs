@@ -53,6 +53,33 @@ pub fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
 }
 
+/// `s` cut to at most `max_chars` characters (on a character boundary).
+pub fn capped(mut s: String, max_chars: usize) -> String {
+    if let Some((at, _)) = s.char_indices().nth(max_chars) {
+        s.truncate(at);
+    }
+    s
+}
+
+/// `s` made safe for one log line: control characters (newlines, ESC, NUL…) escaped as Rust
+/// escapes them, and cut to 512 characters. For every user-supplied value that reaches the log.
+pub fn loggable(s: &str) -> String {
+    const MAX_CHARS: usize = 512;
+    let mut out = String::with_capacity(s.len().min(MAX_CHARS));
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn json_content_type(req: &Request) -> bool {
     req.headers()
         .get(CONTENT_TYPE)
@@ -285,6 +312,17 @@ pub fn parse_datetime(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn logged_values_cannot_forge_lines_or_send_terminal_escapes() {
+        let forged = "zz\n2026-12-02T00:00:00Z  INFO auth.login_succeeded FORGED\u{1b}[2J\r\0";
+        let logged = loggable(forged);
+        assert!(!logged.chars().any(char::is_control), "{logged:?}");
+        assert_eq!(logged, "zz\\n2026-12-02T00:00:00Z  INFO auth.login_succeeded FORGED\\u{1b}[2J\\r\\u{0}");
+        assert_eq!(loggable(&"w".repeat(10_000)).chars().count(), 513, "cut, with a mark");
+        assert_eq!(capped("ééé".to_owned(), 2), "éé");
+        assert_eq!(capped("ab".to_owned(), 5), "ab");
+    }
 
     #[test]
     fn every_bad_field_is_reported_at_once() {

@@ -100,9 +100,13 @@ async fn login(
     } else {
         ApiJson::<LoginRequest>::from_request(req, &()).await?.0
     };
-    let Some(login) = body.username.or(body.email).filter(|l| !l.trim().is_empty()) else {
+    let given = [("username", body.username), ("email", body.email)];
+    let Some((field, login)) =
+        given.into_iter().find_map(|(f, v)| v.filter(|l| !l.trim().is_empty()).map(|v| (f, v)))
+    else {
         return Err(ApiError::validation(vec![FieldError::new("username", "username or email required")]));
     };
+    crate::auth::service::check_login_identifier(field, &login)?;
     Ok(Json(s.auth.login(&context, &login, &body.password, &address).await?))
 }
 

@@ -60,6 +60,22 @@ pub struct AuthService {
     config: Arc<AuthConfig>,
 }
 
+/// Longest login identifier looked up: the longest email address.
+pub const MAX_LOGIN_CHARS: usize = 254;
+
+/// Refuses a login identifier that no account could have (too long, or holding whitespace or
+/// control characters) before it is throttled, audited or logged.
+pub fn check_login_identifier(field: &str, login: &str) -> Result<(), AuthError> {
+    let login = login.trim();
+    if login.chars().count() > MAX_LOGIN_CHARS {
+        return Err(AuthError::invalid(field, format!("at most {MAX_LOGIN_CHARS} characters")));
+    }
+    if login.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(AuthError::invalid(field, "must not contain spaces or control characters"));
+    }
+    Ok(())
+}
+
 fn normalise(login: &str) -> String {
     login.trim().to_lowercase()
 }
@@ -176,15 +192,16 @@ impl AuthService {
         password: &str,
         address: &str,
     ) -> Result<TokenResponse, AuthError> {
+        check_login_identifier("username", login)?;
         let login = normalise(login);
         if let Err(wait) = self.throttle.check(&login, address) {
-            self.bus
-                .publish_alone(
-                    &self.db,
-                    DomainEvent::new("auth.login_throttled", "user", &login)
-                        .by(Some(Actor::anonymous(&login)), context.request_id.clone()),
-                )
-                .await?;
+            // One audit row per address and window: a flood of refused attempts writes nothing more.
+            if self.throttle.first_refusal_in_window(address) {
+                let event = DomainEvent::new("auth.login_throttled", "user", &login)
+                    .after(json!({"address": address}))
+                    .by(Some(Actor::anonymous(&login)), context.request_id.clone());
+                self.bus.publish_alone(&self.db, event).await?;
+            }
             return Err(AuthError::Throttled { retry_after_secs: wait.as_secs() });
         }
         let user = {

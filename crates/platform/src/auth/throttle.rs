@@ -11,13 +11,38 @@ pub struct LoginThrottle {
     max_per_user: usize,
     max_per_address: usize,
     failures: Mutex<HashMap<String, VecDeque<Instant>>>,
+    /// When each address last had a refusal audited.
+    refusals_audited: Mutex<HashMap<String, Instant>>,
 }
 
 impl LoginThrottle {
     /// At most `max_per_user` failures per username and `max_per_address` per address within
     /// `window`.
     pub fn new(window: Duration, max_per_user: usize, max_per_address: usize) -> Self {
-        Self { window, max_per_user, max_per_address, failures: Mutex::new(HashMap::new()) }
+        Self {
+            window,
+            max_per_user,
+            max_per_address,
+            failures: Mutex::new(HashMap::new()),
+            refusals_audited: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether a refused attempt from `address` is the first in this window (and so worth an
+    /// audit row); the next `true` for the address comes a window later.
+    pub fn first_refusal_in_window(&self, address: &str) -> bool {
+        let now = Instant::now();
+        let mut audited = self.refusals_audited.lock().expect("throttle lock");
+        if audited.len() > 100_000 {
+            audited.retain(|_, at| now.duration_since(*at) <= self.window);
+        }
+        match audited.get(address) {
+            Some(at) if now.duration_since(*at) <= self.window => false,
+            _ => {
+                audited.insert(address.to_owned(), now);
+                true
+            }
+        }
     }
 
     /// `Err(wait)` when either key is over its limit.
@@ -78,6 +103,16 @@ mod tests {
         assert!(t.check("bob", "1.2.3.4").is_ok());
         t.clear_user("ann");
         assert!(t.check("ann", "1.2.3.4").is_ok());
+    }
+
+    #[test]
+    fn one_refusal_per_address_and_window_is_audited() {
+        let t = LoginThrottle::new(Duration::from_millis(200), 1, 1);
+        assert!(t.first_refusal_in_window("1.1.1.1"));
+        assert!(!t.first_refusal_in_window("1.1.1.1"));
+        assert!(t.first_refusal_in_window("2.2.2.2"), "per address");
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(t.first_refusal_in_window("1.1.1.1"), "again in the next window");
     }
 
     #[test]

@@ -19,6 +19,7 @@ use super::lease::{self, Registration};
 use super::store::{self, AfterFailure, Claimed};
 use super::{Interrupted, JobContext, JobLease, PermanentFailure, Queue};
 use crate::db::{ms_to_rfc3339, now_ms};
+use crate::validate::loggable;
 
 /// Runs the registered handlers' jobs: the worker loops of one process, plus its upkeep.
 #[derive(Clone)]
@@ -371,9 +372,9 @@ impl Workers {
             store::record_failure(self.queue.db.writer(), ctx.id, loop_id, &after, &message).await?;
         }
         ctx.span().in_scope(|| match after {
-            AfterFailure::Failed => tracing::error!(error = %message, "queue.failed"),
+            AfterFailure::Failed => tracing::error!(error = %loggable(&message), "queue.failed"),
             AfterFailure::RetryAt(at) => {
-                tracing::warn!(error = %message, retry_at = %ms_to_rfc3339(at), "queue.retry_scheduled")
+                tracing::warn!(error = %loggable(&message), retry_at = %ms_to_rfc3339(at), "queue.retry_scheduled")
             }
         });
         Ok((if final_attempt { "failed" } else { "retried" }, started.elapsed().as_secs_f64()))

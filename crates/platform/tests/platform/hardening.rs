@@ -1,0 +1,214 @@
+//! What a hostile client can try without signing in, refused: oversized and forged login
+//! identifiers, audit floods, invented HTTP methods, slow and idle connections, framing.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sightline_platform::testing::TestApp;
+use sightline_platform::{storage_tests, Backend};
+use sqlx::Row;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+async fn login(app: &TestApp, body: Value) -> (u16, Value) {
+    let r = app.anonymous.post(app.url("/api/v1/auth/login")).json(&body).send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn audit_rows(app: &TestApp, action: &str) -> (i64, i64) {
+    let row = sqlx::query(
+        "SELECT COUNT(*), COALESCE(MAX(LENGTH(entity_id) + LENGTH(actor_name)), 0) FROM audit_log WHERE action = $1",
+    )
+    .bind(action)
+    .fetch_one(app.platform.db.reader())
+    .await
+    .unwrap();
+    (row.get(0), row.get(1))
+}
+
+/// H1 and M4: an identifier no account could have is refused before it is throttled, audited or
+/// logged; a flood of throttled attempts writes one audit row per address and window.
+async fn login_identifiers_are_checked_before_audit_and_throttled_floods_write_one_row(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Vec::new(),
+        &[
+            ("auth.login_max_failures_per_address", json!(3)),
+            ("auth.login_max_failures_per_user", json!(100)),
+        ],
+    )
+    .await;
+    let huge = "w".repeat(500_000);
+    let (status, body) = login(&app, json!({"username": huge, "password": "wrong-password"})).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["field"], "username");
+    let (status, body) =
+        login(&app, json!({"email": format!("{}@x.io", "e".repeat(300)), "password": "p"})).await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("email")), "{body}");
+    let forged = "zz\n2026-12-02T00:00:00Z  INFO auth.login_succeeded username=\"admin\" FORGED";
+    for name in [forged, "zz\u{1b}[2J\u{1b}[31mANSI"] {
+        let (status, body) = login(&app, json!({"username": name, "password": "wrong-password"})).await;
+        assert_eq!(
+            (status, body["error"]["details"][0]["field"].as_str()),
+            (422, Some("username")),
+            "{body}"
+        );
+    }
+    assert_eq!(audit_rows(&app, "auth.login_failed").await.0, 0, "refused identifiers are not audited");
+
+    for i in 0..3 {
+        let (status, _) =
+            login(&app, json!({"username": format!("nobody{i}"), "password": "wrong-password"})).await;
+        assert_eq!(status, 401);
+    }
+    for i in 0..40 {
+        let name = format!("{}{i}", "w".repeat(240));
+        let (status, _) = login(&app, json!({"username": name, "password": "wrong-password"})).await;
+        assert_eq!(status, 429);
+    }
+    let (throttled, longest) = audit_rows(&app, "auth.login_throttled").await;
+    assert_eq!(throttled, 1, "one audit row per address and window, not one per request");
+    assert!(longest <= 2 * 256, "stored identifiers are capped: {longest}");
+    assert_eq!(audit_rows(&app, "auth.login_failed").await.0, 3);
+}
+
+/// Sends raw bytes on a new connection and reads until the server closes it or 2 s pass.
+async fn raw_exchange(app: &TestApp, request: &[u8]) -> String {
+    let address = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// H2: invented methods are counted as `other`; the label set stays closed.
+#[tokio::test]
+async fn invented_http_methods_do_not_grow_the_metrics() {
+    let app = TestApp::spawn(Backend::Sqlite, Vec::new(), &[]).await;
+    let mut request = Vec::new();
+    for i in 0..20 {
+        request
+            .extend(format!("INVENTED{i}{} /health HTTP/1.1\r\nHost: x\r\n\r\n", "Q".repeat(2_000)).bytes());
+    }
+    request.extend(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let answers = raw_exchange(&app, &request).await;
+    assert_eq!(answers.matches("HTTP/1.1 405").count(), 20, "{answers}");
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(!metrics.contains("INVENTED"), "a raw method became a label");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+    assert!(metrics.contains("method=\"GET\""), "{metrics}");
+}
+
+/// H3: connections that trickle their headers or send nothing are closed within the header
+/// timeout, and `/health` keeps answering promptly meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_and_idle_connections_are_closed_and_health_keeps_answering() {
+    let app =
+        TestApp::spawn(Backend::Sqlite, Vec::new(), &[("http.header_read_timeout_secs", json!(1))]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let started = Instant::now();
+    let mut attackers = Vec::new();
+    for i in 0..300 {
+        // One at a time, so the test measures the server, not an overflowing accept backlog.
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        attackers.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                // Slowloris: a header byte every 100 ms, never finishing the head.
+                for byte in b"GET /health HTTP/1.1\r\nX-Slow: ".iter().chain(b"a".repeat(200).iter()) {
+                    if stream.write_all(&[*byte]).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            // Closed by the server: the read ends (EOF or reset) instead of waiting for ever.
+            let mut buffer = [0u8; 256];
+            let closed = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    match stream.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            (i, closed.is_ok())
+        }));
+    }
+    let mut slowest = Duration::ZERO;
+    for _ in 0..10 {
+        let asked = Instant::now();
+        let r = app.anonymous.get(app.url("/health")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        slowest = slowest.max(asked.elapsed());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(slowest < Duration::from_secs(1), "/health took {slowest:?} under the slow connections");
+    let mut still_open = Vec::new();
+    for attacker in attackers {
+        let (i, closed) = attacker.await.unwrap();
+        if !closed {
+            still_open.push(i);
+        }
+    }
+    assert!(still_open.is_empty(), "connections still open 5 s after the header timeout: {still_open:?}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+/// H3: over the connection cap, a new connection is closed at once; one freed slot is usable.
+#[tokio::test]
+async fn connections_over_the_cap_are_closed_at_once() {
+    let app = TestApp::spawn(Backend::Sqlite, Vec::new(), &[("http.max_connections", json!(20))]).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..20 {
+        held.push(TcpStream::connect(&address).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut extra = TcpStream::connect(&address).await.unwrap();
+    let mut buffer = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buffer)).await;
+    assert!(matches!(read, Ok(Ok(0) | Err(_))), "the connection over the cap was not closed: {read:?}");
+    drop(held.pop());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answer = raw_exchange(&app, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// M3: every answer refuses sniffing and framing; pages carry a CSP naming exactly their inline
+/// scripts; token answers are not cached.
+#[tokio::test]
+async fn pages_carry_a_content_security_policy_and_answers_refuse_framing() {
+    let app = TestApp::spawn(Backend::Sqlite, Vec::new(), &[]).await;
+    for path in ["/rq", "/docs/", "/"] {
+        let r = app.anonymous.get(app.url(path)).header("accept", "text/html").send().await.unwrap();
+        let headers = r.headers().clone();
+        let policy = headers.get("content-security-policy").map(|v| v.to_str().unwrap().to_owned());
+        let policy = policy.unwrap_or_else(|| panic!("{path} has no CSP"));
+        assert!(policy.contains("frame-ancestors 'none'"), "{path}: {policy}");
+        assert!(policy.contains("object-src 'none'"), "{path}: {policy}");
+        assert!(
+            !policy.contains("'unsafe-inline'; ") || !policy.contains("script-src 'self' 'unsafe-inline'")
+        );
+        assert_eq!(headers["x-frame-options"], "DENY");
+        assert_eq!(headers["x-content-type-options"], "nosniff");
+        assert_eq!(headers["referrer-policy"], "no-referrer");
+        let html = r.text().await.unwrap();
+        let inline = html.matches("<script>").count();
+        assert_eq!(policy.matches("'sha256-").count(), inline, "{path}: one hash per inline script");
+    }
+    let r = app.anonymous.get(app.url("/health")).send().await.unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert!(r.headers().get("content-security-policy").is_none(), "JSON answers need no CSP");
+    let r = app
+        .anonymous
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": "admin", "password": "wrong-password"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
+
+storage_tests!(login_identifiers_are_checked_before_audit_and_throttled_floods_write_one_row);
