@@ -66,6 +66,7 @@ fn known_id(id: &str) -> ApiResult<&str> {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct WaitQuery {
     /// Wait for the worker's result (`action`, `nba_id`) before answering.
     wait: Option<bool>,
@@ -133,6 +134,7 @@ async fn get_calculation_event(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct NbaListQuery {
     /// Account id.
     account_id: Option<String>,

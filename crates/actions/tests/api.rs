@@ -461,6 +461,7 @@ async fn the_active_nbas_page_is_served_and_documented(backend: Backend) {
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     assert!(r.text().await.unwrap().contains("/api/v1/nba"));
     let (_, spec) = app.get_json("/openapi.json").await;
+    sightline_platform::testing::check_openapi_parameters(&spec);
     for path in [
         "/api/v1/internal/events/nba-calculation",
         "/api/v1/internal/events/{event_id}",

@@ -23,8 +23,21 @@ use crate::{migrate, queue, Platform};
 const PLATFORM_MIGRATIONS: &[migrate::Migration] =
     &[queue::MIGRATION, crate::auth::store::MIGRATION, queue::WORKERS_MIGRATION, queue::DEDUP_MIGRATION];
 
+/// Makes what the process creates (database, WAL, uploads, secrets) readable by the owner only:
+/// umask 077 for the process, and the data directory created 0700.
+fn keep_files_private(data_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
+        .with_context(|| format!("Failed to create {}", data_dir.display()))
+}
+
 /// Connects to the database and applies the platform's and `modules`' migrations.
 pub async fn connect_and_migrate(config: &Config, modules: &[Arc<dyn Module>]) -> anyhow::Result<Db> {
+    keep_files_private(&config.data_dir)?;
     let db = Db::connect(config.effective_database_url().expose()).await?;
     migrate::apply(&db, "platform", PLATFORM_MIGRATIONS).await?;
     for m in modules {

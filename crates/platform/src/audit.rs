@@ -296,6 +296,7 @@ pub struct AuditEntry {
 
 /// Filters of `GET /api/v1/audit`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct AuditFilter {
     /// Actor name or id.
     pub actor: Option<String>,

@@ -104,9 +104,83 @@ async fn body_value<S: Send + Sync>(req: Request, state: &S) -> Result<Value, Ap
         let status = rejection.status();
         ApiError::new(status, crate::error::code_for_status(status), rejection.body_text())
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| {
+    let value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("body is not valid JSON: {e}"))
-    })
+    })?;
+    // `Value` keeps the last of repeated keys; a proxy reading the first would see another request.
+    if let Some(key) = duplicate_key(&bytes) {
+        return Err(ApiError::validation(vec![FieldError::new(key, "appears more than once in the object")]));
+    }
+    Ok(value)
+}
+
+/// The path (`a.b`, `items[2].c`) of the first key repeated within one JSON object, if any.
+/// `bytes` must be valid JSON.
+pub fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    let found = std::cell::RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let _ = serde::de::DeserializeSeed::deserialize(KeyWalk { path: String::new(), found: &found }, &mut de);
+    found.into_inner()
+}
+
+/// Walks a JSON value, failing at the first repeated key (recorded in `found`).
+struct KeyWalk<'a> {
+    path: String,
+    found: &'a std::cell::RefCell<Option<String>>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyWalk<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyWalk<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0;
+        while seq
+            .next_element_seed(KeyWalk { path: format!("{}[{index}]", self.path), found: self.found })?
+            .is_some()
+        {
+            index += 1;
+        }
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+            if !seen.insert(key) {
+                *self.found.borrow_mut() = Some(path);
+                return Err(serde::de::Error::custom("duplicate key"));
+            }
+            map.next_value_seed(KeyWalk { path, found: self.found })?;
+        }
+        Ok(())
+    }
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
@@ -312,6 +386,13 @@ pub fn parse_datetime(raw: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_key_repeated_in_any_object_is_found_with_its_path() {
+        assert_eq!(duplicate_key(br#"{"status":"accepted","status":"rejected"}"#).as_deref(), Some("status"));
+        assert_eq!(duplicate_key(br#"{"a":{"b":1,"c":[{"d":1,"d":2}]}}"#).as_deref(), Some("a.c[0].d"));
+        assert_eq!(duplicate_key(br#"{"a":{"b":1},"c":{"b":2},"e":[1,"x",null,true,1.5]}"#), None);
+    }
 
     #[test]
     fn logged_values_cannot_forge_lines_or_send_terminal_escapes() {

@@ -138,6 +138,13 @@ async fn figures_and_cost(app: &TestApp, sql: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// Every parameter of the module's routes is declared where it is read.
+#[tokio::test]
+async fn every_openapi_parameter_is_declared_where_it_is_read() {
+    let app = spawn(Backend::Sqlite, &[]).await;
+    sightline_platform::testing::check_openapi_parameters(&app.get_json("/openapi.json").await.1);
+}
+
 async fn an_upload_is_imported_and_the_kpis_equal_the_transactions(backend: Backend) {
     let app = spawn(backend, &[]).await;
     let (_dir, summary, users, tx) = sample(5_000);

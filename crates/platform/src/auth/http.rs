@@ -91,11 +91,19 @@ async fn login(
     let body: LoginRequest = if is_form {
         let bytes =
             bytes::Bytes::from_request(req, &()).await.map_err(|e| ApiError::bad_request(e.body_text()))?;
-        let pairs: Map<String, Value> = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
-            .map_err(|e| ApiError::bad_request(format!("form body: {e}")))?
-            .into_iter()
-            .map(|(k, v)| (k, Value::String(v)))
-            .collect();
+        let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+            .map_err(|e| ApiError::bad_request(format!("form body: {e}")))?;
+        let mut form = Map::new();
+        for (key, value) in pairs {
+            if form.contains_key(&key) {
+                return Err(ApiError::validation(vec![FieldError::new(
+                    key,
+                    "appears more than once in the form",
+                )]));
+            }
+            form.insert(key, Value::String(value));
+        }
+        let pairs = form;
         from_value(Value::Object(pairs))?
     } else {
         ApiJson::<LoginRequest>::from_request(req, &()).await?.0

@@ -43,6 +43,7 @@ async fn queue_counts(State(p): State<Platform>) -> ApiResult<Json<QueueOverview
 const STATES: [&str; 6] = ["queued", "running", "succeeded", "failed", "stuck", "all"];
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct JobListQuery {
     /// `queued`, `running`, `succeeded`, `failed`, `stuck` (running, lease expired) or `all`
     /// (default `failed`).
@@ -121,6 +122,7 @@ async fn remove_job(State(p): State<Platform>, Path(id): Path<i64>) -> ApiResult
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RetryAllQuery {
     /// Must be `true`: requeuing every failed job is confirmed explicitly.
     confirm: Option<bool>,

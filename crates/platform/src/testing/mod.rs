@@ -374,3 +374,29 @@ macro_rules! storage_tests {
         )*
     };
 }
+
+/// Panics unless every parameter `spec` places in the path is in its path template, and every
+/// template variable is declared as a path parameter (query parameters declared `in: path`
+/// break generated clients).
+pub fn check_openapi_parameters(spec: &Value) {
+    let mut wrong = Vec::new();
+    for (path, item) in spec["paths"].as_object().expect("the spec has paths") {
+        for (method, operation) in item.as_object().expect("a path item is an object") {
+            let in_template: Vec<&str> =
+                path.split('{').skip(1).filter_map(|s| s.split('}').next()).collect();
+            let params = operation["parameters"].as_array().cloned().unwrap_or_default();
+            for p in &params {
+                let name = p["name"].as_str().unwrap_or_default();
+                if (p["in"] == "path") != in_template.contains(&name) {
+                    wrong.push(format!("{method} {path}: `{name}` declared in {}", p["in"]));
+                }
+            }
+            for name in in_template {
+                if !params.iter().any(|p| p["name"] == name && p["in"] == "path") {
+                    wrong.push(format!("{method} {path}: `{name}` not declared as a path parameter"));
+                }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "parameters declared where they are not read: {wrong:#?}");
+}

@@ -212,3 +212,65 @@ async fn pages_carry_a_content_security_policy_and_answers_refuse_framing() {
 }
 
 storage_tests!(login_identifiers_are_checked_before_audit_and_throttled_floods_write_one_row);
+
+/// L7: a key given twice is refused, naming it (a proxy reading the first would see another
+/// request than the one acted on).
+#[tokio::test]
+async fn a_json_or_form_key_given_twice_is_refused_naming_it() {
+    let app = TestApp::spawn(Backend::Sqlite, Vec::new(), &[]).await;
+    let body = r#"{"username":"nobody","username":"admin","password":"wrong-password"}"#;
+    let r = app
+        .anonymous
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["error"]["details"][0]["field"], "username", "{answer}");
+    let r = app
+        .anonymous
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("username=nobody&password=x&username=admin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["error"]["details"][0]["field"], "username", "{answer}");
+}
+
+/// L6: the database, its WAL and the secrets are readable by the owner only.
+#[tokio::test]
+async fn the_database_and_secrets_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let app = TestApp::spawn(Backend::Sqlite, Vec::new(), &[]).await;
+    app.get_json("/health").await;
+    let dir = app.db.dir.path();
+    for name in ["sightline.db", "sightline.db-wal", "jwt-secret", "admin-password"] {
+        let path = dir.join(name);
+        let Ok(meta) = std::fs::metadata(&path) else { continue };
+        assert_eq!(
+            meta.permissions().mode() & 0o077,
+            0,
+            "{name} is open to others: {:o}",
+            meta.permissions().mode()
+        );
+    }
+    let nested = dir.join("nested/deeper");
+    let mut config = sightline_platform::config::Config::default();
+    config.data_dir = nested.clone();
+    sightline_platform::app::connect_and_migrate(&config, &[]).await.unwrap();
+    let mode = std::fs::metadata(&nested).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "a created data directory is the owner's: {mode:o}");
+}
+
+/// I4: every parameter is declared where it is read (see `testing::check_openapi_parameters`).
+#[tokio::test]
+async fn every_openapi_parameter_is_declared_where_it_is_read() {
+    let app = TestApp::spawn(Backend::Sqlite, Vec::new(), &[]).await;
+    sightline_platform::testing::check_openapi_parameters(&app.get_json("/openapi.json").await.1);
+}

@@ -153,6 +153,7 @@ fn multipart_error(e: MultipartError) -> UsageError {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
     /// Page size, 1..=200 (default 50).
     limit: Option<i64>,
@@ -262,6 +263,7 @@ async fn watch(mut socket: WebSocket, s: UsageService, job_id: String) {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct RejectsQuery {
     /// `csv` (default, the whole report as a download) or `json` (a page).
     format: Option<String>,
