@@ -28,7 +28,7 @@ const HEALTH_TIMEOUT_MS = 30_000;
 const OVERALL_TIMEOUT_MS = 180_000;
 
 // The first admin's password, given to the server; its token signs the `http` calls.
-export const ADMIN_PASSWORD = 'browser test admin password';
+export const ADMIN_PASSWORD = 'browser test operator passphrase';
 
 let passed = 0;
 let failed = 0;

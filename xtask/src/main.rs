@@ -260,7 +260,7 @@ impl Drop for Server {
 }
 
 /// The bench server's first admin password.
-const BENCH_ADMIN_PASSWORD: &str = "bench admin password";
+const BENCH_ADMIN_PASSWORD: &str = "bench operator passphrase";
 
 /// Signs in as admin, creates an API key for the load (as a calculator would use), and returns a
 /// client that sends it on every request.

@@ -104,7 +104,7 @@ async fn enqueue_calculation_event(
     ApiQuery(wait): ApiQuery<WaitQuery>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<EventStatus>)> {
-    let (event, occurred_at) = CalculationEvent::parse(&body)?;
+    let (event, occurred_at) = CalculationEvent::parse(&body, &service.event_limits())?;
     tracing::info!(event_id = %event.event_id, nba_definition_id = %event.nba_definition_id, source = %event.source, "api.enqueue_event");
     let mut status = service.accept_event(&context, event, occurred_at.timestamp_millis()).await?;
     tracing::info!(event_id = %status.event_id, duplicate = status.duplicate, "api.enqueued_event");

@@ -51,11 +51,22 @@ pub const PERMISSIONS: &[PermissionSpec] = &[
 ];
 
 /// The module's configuration section `[actions]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ActionsConfig {
     /// Reference data directory (env `MOCK_DB_DIR` wins; default `examples/mock_db`).
     pub mock_db_dir: Option<PathBuf>,
+    /// How far past the server's clock an event's `occurred_at` may be, in seconds (clock skew);
+    /// later ones are refused, or one event dated 9999 would pin its scope for good.
+    pub event_max_future_secs: i64,
+    /// Largest accepted `context` of an event, in bytes of JSON.
+    pub event_max_context_bytes: usize,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        Self { mock_db_dir: None, event_max_future_secs: 300, event_max_context_bytes: 64 * 1024 }
+    }
 }
 
 /// The `actions` module.
@@ -111,7 +122,11 @@ impl Module for ActionsModule {
             platform.bus.clone(),
             reference,
             max_wait,
-        );
+        )
+        .with_event_limits(model::EventLimits {
+            max_future_secs: config.event_max_future_secs,
+            max_context_bytes: config.event_max_context_bytes,
+        });
         let job = jobs::ProcessEventJob { backend: platform.db.backend() };
         Ok(ModuleParts::new(http::router(service)).job(job).page(
             "/ui/active-nbas",

@@ -75,10 +75,25 @@ const EVENT_FIELDS: [&str; 10] = [
     "context",
 ];
 
+/// What an accepted event may carry at most.
+#[derive(Debug, Clone, Copy)]
+pub struct EventLimits {
+    /// Seconds `occurred_at` may lie past the server's clock.
+    pub max_future_secs: i64,
+    /// Bytes of JSON in `context`.
+    pub max_context_bytes: usize,
+}
+
+impl Default for EventLimits {
+    fn default() -> Self {
+        Self { max_future_secs: 300, max_context_bytes: 64 * 1024 }
+    }
+}
+
 impl CalculationEvent {
     /// Checks every field of a request body, reporting all bad fields at once; normalises the
     /// event id and time.
-    pub fn parse(body: &Map<String, Value>) -> Result<(Self, DateTime<Utc>), ApiError> {
+    pub fn parse(body: &Map<String, Value>, limits: &EventLimits) -> Result<(Self, DateTime<Utc>), ApiError> {
         let mut c = ObjectChecker::new(body);
         c.deny_unknown(&EVENT_FIELDS);
         let event_id = c.required_uuid("event_id");
@@ -91,6 +106,17 @@ impl CalculationEvent {
         let create_nba = c.bool_or("create_nba", true);
         let deactivate_nba_ids = c.string_list("deactivate_nba_ids");
         let context = c.object_or_empty("context");
+        let latest = Utc::now() + chrono::Duration::seconds(limits.max_future_secs);
+        if occurred_at.is_some_and(|at| at > latest) {
+            c.error("occurred_at", format!("is more than {} s in the future", limits.max_future_secs));
+        }
+        let context_bytes = serde_json::to_vec(&context).map_or(usize::MAX, |v| v.len());
+        if context_bytes > limits.max_context_bytes {
+            c.error(
+                "context",
+                format!("is {context_bytes} bytes; at most {} are accepted", limits.max_context_bytes),
+            );
+        }
         let no_target = [&enterprise_number, &account_id, &contact_id].iter().all(|v| v.is_none());
         let target_fields_ok = ["enterprise_number", "account_id", "contact_id"]
             .iter()

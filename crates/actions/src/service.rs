@@ -131,6 +131,7 @@ pub struct ActionsService {
     decisions: Batcher<DecisionRequest, Result<ActionRecord, ActionsError>>,
     queue: Queue,
     max_wait: Duration,
+    event_limits: crate::model::EventLimits,
 }
 
 /// Events written per intake transaction at most.
@@ -177,7 +178,18 @@ impl ActionsService {
                 }
             }
         });
-        Self { db, reference, intake, decisions, queue, max_wait }
+        Self { db, reference, intake, decisions, queue, max_wait, event_limits: Default::default() }
+    }
+
+    /// The same service, refusing events beyond `limits`.
+    pub fn with_event_limits(mut self, limits: crate::model::EventLimits) -> Self {
+        self.event_limits = limits;
+        self
+    }
+
+    /// What an accepted event may carry at most.
+    pub fn event_limits(&self) -> crate::model::EventLimits {
+        self.event_limits
     }
 
     /// Reference data.

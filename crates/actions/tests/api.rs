@@ -35,6 +35,28 @@ async fn act(app: &TestApp, nba_id: &str, body: Value) -> (u16, Value) {
     app.post_json(&format!("/api/v1/nba/{nba_id}/actions"), &body).await
 }
 
+/// An event dated far in the future would pin its scope (every later event stored inactive); an
+/// oversized context would bloat every list answer. Both are refused, naming the field.
+async fn events_dated_in_the_future_or_with_oversized_context_are_refused(backend: Backend) {
+    let app = spawn(backend).await;
+    let target = json!({"account_id": "acc_pin"});
+    let mut pinned = event("def_pin", target.clone());
+    pinned["occurred_at"] = json!("9999-12-31T23:59:59Z");
+    let (status, err) = post_event(&app, &pinned).await;
+    assert_eq!((status, err["error"]["details"][0]["field"].as_str()), (422, Some("occurred_at")), "{err}");
+    let mut skewed = event("def_pin", target.clone());
+    skewed["occurred_at"] = json!((chrono::Utc::now() + chrono::Duration::seconds(60)).to_rfc3339());
+    assert_eq!(post_event(&app, &skewed).await.0, 202, "a minute of clock skew is accepted");
+    let mut bulky = event("def_pin", target.clone());
+    bulky["context"] = json!({"blob": "x".repeat(70 * 1024)});
+    let (status, err) = post_event(&app, &bulky).await;
+    assert_eq!((status, err["error"]["details"][0]["field"].as_str()), (422, Some("context")), "{err}");
+    let later = event("def_pin", target);
+    let (status, accepted) = post_event(&app, &later).await;
+    assert_eq!((status, accepted["state"].as_str()), (202, Some("processed")), "{accepted}");
+    app.drain_queue().await;
+}
+
 async fn the_seed_demo_enqueues_processes_lists_and_accepts(backend: Backend) {
     let app = spawn(backend).await;
     let body = json!({
@@ -478,6 +500,7 @@ async fn the_active_nbas_page_is_served_and_documented(backend: Backend) {
 }
 
 storage_tests!(
+    events_dated_in_the_future_or_with_oversized_context_are_refused,
     the_seed_demo_enqueues_processes_lists_and_accepts,
     the_same_event_id_twice_has_no_second_effect,
     a_recalculation_deactivates_the_older_nba_of_the_same_scope_only,

@@ -19,7 +19,7 @@ fn mock_db() -> String {
 }
 
 /// The first admin's password, given to the server through `SIGHTLINE_ADMIN_PASSWORD`.
-const ADMIN_PASSWORD: &str = "an admin password for tests";
+const ADMIN_PASSWORD: &str = "an operator passphrase for tests";
 
 /// A client signed in as the first admin.
 async fn admin_client(base: &str) -> reqwest::Client {
@@ -544,7 +544,7 @@ fn users_and_api_keys_are_managed_from_the_cli() {
         .spawn()
         .unwrap();
     use std::io::Write as _;
-    child.stdin.take().unwrap().write_all(b"a new password for ops\n").unwrap();
+    child.stdin.take().unwrap().write_all(b"a fresh passphrase, kept safe\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     assert!(!String::from_utf8_lossy(&out.stdout).contains("password:"), "a given password is not echoed");

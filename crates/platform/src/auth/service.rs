@@ -334,7 +334,8 @@ impl AuthService {
         if let Some(e) = email.filter(|e| !e.contains('@') || e.len() > 254) {
             errors.push(FieldError::new("email", format!("`{e}` is not an email address")));
         }
-        if let Err(rule) = password::check_rule(password) {
+        let inputs = [username.as_str(), email.unwrap_or_default()];
+        if let Err(rule) = password::check_rule(password, &inputs) {
             errors.push(FieldError::new("password", rule));
         }
         if !errors.is_empty() {
@@ -353,7 +354,9 @@ impl AuthService {
             last_login_at: None,
         };
         let mut tx = self.db.begin().await?;
-        if !store::insert_user(&mut tx, &user, user.created_at).await? {
+        if store::login_taken(&mut tx, &user.username, user.email.as_deref()).await?
+            || !store::insert_user(&mut tx, &user, user.created_at).await?
+        {
             return Err(AuthError::AlreadyRegistered);
         }
         let view = UserView::from(&user);
@@ -451,7 +454,12 @@ impl AuthService {
         new_password: &str,
         action: &str,
     ) -> Result<UserView, AuthError> {
-        password::check_rule(new_password)
+        let user = {
+            let mut conn = self.db.reader().acquire().await?;
+            store::user_by_id(&mut conn, id).await?.ok_or(AuthError::NotFound("user not found"))?
+        };
+        let inputs = [user.username.as_str(), user.email.as_deref().unwrap_or_default()];
+        password::check_rule(new_password, &inputs)
             .map_err(|r| AuthError::Invalid(vec![FieldError::new("new_password", r)]))?;
         let hash = password::hash(new_password.to_owned()).await?;
         self.change_user(

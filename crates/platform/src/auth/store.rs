@@ -194,6 +194,24 @@ pub async fn user_by_login(conn: &mut AnyConnection, login: &str) -> Result<Opti
     Ok(sqlx::query(&sql).bind(login).fetch_optional(conn).await?.as_ref().map(user_row))
 }
 
+/// Whether `username` or `email` is already some account's username or email: one account's
+/// username may not be another's email, or a login by it would find the wrong account.
+pub async fn login_taken(
+    conn: &mut AnyConnection,
+    username: &str,
+    email: Option<&str>,
+) -> Result<bool, sqlx::Error> {
+    let email = email.unwrap_or(username);
+    let row = sqlx::query(
+        "SELECT COUNT(*) FROM auth_users WHERE username = $1 OR email = $1 OR username = $2 OR email = $2",
+    )
+    .bind(username)
+    .bind(email)
+    .fetch_one(conn)
+    .await?;
+    Ok(row.get::<i64, _>(0) > 0)
+}
+
 /// All users, by username.
 pub async fn list_users(conn: &mut AnyConnection) -> Result<Vec<UserRow>, sqlx::Error> {
     let sql = format!("SELECT {USER_COLUMNS} FROM auth_users ORDER BY username");

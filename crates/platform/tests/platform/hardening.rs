@@ -211,7 +211,28 @@ async fn pages_carry_a_content_security_policy_and_answers_refuse_framing() {
     assert_eq!(r.headers()["cache-control"], "no-store");
 }
 
-storage_tests!(login_identifiers_are_checked_before_audit_and_throttled_floods_write_one_row);
+/// Item 14: one account's username may not be another's email, either way round; a login by it
+/// would otherwise find the wrong account.
+async fn a_username_may_not_be_another_accounts_email(backend: Backend) {
+    let app = TestApp::spawn(backend, Vec::new(), &[]).await;
+    let password = sightline_platform::testing::TEST_PASSWORD;
+    let ann = json!({"username": "ann", "email": "ann@example.com", "password": password});
+    assert_eq!(app.post_json("/api/v1/auth/users", &ann).await.0, 201);
+    let shadow = json!({"username": "ann@example.com", "password": password});
+    let (status, body) = app.post_json("/api/v1/auth/users", &shadow).await;
+    assert_eq!(status, 409, "{body}");
+    let bob = json!({"username": "bob@example.com", "password": password});
+    assert_eq!(app.post_json("/api/v1/auth/users", &bob).await.0, 201);
+    let taking = json!({"username": "robert", "email": "bob@example.com", "password": password});
+    assert_eq!(app.post_json("/api/v1/auth/users", &taking).await.0, 409);
+    let (status, _) = login(&app, json!({"email": "ann@example.com", "password": password})).await;
+    assert_eq!(status, 200, "the real owner still signs in by email");
+}
+
+storage_tests!(
+    login_identifiers_are_checked_before_audit_and_throttled_floods_write_one_row,
+    a_username_may_not_be_another_accounts_email
+);
 
 /// L7: a key given twice is refused, naming it (a proxy reading the first would see another
 /// request than the one acted on).
