@@ -65,7 +65,12 @@ pub struct ActionsConfig {
 
 impl Default for ActionsConfig {
     fn default() -> Self {
-        Self { mock_db_dir: None, event_max_future_secs: 300, event_max_context_bytes: 64 * 1024 }
+        let limits = model::EventLimits::default();
+        Self {
+            mock_db_dir: None,
+            event_max_future_secs: limits.max_future_secs,
+            event_max_context_bytes: limits.max_context_bytes,
+        }
     }
 }
 

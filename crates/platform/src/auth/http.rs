@@ -103,8 +103,7 @@ async fn login(
             }
             form.insert(key, Value::String(value));
         }
-        let pairs = form;
-        from_value(Value::Object(pairs))?
+        from_value(Value::Object(form))?
     } else {
         ApiJson::<LoginRequest>::from_request(req, &()).await?.0
     };

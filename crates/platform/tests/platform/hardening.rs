@@ -234,33 +234,31 @@ storage_tests!(
     a_username_may_not_be_another_accounts_email
 );
 
+/// POSTs `body` as `content_type` to the login route; answers the status and the JSON body.
+async fn raw_login(app: &TestApp, content_type: &str, body: &'static str) -> (u16, Value) {
+    let r = app
+        .anonymous
+        .post(app.url("/api/v1/auth/login"))
+        .header("content-type", content_type)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
 /// L7: a key given twice is refused, naming it (a proxy reading the first would see another
 /// request than the one acted on).
 #[tokio::test]
 async fn a_json_or_form_key_given_twice_is_refused_naming_it() {
     let app = TestApp::spawn(Backend::Sqlite, Vec::new(), &[]).await;
-    let body = r#"{"username":"nobody","username":"admin","password":"wrong-password"}"#;
-    let r = app
-        .anonymous
-        .post(app.url("/api/v1/auth/login"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
-    let answer: Value = r.json().await.unwrap();
+    let json_body = r#"{"username":"nobody","username":"admin","password":"wrong-password"}"#;
+    let (status, answer) = raw_login(&app, "application/json", json_body).await;
+    assert_eq!(status, 422);
     assert_eq!(answer["error"]["details"][0]["field"], "username", "{answer}");
-    let r = app
-        .anonymous
-        .post(app.url("/api/v1/auth/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body("username=nobody&password=x&username=admin")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 422);
-    let answer: Value = r.json().await.unwrap();
+    let form_body = "username=nobody&password=x&username=admin";
+    let (status, answer) = raw_login(&app, "application/x-www-form-urlencoded", form_body).await;
+    assert_eq!(status, 422);
     assert_eq!(answer["error"]["details"][0]["field"], "username", "{answer}");
 }
 
