@@ -37,6 +37,9 @@ pub struct HttpConfig {
     pub header_read_timeout_secs: u64,
     /// Connections open at once; more are closed as soon as they are accepted.
     pub max_connections: usize,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names the client;
+    /// from any other peer the header is ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -48,6 +51,7 @@ impl Default for HttpConfig {
             shutdown_grace_secs: 30,
             header_read_timeout_secs: 10,
             max_connections: 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -180,12 +184,21 @@ pub struct AuthConfig {
     pub refresh_token_ttl_secs: i64,
     /// Whether `POST /api/v1/auth/register` creates accounts (role `viewer`).
     pub registration_enabled: bool,
-    /// Failed logins per username within the window before it is held back.
-    pub login_max_failures_per_user: usize,
-    /// Failed logins per client address within the window.
+    /// Wrong passwords for one account from one client address within the window before that
+    /// address is held back on that account (login and change-password count alike).
+    #[serde(alias = "login_max_failures_per_user")]
+    pub login_max_failures_per_account_address: usize,
+    /// Wrong passwords from one client address within the window, whatever the account.
     pub login_max_failures_per_address: usize,
+    /// Wrong passwords for one account within the window, from anywhere: a much higher ceiling,
+    /// so one attacker cannot lock the owner out.
+    pub login_max_failures_per_account: usize,
     /// The throttling window.
     pub login_window_secs: u64,
+    /// Registrations (accepted or not) from one client address within the registration window.
+    pub registration_max_per_address: usize,
+    /// The registration throttling window.
+    pub registration_window_secs: u64,
     /// Serve `/metrics` without credentials (for a scraper on a private network).
     pub metrics_public: bool,
 }
@@ -199,9 +212,12 @@ impl Default for AuthConfig {
             access_token_ttl_secs: 900,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             registration_enabled: false,
-            login_max_failures_per_user: 5,
+            login_max_failures_per_account_address: 5,
             login_max_failures_per_address: 20,
+            login_max_failures_per_account: 100,
             login_window_secs: 900,
+            registration_max_per_address: 5,
+            registration_window_secs: 3600,
             metrics_public: false,
         }
     }
@@ -327,6 +343,8 @@ impl Config {
         self.bind
             .parse::<SocketAddr>()
             .map_err(|_| ConfigError(format!("key `bind`: `{}` is not an ADDR:PORT", self.bind)))?;
+        crate::client_address::TrustedProxies::parse(&self.http.trusted_proxies)
+            .map_err(|e| ConfigError(format!("key `http.trusted_proxies`: {e}")))?;
         let url = self.database_url.expose();
         if !url.is_empty()
             && !url.starts_with("sqlite:")
@@ -337,7 +355,7 @@ impl Config {
                 "key `database_url`: must start with sqlite:, postgres:// or postgresql://".into(),
             ));
         }
-        let checks: [(&str, bool); 15] = [
+        let checks: [(&str, bool); 17] = [
             ("queue.standalone_concurrency", self.queue.standalone_concurrency >= 1),
             ("queue.heartbeat_ms", self.queue.heartbeat_ms >= 50),
             (
@@ -353,7 +371,15 @@ impl Config {
                 "auth.refresh_token_ttl_secs",
                 self.auth.refresh_token_ttl_secs >= self.auth.access_token_ttl_secs,
             ),
-            ("auth.login_max_failures_per_user", self.auth.login_max_failures_per_user >= 1),
+            (
+                "auth.login_max_failures_per_account_address",
+                self.auth.login_max_failures_per_account_address >= 1,
+            ),
+            (
+                "auth.login_max_failures_per_account",
+                self.auth.login_max_failures_per_account >= self.auth.login_max_failures_per_account_address,
+            ),
+            ("auth.registration_max_per_address", self.auth.registration_max_per_address >= 1),
             ("queue.batch_size", (1..=1000).contains(&self.queue.batch_size)),
             ("queue.max_attempts", self.queue.max_attempts >= 1),
             ("queue.lease_secs", self.queue.lease_secs >= 1),
@@ -510,5 +536,13 @@ mod tests {
         }
         let c = Config::from_figment(Figment::from(Serialized::defaults(Config::default()))).unwrap();
         assert_eq!(c.module_section::<S>("actions").unwrap(), S::default());
+    }
+
+    #[test]
+    fn trusted_proxies_are_checked_at_load() {
+        let f = Figment::from(Serialized::defaults(Config::default()))
+            .merge(("http.trusted_proxies", vec!["10.0.0.0/8", "proxy.local"]));
+        let err = Config::from_figment(f).unwrap_err().to_string();
+        assert!(err.contains("http.trusted_proxies") && err.contains("proxy.local"), "{err}");
     }
 }

@@ -55,6 +55,8 @@ pub struct ApiError {
     details: Value,
     /// For an internal error: its cause chain, logged once when it is answered.
     cause: Option<String>,
+    /// Sent as `Retry-After` (seconds): when asking again may succeed.
+    retry_after: Option<std::time::Duration>,
 }
 
 /// Result alias for handlers.
@@ -63,7 +65,13 @@ pub type ApiResult<T> = Result<T, ApiError>;
 impl ApiError {
     /// An error with an explicit status and code.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Value::Null, cause: None }
+        Self { status, code, message: message.into(), details: Value::Null, cause: None, retry_after: None }
+    }
+
+    /// Answers with `Retry-After` (whole seconds, at least 1).
+    pub fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after);
+        self
     }
 
     /// Attaches machine-readable details.
@@ -157,6 +165,10 @@ pub trait ErrorCode: std::error::Error + Send + Sync + 'static {
     fn details(&self) -> Value {
         Value::Null
     }
+    /// When asking again may succeed, sent as `Retry-After` (`None`: no header).
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        None
+    }
 }
 
 impl<E: ErrorCode> From<E> for ApiError {
@@ -165,7 +177,9 @@ impl<E: ErrorCode> From<E> for ApiError {
             return Self::internal(anyhow::Error::new(err));
         }
         let details = err.details();
-        Self::new(err.status(), err.code(), err.to_string()).with_details(details)
+        let mut error = Self::new(err.status(), err.code(), err.to_string()).with_details(details);
+        error.retry_after = err.retry_after();
+        error
     }
 }
 
@@ -188,7 +202,12 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %cause, request_id = current_request_id().unwrap_or_default(), "http.internal_error");
         }
         let body = error_body(self.code, &self.message, &self.details);
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if let Some(after) = self.retry_after {
+            let secs = after.as_secs_f64().ceil().max(1.0) as u64;
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

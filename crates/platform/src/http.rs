@@ -27,6 +27,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::audit::{self, DomainEvent};
 use crate::auth::http::{router as auth_routes, AuthState};
 use crate::auth::{authenticate, Access, AuthService, RouteAccess, SecureRouter};
+use crate::client_address::{client_address, TrustedProxies};
 use crate::config::HttpConfig;
 use crate::context::RequestContext;
 use crate::error::{code_for_status, error_body, ApiError, ApiResult, ErrorBody, FieldError};
@@ -104,8 +105,10 @@ pub fn build_router(
     let (router, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi()).merge(api).split_for_parts();
     check_route_table(&mut spec, &table, auth.policy())?;
     let http = &platform.config.http;
+    let proxies = Arc::new(TrustedProxies::parse(&http.trusted_proxies).map_err(anyhow::Error::msg)?);
     let router = router.merge(SwaggerUi::new("/docs").url("/openapi.json", spec)).fallback(not_found).layer(
         ServiceBuilder::new()
+            .layer(from_fn_with_state(proxies, client_address))
             .layer(from_fn(request_context))
             .layer(from_fn(crate::http_headers::security_headers))
             .layer(from_fn(json_errors))

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod batch;
+pub mod client_address;
 pub mod config;
 pub mod context;
 pub mod db;

@@ -14,9 +14,11 @@ pub enum AuthError {
     /// A refresh token that is unknown, revoked, reused or expired; a disabled user.
     #[error("{0}")]
     Unauthorized(&'static str),
-    /// Too many failed logins from this user or address.
-    #[error("too many failed logins; try again later")]
+    /// Too many failed password checks (or registrations) from this address or for this account.
+    #[error("{what}; try again later")]
     Throttled {
+        /// What was too many, e.g. `too many failed logins`.
+        what: &'static str,
         /// Seconds until another attempt is considered.
         retry_after_secs: u64,
     },
@@ -80,9 +82,18 @@ impl ErrorCode for AuthError {
 
     fn details(&self) -> Value {
         match self {
-            Self::Throttled { retry_after_secs } => json!({"retry_after_secs": retry_after_secs}),
+            Self::Throttled { retry_after_secs, .. } => json!({"retry_after_secs": retry_after_secs}),
             Self::Invalid(errors) => json!(errors),
             _ => Value::Null,
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Throttled { retry_after_secs, .. } => {
+                Some(std::time::Duration::from_secs(*retry_after_secs))
+            }
+            _ => None,
         }
     }
 }

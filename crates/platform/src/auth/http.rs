@@ -16,7 +16,8 @@ use crate::auth::access::{Access, SecureRouter};
 use crate::auth::policy::{PermissionView, RoleView};
 use crate::auth::service::{AuthService, CreatedApiKey, TokenResponse};
 use crate::auth::store::{ApiKeyView, UserView};
-use crate::auth::{client_address, Principal};
+use crate::auth::Principal;
+use crate::client_address::ClientAddress;
 use crate::context::RequestContext;
 use crate::error::{ApiError, ApiResult, ErrorBody, FieldError};
 use crate::validate::{from_value, parse_datetime, ApiJson, ApiQuery};
@@ -80,9 +81,9 @@ pub struct LoginRequest {
 async fn login(
     context: RequestContext,
     State(s): State<AuthState>,
+    address: ClientAddress,
     req: Request,
 ) -> ApiResult<Json<TokenResponse>> {
-    let address = client_address(req.extensions());
     let is_form = req
         .headers()
         .get(CONTENT_TYPE)
@@ -114,7 +115,7 @@ async fn login(
         return Err(ApiError::validation(vec![FieldError::new("username", "username or email required")]));
     };
     crate::auth::service::check_login_identifier(field, &login)?;
-    Ok(Json(s.auth.login(&context, &login, &body.password, &address).await?))
+    Ok(Json(s.auth.login(&context, &login, &body.password, &address.to_string()).await?))
 }
 
 /// A refresh token.
@@ -136,15 +137,17 @@ async fn refresh(
     Ok(Json(s.auth.refresh(&context, &body.refresh_token).await?))
 }
 
-/// Sign out: revokes the login the refresh token belongs to.
+/// Sign out: ends the session the refresh token belongs to, with its access tokens, when the
+/// token is the caller's own (204 either way).
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "signed out"), (status = 401, body = ErrorBody)))]
 async fn logout(
     context: RequestContext,
     State(s): State<AuthState>,
+    principal: Principal,
     ApiJson(body): ApiJson<RefreshRequest>,
 ) -> ApiResult<StatusCode> {
-    s.auth.logout(&context, &body.refresh_token).await?;
+    s.auth.logout(&context, &principal, &body.refresh_token).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -165,18 +168,20 @@ pub struct ChangePassword {
     pub new_password: String,
 }
 
-/// Change your own password; ends your other sessions.
+/// Change your own password; ends your other sessions. Wrong current passwords are throttled
+/// like failed logins.
 #[utoipa::path(post, path = "/api/v1/auth/change-password", tag = "auth", request_body = ChangePassword,
-    responses((status = 200, body = UserView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    responses((status = 200, body = UserView), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 429, description = "too many wrong current passwords", body = ErrorBody)))]
 async fn change_password(
     context: RequestContext,
     State(s): State<AuthState>,
     principal: Principal,
+    address: ClientAddress,
     ApiJson(body): ApiJson<ChangePassword>,
 ) -> ApiResult<Json<UserView>> {
-    Ok(Json(
-        s.auth.change_own_password(&context, &principal, &body.current_password, &body.new_password).await?,
-    ))
+    let (current, new) = (&body.current_password, &body.new_password);
+    Ok(Json(s.auth.change_own_password(&context, &principal, current, new, &address.to_string()).await?))
 }
 
 /// A self-registration.
@@ -193,12 +198,15 @@ pub struct RegisterRequest {
 }
 
 /// Register a `viewer` account (only when `auth.registration_enabled`; off by default).
+/// Throttled per client address. An email that already has an account is answered like a new
+/// one and nothing is created, so the answer tells nobody which emails exist.
 #[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
     responses((status = 201, body = UserView), (status = 403, description = "registration is disabled", body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 422, body = ErrorBody), (status = 429, description = "too many registrations from this address", body = ErrorBody)))]
 async fn register(
     context: RequestContext,
     State(s): State<AuthState>,
+    address: ClientAddress,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
     if !s.auth.registration_enabled() {
@@ -206,14 +214,7 @@ async fn register(
     }
     let user = s
         .auth
-        .create_user(
-            &context,
-            &body.email,
-            Some(&body.email),
-            body.full_name.as_deref(),
-            &body.password,
-            vec!["viewer".into()],
-        )
+        .register(&context, &body.email, body.full_name.as_deref(), &body.password, &address.to_string())
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
 }

@@ -13,9 +13,8 @@ pub mod throttle;
 pub mod tokens;
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::middleware::Next;
@@ -41,6 +40,8 @@ pub struct Principal {
     pub roles: Vec<String>,
     /// Effective permissions.
     pub permissions: BTreeSet<String>,
+    /// The session (refresh-token family) a user's access token was issued in.
+    pub session: Option<String>,
 }
 
 /// What kind of principal.
@@ -89,14 +90,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
             _ => Err(access::unauthorized("authentication required")),
         }
     }
-}
-
-/// The client address (the TCP peer).
-pub fn client_address(parts_or_req: &axum::http::Extensions) -> String {
-    parts_or_req
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn credentials(headers: &HeaderMap, query: Option<&str>) -> Option<String> {

@@ -13,7 +13,7 @@ pub use super::error::AuthError;
 use crate::audit::{Actor, DomainEvent, EventBus};
 use crate::auth::policy::AccessPolicy;
 use crate::auth::store::{self, ApiKeyView, UserRow, UserView};
-use crate::auth::throttle::LoginThrottle;
+use crate::auth::throttle::{LoginLimits, LoginThrottle, WindowCounter};
 use crate::auth::tokens::{self, JwtKeys, API_KEY_PREFIX};
 use crate::auth::{password, AuthFailure, Principal, PrincipalKind};
 use crate::config::AuthConfig;
@@ -57,7 +57,19 @@ pub struct AuthService {
     policy: Arc<AccessPolicy>,
     keys: Arc<JwtKeys>,
     throttle: Arc<LoginThrottle>,
+    registrations: Arc<WindowCounter>,
     config: Arc<AuthConfig>,
+}
+
+/// Which of a user's sessions a change ends.
+#[derive(Clone, Copy)]
+enum EndSessions<'a> {
+    /// None (a disabled user's end anyway).
+    None,
+    /// Every one.
+    All,
+    /// Every one but this (the caller's own).
+    AllBut(&'a str),
 }
 
 /// Longest login identifier looked up: the longest email address.
@@ -91,17 +103,20 @@ impl AuthService {
     ) -> anyhow::Result<Self> {
         let secret = tokens::load_or_create_secret(config.jwt_secret.as_ref().map(|s| s.expose()), data_dir)?;
         let keys = JwtKeys::new(&secret, &config.issuer, &config.audience, config.access_token_ttl_secs);
-        let throttle = LoginThrottle::new(
-            Duration::from_secs(config.login_window_secs),
-            config.login_max_failures_per_user,
-            config.login_max_failures_per_address,
-        );
+        let throttle = LoginThrottle::new(LoginLimits {
+            window: Duration::from_secs(config.login_window_secs),
+            per_account_address: config.login_max_failures_per_account_address,
+            per_address: config.login_max_failures_per_address,
+            per_account: config.login_max_failures_per_account,
+        });
+        let registrations = WindowCounter::new(Duration::from_secs(config.registration_window_secs));
         Ok(Self {
             db,
             bus,
             policy,
             keys: Arc::new(keys),
             throttle: Arc::new(throttle),
+            registrations: Arc::new(registrations),
             config: Arc::new(config.clone()),
         })
     }
@@ -134,26 +149,35 @@ impl AuthService {
                     name: k.name,
                     roles: Vec::new(),
                     permissions: k.permissions.into_iter().collect(),
+                    session: None,
                 }),
                 Some(_) => Err(AuthFailure::Refused("API key revoked".into())),
                 None => Err(AuthFailure::Refused("invalid API key".into())),
             };
         }
         let claims = self.keys.verify(token).map_err(|r| AuthFailure::Refused(r.into()))?;
-        match store::user_by_id(&mut conn, &claims.sub).await? {
-            Some(u) if u.active => Ok(self.principal_of(&u)),
-            Some(_) => Err(AuthFailure::Refused("user is disabled".into())),
-            None => Err(AuthFailure::Refused("user not found".into())),
+        let Some(session) = claims.sid else {
+            return Err(AuthFailure::Refused("token has no session; sign in again".into()));
+        };
+        let user = match store::user_by_id(&mut conn, &claims.sub).await? {
+            Some(u) if u.active => u,
+            Some(_) => return Err(AuthFailure::Refused("user is disabled".into())),
+            None => return Err(AuthFailure::Refused("user not found".into())),
+        };
+        if !store::session_live(&mut conn, &session).await? {
+            return Err(AuthFailure::Refused("session ended; sign in again".into()));
         }
+        Ok(self.principal_of(&user, Some(session)))
     }
 
-    fn principal_of(&self, u: &UserRow) -> Principal {
+    fn principal_of(&self, u: &UserRow, session: Option<String>) -> Principal {
         Principal {
             kind: PrincipalKind::User,
             id: u.id.clone(),
             name: u.username.clone(),
             roles: u.roles.clone(),
             permissions: self.policy.permissions_of(u.roles.iter().map(String::as_str)),
+            session,
         }
     }
 
@@ -163,14 +187,15 @@ impl AuthService {
         user: &UserRow,
         family: Option<&str>,
     ) -> Result<TokenResponse, AuthError> {
+        let family = family.map(str::to_owned).unwrap_or_else(|| tokens::random_hex(12));
         let access_token = self.keys.issue(
             &user.id,
             &user.username,
             user.email.as_deref(),
             user.roles.first().map(String::as_str),
+            &family,
         )?;
         let refresh_token = format!("slr_{}", tokens::random_hex(32));
-        let family = family.map(str::to_owned).unwrap_or_else(|| tokens::random_hex(12));
         let now = now_ms();
         let expires = now + self.config.refresh_token_ttl_secs * 1000;
         store::insert_refresh(conn, &tokens::hash_token(&refresh_token), &family, &user.id, expires, now)
@@ -184,7 +209,8 @@ impl AuthService {
         })
     }
 
-    /// Signs in with a username or email and a password.
+    /// Signs in with a username or email and a password. Wrong passwords are throttled per
+    /// (account, address), per address and per account ([`LoginThrottle`]).
     pub async fn login(
         &self,
         context: &RequestContext,
@@ -194,25 +220,23 @@ impl AuthService {
     ) -> Result<TokenResponse, AuthError> {
         check_login_identifier("username", login)?;
         let login = normalise(login);
-        if let Err(wait) = self.throttle.check(&login, address) {
-            // One audit row per address and window: a flood of refused attempts writes nothing more.
-            if self.throttle.first_refusal_in_window(address) {
-                let event = DomainEvent::new("auth.login_throttled", "user", &login)
-                    .after(json!({"address": address}))
-                    .by(Some(Actor::anonymous(&login)), context.request_id.clone());
-                self.bus.publish_alone(&self.db, event).await?;
-            }
-            return Err(AuthError::Throttled { retry_after_secs: wait.as_secs() });
+        if let Err(wait) = self.throttle.check_address(address) {
+            return Err(self.refuse_throttled(context, &login, address, wait).await);
         }
         let user = {
             let mut conn = self.db.reader().acquire().await?;
             store::user_by_login(&mut conn, &login).await?
         };
+        // An account is its id, so its username and email share one counter.
+        let account = user.as_ref().map_or_else(|| format!("login:{login}"), |u| u.id.clone());
+        if let Err(wait) = self.throttle.check(&account, address) {
+            return Err(self.refuse_throttled(context, &login, address, wait).await);
+        }
         let ok = password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
         let user = match user {
             Some(u) if ok && u.active => u,
             _ => {
-                self.throttle.record_failure(&login, address);
+                self.throttle.record_failure(&account, address);
                 let event = DomainEvent::new("auth.login_failed", "user", &login)
                     .after(json!({"address": address}))
                     .by(Some(Actor::anonymous(&login)), context.request_id.clone());
@@ -220,7 +244,7 @@ impl AuthService {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        self.throttle.clear_user(&login);
+        self.throttle.clear(&account, address);
         let mut tx = self.db.begin().await?;
         let mut updated = user.clone();
         updated.last_login_at = Some(now_ms());
@@ -228,10 +252,30 @@ impl AuthService {
         let response = self.issue(&mut tx, &updated, None).await?;
         let event = DomainEvent::new("auth.login", "user", &user.id)
             .after(json!({"address": address}))
-            .by(Some(self.principal_of(&user).actor()), context.request_id.clone());
+            .by(Some(self.principal_of(&user, None).actor()), context.request_id.clone());
         self.bus.publish(&mut tx, vec![event]).await?;
         tx.commit().await?;
         Ok(response)
+    }
+
+    /// The refusal of a throttled attempt, with one audit row per address and window (a flood
+    /// of refused attempts writes nothing more).
+    async fn refuse_throttled(
+        &self,
+        context: &RequestContext,
+        login: &str,
+        address: &str,
+        wait: Duration,
+    ) -> AuthError {
+        if self.throttle.first_refusal_in_window(address) {
+            let event = DomainEvent::new("auth.login_throttled", "user", login)
+                .after(json!({"address": address}))
+                .by(Some(Actor::anonymous(login)), context.request_id.clone());
+            if let Err(e) = self.bus.publish_alone(&self.db, event).await {
+                return e.into();
+            }
+        }
+        AuthError::Throttled { what: "too many failed logins", retry_after_secs: wait.as_secs().max(1) }
     }
 
     /// Exchanges a refresh token for new tokens. A token is single-use: presenting a used one
@@ -270,16 +314,25 @@ impl AuthService {
         };
         let response = self.issue(&mut tx, &user, Some(&row.family_id)).await?;
         let event = DomainEvent::new("auth.token_refreshed", "user", &user.id)
-            .by(Some(self.principal_of(&user).actor()), context.request_id.clone());
+            .by(Some(self.principal_of(&user, None).actor()), context.request_id.clone());
         self.bus.publish(&mut tx, vec![event]).await?;
         tx.commit().await?;
         Ok(response)
     }
 
-    /// Ends the login a refresh token belongs to (its whole family).
-    pub async fn logout(&self, context: &RequestContext, refresh_token: &str) -> Result<(), AuthError> {
+    /// Ends the session a refresh token belongs to (its whole family, and the session's access
+    /// tokens with it), when the token is the caller's own; anyone else's is left alone, and the
+    /// answer is the same either way.
+    pub async fn logout(
+        &self,
+        context: &RequestContext,
+        principal: &Principal,
+        refresh_token: &str,
+    ) -> Result<(), AuthError> {
         let mut tx = self.db.begin().await?;
-        if let Some(row) = store::refresh_by_hash(&mut tx, &tokens::hash_token(refresh_token.trim())).await? {
+        let row = store::refresh_by_hash(&mut tx, &tokens::hash_token(refresh_token.trim())).await?;
+        let own = row.filter(|r| principal.kind == PrincipalKind::User && r.user_id == principal.id);
+        if let Some(row) = own {
             store::revoke_family(&mut tx, &row.family_id, now_ms()).await?;
             self.bus
                 .publish(&mut tx, vec![DomainEvent::new("auth.logout", "user", &row.user_id).within(context)])
@@ -380,7 +433,7 @@ impl AuthService {
         id: &str,
         action: &str,
         change: impl FnOnce(&mut UserRow) -> Result<(), AuthError>,
-        revoke_sessions: bool,
+        end: EndSessions<'_>,
     ) -> Result<UserView, AuthError> {
         let mut tx = self.db.begin().await?;
         let mut user =
@@ -389,8 +442,14 @@ impl AuthService {
         change(&mut user)?;
         let now = now_ms();
         store::update_user(&mut tx, &user, now).await?;
-        if revoke_sessions || !user.active {
-            store::revoke_user_tokens(&mut tx, id, now).await?;
+        match if user.active { end } else { EndSessions::All } {
+            EndSessions::None => {}
+            EndSessions::All => {
+                store::revoke_user_tokens(&mut tx, id, None, now).await?;
+            }
+            EndSessions::AllBut(keep) => {
+                store::revoke_user_tokens(&mut tx, id, Some(keep), now).await?;
+            }
         }
         let after = UserView::from(&user);
         let event = DomainEvent::new(action, "user", id)
@@ -440,13 +499,12 @@ impl AuthService {
                 }
                 Ok(())
             },
-            false,
+            EndSessions::None,
         )
         .await
     }
 
-    /// Sets a new password (admin reset, CLI, or the user after checking the current one);
-    /// ends the user's sessions.
+    /// Sets a new password (admin reset, CLI); ends every session of the user.
     pub async fn set_password(
         &self,
         context: &RequestContext,
@@ -458,30 +516,43 @@ impl AuthService {
             let mut conn = self.db.reader().acquire().await?;
             store::user_by_id(&mut conn, id).await?.ok_or(AuthError::NotFound("user not found"))?
         };
+        self.replace_password(context, &user, new_password, action, EndSessions::All).await
+    }
+
+    async fn replace_password(
+        &self,
+        context: &RequestContext,
+        user: &UserRow,
+        new_password: &str,
+        action: &str,
+        end: EndSessions<'_>,
+    ) -> Result<UserView, AuthError> {
         let inputs = [user.username.as_str(), user.email.as_deref().unwrap_or_default()];
         password::check_rule(new_password, &inputs)
             .map_err(|r| AuthError::Invalid(vec![FieldError::new("new_password", r)]))?;
         let hash = password::hash(new_password.to_owned()).await?;
         self.change_user(
             context,
-            id,
+            &user.id,
             action,
             |u| {
                 u.password_hash = hash;
                 Ok(())
             },
-            true,
+            end,
         )
         .await
     }
 
-    /// Changes the signed-in user's own password.
+    /// Changes the signed-in user's own password; ends their other sessions. Wrong current
+    /// passwords count against the login throttle.
     pub async fn change_own_password(
         &self,
         context: &RequestContext,
         principal: &Principal,
         current: &str,
         new: &str,
+        address: &str,
     ) -> Result<UserView, AuthError> {
         let user = {
             let mut conn = self.db.reader().acquire().await?;
@@ -489,13 +560,65 @@ impl AuthService {
                 .await?
                 .ok_or_else(|| AuthError::NotFound("user not found"))?
         };
+        if let Err(wait) = self.throttle.check(&user.id, address) {
+            return Err(AuthError::Throttled {
+                what: "too many wrong current passwords",
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
         if !password::verify(current.to_owned(), Some(user.password_hash.clone())).await {
+            self.throttle.record_failure(&user.id, address);
             return Err(AuthError::Invalid(vec![FieldError::new(
                 "current_password",
                 "is not the current password",
             )]));
         }
-        self.set_password(context, &user.id, new, "user.password_changed").await
+        let end = principal.session.as_deref().map_or(EndSessions::All, EndSessions::AllBut);
+        self.replace_password(context, &user, new, "user.password_changed", end).await
+    }
+
+    /// Self-registration of a `viewer` (when enabled), throttled per address. An email that
+    /// is taken gets the same answer as a new one, and nothing is created, so registering
+    /// tells nobody which emails have accounts.
+    pub async fn register(
+        &self,
+        context: &RequestContext,
+        email: &str,
+        full_name: Option<&str>,
+        password: &str,
+        address: &str,
+    ) -> Result<UserView, AuthError> {
+        let key = format!("r:{address}");
+        if let Err(wait) = self.registrations.check(&[(&key, self.config.registration_max_per_address)]) {
+            return Err(AuthError::Throttled {
+                what: "too many registrations from this address",
+                retry_after_secs: wait.as_secs().max(1),
+            });
+        }
+        self.registrations.record(&[&key]);
+        let roles = vec!["viewer".to_owned()];
+        match self.create_user(context, email, Some(email), full_name, password, roles.clone()).await {
+            Err(AuthError::AlreadyRegistered) => {
+                let login = normalise(email);
+                let event = DomainEvent::new("auth.registration_of_taken_login", "user", &login)
+                    .after(json!({"address": address}))
+                    .by(Some(Actor::anonymous("anonymous")), context.request_id.clone());
+                self.bus.publish_alone(&self.db, event).await?;
+                let lookalike = UserRow {
+                    id: format!("usr_{}", tokens::random_hex(6)),
+                    username: login.clone(),
+                    email: Some(login),
+                    full_name: full_name.map(str::to_owned),
+                    password_hash: String::new(),
+                    active: true,
+                    roles,
+                    created_at: now_ms(),
+                    last_login_at: None,
+                };
+                Ok(UserView::from(&lookalike))
+            }
+            other => other,
+        }
     }
 
     /// Creates an API key with `permissions` (each must be declared); the key is returned once.

@@ -319,20 +319,36 @@ pub async fn revoke_family(conn: &mut AnyConnection, family_id: &str, now: i64) 
     Ok(done.rows_affected())
 }
 
-/// Revokes every refresh token of a user (password change, disabling).
+/// Revokes every refresh token of a user (password change, disabling), except those of the
+/// session `keep` (the caller's own, on a change of their own password).
 pub async fn revoke_user_tokens(
     conn: &mut AnyConnection,
     user_id: &str,
+    keep: Option<&str>,
     now: i64,
 ) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE auth_refresh_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        "UPDATE auth_refresh_tokens SET revoked_at = $1 \
+         WHERE user_id = $2 AND revoked_at IS NULL AND family_id <> $3",
     )
     .bind(now)
     .bind(user_id)
+    .bind(keep.unwrap_or_default())
     .execute(conn)
     .await?;
     Ok(done.rows_affected())
+}
+
+/// Whether a session (refresh-token family) still has an unrevoked token: its access tokens
+/// are honoured only while it does.
+pub async fn session_live(conn: &mut AnyConnection, family_id: &str) -> Result<bool, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT 1 AS live FROM auth_refresh_tokens WHERE family_id = $1 AND revoked_at IS NULL LIMIT 1",
+    )
+    .bind(family_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.is_some())
 }
 
 /// A stored API key (the key itself is never stored).

@@ -32,6 +32,10 @@ pub struct AccessClaims {
     pub email: Option<String>,
     /// First role (the S&OP system's `role` claim).
     pub role: Option<String>,
+    /// The session (refresh-token family) it was issued in: when the session ends, so does the
+    /// token. Absent only from tokens of older versions, which are refused.
+    #[serde(default)]
+    pub sid: Option<String>,
 }
 
 /// Signs and checks access tokens. The algorithm is pinned to HS256: `none`, RS*/ES* and any
@@ -76,6 +80,7 @@ impl JwtKeys {
         name: &str,
         email: Option<&str>,
         role: Option<&str>,
+        session: &str,
     ) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         let claims = AccessClaims {
@@ -89,6 +94,7 @@ impl JwtKeys {
             name: name.to_owned(),
             email: email.map(str::to_owned),
             role: role.map(str::to_owned),
+            sid: Some(session.to_owned()),
         };
         Ok(jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
@@ -173,7 +179,7 @@ mod tests {
     #[test]
     fn a_token_verifies_with_its_own_keys_only() {
         let keys = JwtKeys::new(&[7u8; 32], "sightline", "sightline-api", 60);
-        let token = keys.issue("usr_1", "ann", None, Some("viewer")).unwrap();
+        let token = keys.issue("usr_1", "ann", None, Some("viewer"), "fam_1").unwrap();
         assert_eq!(keys.verify(&token).unwrap().sub, "usr_1");
         let other = JwtKeys::new(&[8u8; 32], "sightline", "sightline-api", 60);
         assert_eq!(other.verify(&token).unwrap_err(), "token signature is invalid");

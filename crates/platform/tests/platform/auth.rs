@@ -20,10 +20,16 @@ fn secret(app: &TestApp) -> Vec<u8> {
     std::fs::read_to_string(app.db.dir.path().join("jwt-secret")).unwrap().trim().as_bytes().to_vec()
 }
 
-fn claims(sub: &str, aud: &str, exp_offset: i64) -> Value {
+fn access_claims(sub: &str, aud: &str, exp_offset: i64, sid: &str) -> Value {
     let now = chrono::Utc::now().timestamp();
     json!({"sub": sub, "iss": "sightline", "aud": aud, "exp": now + exp_offset, "iat": now,
-           "jti": "t", "type": "access", "name": "x", "email": null, "role": "admin"})
+           "jti": "t", "type": "access", "name": "x", "email": null, "role": "admin", "sid": sid})
+}
+
+/// The claims of a JWT, unchecked.
+fn payload_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 /// Signs `header.payload` with HS256 over the server's own secret.
@@ -46,6 +52,8 @@ async fn forged_expired_tampered_and_confused_tokens_are_refused(backend: Backen
     let app = spawn(backend).await;
     let user = app.user_with_roles(&["viewer"]).await;
     let id = user.user.id.as_str();
+    let sid = payload_of(&user.access_token)["sid"].as_str().unwrap().to_owned();
+    let claims = |sub: &str, aud: &str, exp_offset: i64| access_claims(sub, aud, exp_offset, &sid);
     let hs256 = json!({"alg": "HS256", "typ": "JWT"});
     // A correctly made token passes: the forgeries below differ in one thing each.
     assert_eq!(me_with(&app, &sign(&app, &hs256, &claims(id, "sightline-api", 60))).await.0, 200);
@@ -79,6 +87,20 @@ async fn forged_expired_tampered_and_confused_tokens_are_refused(backend: Backen
             "token signature is invalid",
         ),
         ("garbage", "not.a.jwt".to_owned(), ""),
+        (
+            "a token of an older version, with no session",
+            {
+                let mut old = claims(id, "sightline-api", 60);
+                old.as_object_mut().unwrap().remove("sid");
+                sign(&app, &hs256, &old)
+            },
+            "token has no session; sign in again",
+        ),
+        (
+            "a session that never was",
+            sign(&app, &hs256, &access_claims(id, "sightline-api", 60, "made-up")),
+            "session ended; sign in again",
+        ),
     ];
     for (what, token, reason) in cases {
         let (status, body) = me_with(&app, &token).await;
@@ -173,8 +195,8 @@ async fn disabled_users_and_revoked_keys_are_refused_at_once(backend: Backend) {
     assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("permissions")));
 }
 
-async fn repeated_failed_logins_are_throttled_per_user(backend: Backend) {
-    let app = spawn_with(backend, &[("auth.login_max_failures_per_user", json!(3))]).await;
+async fn repeated_failed_logins_are_throttled_per_account_and_address(backend: Backend) {
+    let app = spawn_with(backend, &[("auth.login_max_failures_per_account_address", json!(3))]).await;
     let user = app.user_with_roles(&["viewer"]).await;
     let name = user.user.username.as_str();
     for _ in 0..3 {
@@ -263,6 +285,10 @@ async fn registration_when_enabled_creates_viewers(backend: Backend) {
 async fn changing_a_password_ends_other_sessions(backend: Backend) {
     let app = spawn(backend).await;
     let user = app.user_with_roles(&["viewer"]).await;
+    let (status, other) = app
+        .post_json("/api/v1/auth/login", &json!({"username": user.user.username, "password": TEST_PASSWORD}))
+        .await;
+    assert_eq!(status, 200, "{other}");
     let client = app.client_with(&user.access_token);
     let change = |current: &str, new: &str| {
         client
@@ -272,9 +298,15 @@ async fn changing_a_password_ends_other_sessions(backend: Backend) {
     };
     assert_eq!(change("not my password", "a brand new secret").await.unwrap().status(), 422);
     assert_eq!(change(TEST_PASSWORD, "a brand new secret").await.unwrap().status(), 200);
+    // The other session ends at once, its access token included; the caller's goes on.
+    let (status, _) =
+        app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": other["refresh_token"]})).await;
+    assert_eq!(status, 401);
+    assert_eq!(me_with(&app, other["access_token"].as_str().unwrap()).await.0, 401);
+    assert_eq!(me_with(&app, &user.access_token).await.0, 200);
     let (status, _) =
         app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": user.refresh_token})).await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 200);
     let (status, _) = app
         .post_json(
             "/api/v1/auth/login",
@@ -382,7 +414,7 @@ storage_tests!(
     forged_expired_tampered_and_confused_tokens_are_refused,
     a_used_refresh_token_presented_again_revokes_its_whole_login,
     disabled_users_and_revoked_keys_are_refused_at_once,
-    repeated_failed_logins_are_throttled_per_user,
+    repeated_failed_logins_are_throttled_per_account_and_address,
     login_takes_json_with_username_or_email_and_the_oauth2_form,
     registration_when_enabled_creates_viewers,
     changing_a_password_ends_other_sessions,

@@ -34,7 +34,7 @@ async fn login_identifiers_are_checked_before_audit_and_throttled_floods_write_o
         Vec::new(),
         &[
             ("auth.login_max_failures_per_address", json!(3)),
-            ("auth.login_max_failures_per_user", json!(100)),
+            ("auth.login_max_failures_per_account_address", json!(100)),
         ],
     )
     .await;
@@ -229,9 +229,214 @@ async fn a_username_may_not_be_another_accounts_email(backend: Backend) {
     assert_eq!(status, 200, "the real owner still signs in by email");
 }
 
+/// A client whose connections come from `source` (any 127.x.x.x reaches the loopback server).
+fn client_from(source: &str) -> reqwest::Client {
+    reqwest::Client::builder().local_address(source.parse::<std::net::IpAddr>().unwrap()).build().unwrap()
+}
+
+/// Signs in through `client`, as forwarded for `forwarded_for` when given.
+async fn login_via(
+    app: &TestApp,
+    client: &reqwest::Client,
+    forwarded_for: Option<&str>,
+    body: Value,
+) -> (u16, Value, Option<String>) {
+    let mut request = client.post(app.url("/api/v1/auth/login")).json(&body);
+    if let Some(address) = forwarded_for {
+        request = request.header("x-forwarded-for", address);
+    }
+    let r = request.send().await.unwrap();
+    let retry_after = r.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null), retry_after)
+}
+
+/// Item 8 and the first half of 9: wrong passwords hold back the guessing address on that
+/// account, not the owner elsewhere; the username and email of one account share a counter; a
+/// much higher per-account ceiling holds against guesses from many addresses; the address
+/// comes from `X-Forwarded-For` only through a trusted proxy.
+async fn one_address_guessing_cannot_lock_the_owner_out(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Vec::new(),
+        &[
+            ("http.trusted_proxies", json!(["127.0.0.2"])),
+            ("auth.login_max_failures_per_account_address", json!(3)),
+            ("auth.login_max_failures_per_address", json!(10)),
+            ("auth.login_max_failures_per_account", json!(8)),
+        ],
+    )
+    .await;
+    let password = sightline_platform::testing::TEST_PASSWORD;
+    let ann = json!({"username": "ann", "email": "ann@example.com", "password": password});
+    assert_eq!(app.post_json("/api/v1/auth/users", &ann).await.0, 201);
+    let proxy = client_from("127.0.0.2");
+    let wrong = |login: &str| json!({"username": login, "password": "a wrong guess, again"});
+    let right = json!({"username": "ann", "password": password});
+
+    // An attacker behind the proxy guesses twice by name and once by email: one counter.
+    for login in ["ann", "ann", "ann@example.com"] {
+        assert_eq!(login_via(&app, &proxy, Some("203.0.113.5"), wrong(login)).await.0, 401);
+    }
+    let (status, body, retry_after) = login_via(&app, &proxy, Some("203.0.113.5"), right.clone()).await;
+    assert_eq!(status, 429, "the guessing address waits even with the right password: {body}");
+    assert!(retry_after.is_some_and(|s| s.parse::<u64>().unwrap() >= 1), "Retry-After is sent");
+    let by_email = json!({"email": "ann@example.com", "password": password});
+    assert_eq!(login_via(&app, &proxy, Some("203.0.113.5"), by_email).await.0, 429, "the email alias too");
+    // The owner, elsewhere, signs in.
+    assert_eq!(login_via(&app, &proxy, Some("198.51.100.7"), right.clone()).await.0, 200);
+
+    // Guesses spread over many addresses reach the account's ceiling (8), for everyone.
+    for i in 0..8 {
+        let from = format!("192.0.2.{i}");
+        assert_eq!(login_via(&app, &proxy, Some(&from), wrong("ann")).await.0, 401);
+    }
+    assert_eq!(login_via(&app, &proxy, Some("198.51.100.7"), right.clone()).await.0, 429);
+
+    // From a peer that is no trusted proxy the header is ignored: every guess counts against the
+    // peer, whatever address it claims.
+    let direct = client_from("127.0.0.3");
+    let bob = json!({"username": "bob", "password": password});
+    assert_eq!(app.post_json("/api/v1/auth/users", &bob).await.0, 201);
+    for i in 0..3 {
+        let claimed = format!("203.0.113.{}", 100 + i);
+        let guess = json!({"username": "bob", "password": "a wrong guess, again"});
+        assert_eq!(login_via(&app, &direct, Some(&claimed), guess).await.0, 401);
+    }
+    let (status, _, _) =
+        login_via(&app, &direct, Some("203.0.113.200"), json!({"username": "bob", "password": password}))
+            .await;
+    assert_eq!(status, 429, "a claimed address does not reset the peer's counter");
+    let (_, audit) = app.get_json("/api/v1/audit?action=auth.login_failed&actor=bob").await;
+    assert_eq!(audit["items"][0]["after"]["address"], "127.0.0.3", "{audit}");
+}
+
+/// Second half of item 9: wrong current passwords on change-password are throttled like
+/// failed logins.
+async fn wrong_current_passwords_are_throttled(backend: Backend) {
+    let app =
+        TestApp::spawn(backend, Vec::new(), &[("auth.login_max_failures_per_account_address", json!(3))])
+            .await;
+    let user = app.user_with_roles(&["viewer"]).await;
+    let client = app.client_with(&user.access_token);
+    let change = |current: &str| {
+        client
+            .post(app.url("/api/v1/auth/change-password"))
+            .json(&json!({"current_password": current, "new_password": "a brand new secret"}))
+            .send()
+    };
+    for _ in 0..3 {
+        assert_eq!(change("not my password at all").await.unwrap().status(), 422);
+    }
+    let r = change(sightline_platform::testing::TEST_PASSWORD).await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+}
+
+/// Item 11: logout, a password change and refresh-token reuse end the session's access tokens
+/// at once; logout ends only the caller's own session.
+async fn ended_sessions_end_their_access_tokens_at_once(backend: Backend) {
+    let app = TestApp::spawn(backend, Vec::new(), &[]).await;
+    let me = |token: String| {
+        let app = &app;
+        async move {
+            let r = app.client_with(&token).get(app.url("/api/v1/auth/me")).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let ann = app.user_with_roles(&["viewer"]).await;
+    let (status, second) = login(
+        &app,
+        json!({"username": ann.user.username, "password": sightline_platform::testing::TEST_PASSWORD}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let bob = app.user_with_roles(&["viewer"]).await;
+
+    // Bob presents Ann's refresh token to logout: 204, and nothing of Ann's ends.
+    let r = app
+        .client_with(&bob.access_token)
+        .post(app.url("/api/v1/auth/logout"))
+        .json(&json!({"refresh_token": ann.refresh_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(me(ann.access_token.clone()).await.0, 200);
+
+    // Ann logs out of her first session: its access token is refused at once; the other goes on.
+    let r = app
+        .client_with(&ann.access_token)
+        .post(app.url("/api/v1/auth/logout"))
+        .json(&json!({"refresh_token": ann.refresh_token}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let (status, body) = me(ann.access_token.clone()).await;
+    assert_eq!((status, body["error"]["message"].as_str()), (401, Some("session ended; sign in again")));
+    assert_eq!(me(second["access_token"].as_str().unwrap().to_owned()).await.0, 200);
+
+    // A refresh token replayed: the session ends, with the access token it last gave.
+    let (status, rotated) =
+        app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": second["refresh_token"]})).await;
+    assert_eq!(status, 200);
+    assert_eq!(me(rotated["access_token"].as_str().unwrap().to_owned()).await.0, 200);
+    let (status, _) =
+        app.post_json("/api/v1/auth/refresh", &json!({"refresh_token": second["refresh_token"]})).await;
+    assert_eq!(status, 401);
+    assert_eq!(me(rotated["access_token"].as_str().unwrap().to_owned()).await.0, 401);
+
+    // An admin's password reset ends every session of the user.
+    assert_eq!(me(bob.access_token.clone()).await.0, 200);
+    let reset = json!({"new_password": "an entirely different secret"});
+    let (status, body) = app.post_json(&format!("/api/v1/auth/users/{}/password", bob.user.id), &reset).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(me(bob.access_token.clone()).await.0, 401);
+}
+
+/// Item 16: registration is throttled per address, and a taken email is answered like a new
+/// one, creating nothing.
+async fn registration_is_throttled_and_reveals_no_emails(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        Vec::new(),
+        &[("auth.registration_enabled", json!(true)), ("auth.registration_max_per_address", json!(3))],
+    )
+    .await;
+    let register = |email: &str, password: &str| {
+        let body = json!({"email": email, "password": password});
+        let app = &app;
+        async move {
+            let r = app.anonymous.post(app.url("/api/v1/auth/register")).json(&body).send().await.unwrap();
+            let retry_after = r.headers().get("retry-after").is_some();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap(), retry_after)
+        }
+    };
+    let (status, new, _) = register("carol@example.com", "a first passphrase of hers").await;
+    assert_eq!(status, 201, "{new}");
+    let (status, again, _) = register("Carol@Example.com", "someone else's passphrase").await;
+    assert_eq!(status, 201, "a taken email is answered like a new one: {again}");
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(&new), keys(&again));
+    assert_ne!(new["id"], again["id"]);
+    let (_, users) = app.get_json("/api/v1/auth/users").await;
+    let carols = users.as_array().unwrap().iter().filter(|u| u["email"] == "carol@example.com").count();
+    assert_eq!(carols, 1, "nothing was created");
+    let (status, _) =
+        login(&app, json!({"email": "carol@example.com", "password": "someone else's passphrase"})).await;
+    assert_eq!(status, 401, "the account kept its password");
+    assert_eq!(register("dave@example.com", "his very own passphrase").await.0, 201);
+    let (status, body, retry_after) = register("erin@example.com", "her very own passphrase").await;
+    assert_eq!((status, retry_after), (429, true), "{body}");
+}
+
 storage_tests!(
     login_identifiers_are_checked_before_audit_and_throttled_floods_write_one_row,
-    a_username_may_not_be_another_accounts_email
+    a_username_may_not_be_another_accounts_email,
+    one_address_guessing_cannot_lock_the_owner_out,
+    wrong_current_passwords_are_throttled,
+    ended_sessions_end_their_access_tokens_at_once,
+    registration_is_throttled_and_reveals_no_emails
 );
 
 /// POSTs `body` as `content_type` to the login route; answers the status and the JSON body.
