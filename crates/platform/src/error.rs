@@ -222,6 +222,8 @@ pub fn code_for_status(status: StatusCode) -> &'static str {
         408 => "timeout",
         409 => "conflict",
         413 => "payload_too_large",
+        414 => "uri_too_long",
+        431 => "headers_too_large",
         502 => "upstream_error",
         504 => "upstream_timeout",
         415 => "unsupported_media_type",

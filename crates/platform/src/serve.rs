@@ -4,10 +4,17 @@
 //! `axum::serve` has neither the timeout nor the cap, so a client that opens connections and
 //! sends nothing, or sends headers a byte at a time, could hold them until the process runs out
 //! of file descriptors.
+//!
+//! hyper answers a request it cannot parse by itself (400, 414 for a URI over 64 KiB, 431 for
+//! oversized headers), with no body; [`JsonParseErrors`] gives those answers the JSON error body
+//! every other error carries.
 
 use std::convert::Infallible;
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
 use axum::extract::connect_info::ConnectInfo;
@@ -15,6 +22,7 @@ use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -61,7 +69,8 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = per_connection(router.clone(), peer);
-        let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+        let io = TokioIo::new(JsonParseErrors { inner: stream, pending: None });
+        let connection = builder.serve_connection(io, service).with_upgrades();
         let draining = draining.clone();
         tokio::spawn(async move {
             let mut connection = std::pin::pin!(connection);
@@ -114,4 +123,109 @@ fn per_connection(
         req.extensions_mut().insert(ConnectInfo(peer));
         req
     }))
+}
+
+/// A connection's byte stream that rewrites the bodiless answers hyper writes on its own for a
+/// request it cannot parse into the same answers with the JSON error body. Every other byte
+/// passes through untouched (the platform's own error answers always have a body).
+struct JsonParseErrors<S> {
+    inner: S,
+    /// A rewritten answer being written: its bytes, how many are written, and how many bytes of
+    /// hyper's buffer it stands for.
+    pending: Option<(Vec<u8>, usize, usize)>,
+}
+
+/// hyper's own answers: its status line, and our code and message for it.
+const PARSE_ERRORS: [(&[u8], &str, &str); 3] = [
+    (b"HTTP/1.1 400 Bad Request\r\n", "bad_request", "the request is not valid HTTP/1.1"),
+    (b"HTTP/1.1 414 URI Too Long\r\n", "uri_too_long", "the request's URI is longer than 65534 bytes"),
+    (
+        b"HTTP/1.1 431 Request Header Fields Too Large\r\n",
+        "headers_too_large",
+        "the request's headers are larger than the server reads",
+    ),
+];
+
+/// `head` with a JSON error body, when it is one of hyper's bodiless parse-error answers.
+fn with_json_body(head: &[u8]) -> Option<Vec<u8>> {
+    const EMPTY: &[u8] = b"\r\ncontent-length: 0\r\n";
+    let (_, code, message) = PARSE_ERRORS.iter().find(|(line, _, _)| head.starts_with(line))?;
+    if !head.ends_with(b"\r\n\r\n") {
+        return None;
+    }
+    let at = head.windows(EMPTY.len()).position(|w| w.eq_ignore_ascii_case(EMPTY))?;
+    let body = serde_json::to_vec(&crate::error::error_body(code, message, &serde_json::Value::Null)).ok()?;
+    let mut answer = Vec::with_capacity(head.len() + body.len() + 64);
+    answer.extend_from_slice(&head[..at]);
+    answer.extend_from_slice(
+        format!("\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", body.len()).as_bytes(),
+    );
+    answer.extend_from_slice(&head[at + EMPTY.len()..]);
+    answer.extend_from_slice(&body);
+    Some(answer)
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for JsonParseErrors<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if this.pending.is_none() {
+            if let Some(answer) = with_json_body(buf) {
+                this.pending = Some((answer, 0, buf.len()));
+            }
+        }
+        let Some((answer, written, stands_for)) = &mut this.pending else {
+            return Pin::new(&mut this.inner).poll_write(cx, buf);
+        };
+        while *written < answer.len() {
+            let n = ready!(Pin::new(&mut this.inner).poll_write(cx, &answer[*written..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            *written += n;
+        }
+        let stands_for = *stands_for;
+        this.pending = None;
+        Poll::Ready(Ok(stands_for))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hypers_bodiless_error_answers_get_the_json_body_and_nothing_else_changes() {
+        let head =
+            b"HTTP/1.1 414 URI Too Long\r\ncontent-length: 0\r\ndate: Fri, 04 Dec 2026 12:00:00 GMT\r\n\r\n";
+        let answer = String::from_utf8(with_json_body(head).unwrap()).unwrap();
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 414 URI Too Long\r\n"), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        assert!(head.contains("date: Fri"), "{head}");
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error"]["code"], "uri_too_long");
+        let ours =
+            b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 80\r\n\r\n";
+        assert!(with_json_body(ours).is_none(), "an answer with a body is ours: left alone");
+        assert!(with_json_body(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").is_none());
+    }
 }

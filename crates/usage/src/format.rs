@@ -3,13 +3,13 @@
 //! committed chunk ended.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Seek as _, SeekFrom};
 use std::path::Path;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
-use csv::{ByteRecord, Position};
 
 use crate::model::{transaction_key, Checkpoint, Reject, TransactionRow, UserRow};
+use crate::records::{Found, Record, RecordReader};
 
 /// The users file's columns, in the seed's order (any order is accepted).
 pub const USER_COLUMNS: [&str; 7] =
@@ -58,7 +58,7 @@ impl<R> Chunk<R> {
 
 /// The cells of one record, by column name.
 pub struct Fields<'a> {
-    record: &'a ByteRecord,
+    record: Record<'a>,
     map: &'a [usize],
 }
 
@@ -214,14 +214,26 @@ pub fn utc_date(ms: i64) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
 }
 
-/// Reads one CSV file in chunks, from a checkpoint.
+/// Most cells a header may have.
+const MAX_HEADER_FIELDS: usize = 1024;
+
+/// How a file is read: rows per chunk, and the longest row (bytes of cell data) held.
+#[derive(Debug, Clone, Copy)]
+pub struct ReadLimits {
+    /// Rows (good and bad) per chunk.
+    pub chunk_rows: usize,
+    /// Longest row; a longer one is rejected with its line.
+    pub max_row_bytes: usize,
+}
+
+/// Reads one CSV file in chunks, from a checkpoint, in memory bounded by the longest row
+/// allowed: a longer row is rejected with its line, and reading goes on.
 pub struct CsvChunks {
-    reader: csv::Reader<BufReader<File>>,
+    reader: RecordReader<BufReader<File>>,
     map: Vec<usize>,
     width: usize,
     chunk_rows: usize,
-    record: ByteRecord,
-    done: bool,
+    max_row_bytes: usize,
 }
 
 impl CsvChunks {
@@ -232,38 +244,45 @@ impl CsvChunks {
         label: &str,
         expected: &[&str],
         from: Checkpoint,
-        chunk_rows: usize,
+        limits: ReadLimits,
     ) -> Result<Self, FileError> {
-        let file = File::open(path).map_err(|e| FileError(format!("{label} file cannot be read: {e}")))?;
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(256 * 1024)
-            .from_reader(BufReader::with_capacity(256 * 1024, file));
-        let mut header = ByteRecord::new();
-        let found = reader
-            .read_byte_record(&mut header)
-            .map_err(|e| FileError(format!("{label} file is not CSV: {e}")))?;
-        if !found {
-            return Err(FileError(format!(
-                "{label} file is empty: expected a header row ({})",
-                expected.join(",")
-            )));
-        }
-        let map = column_map(&header, label, expected)?;
+        let ReadLimits { chunk_rows, max_row_bytes } = limits;
+        let unreadable = |e: std::io::Error| FileError(format!("{label} file cannot be read: {e}"));
+        let mut file = File::open(path).map_err(unreadable)?;
+        let input = BufReader::with_capacity(256 * 1024, file.try_clone().map_err(unreadable)?);
+        let mut reader = RecordReader::new(input, 0, 1, max_row_bytes, MAX_HEADER_FIELDS);
+        let (map, width) = match reader.read().map_err(unreadable)? {
+            Found::Record { .. } => {
+                let header = reader.record();
+                (column_map(header, label, expected)?, header.len())
+            }
+            Found::End => {
+                return Err(FileError(format!(
+                    "{label} file is empty: expected a header row ({})",
+                    expected.join(",")
+                )))
+            }
+            Found::TooLong { .. } => {
+                return Err(FileError(format!(
+                    "{label} file is not a CSV with the expected header: its first row is longer than \
+                     {max_row_bytes} bytes (usage.max_row_bytes)"
+                )))
+            }
+            Found::TooManyFields { fields, .. } => {
+                return Err(FileError(format!(
+                    "{label} file is not a CSV with the expected header: its first row has {fields} \
+                     cells, more than {MAX_HEADER_FIELDS}"
+                )))
+            }
+        };
         if from.offset > 0 {
-            let mut p = Position::new();
-            p.set_byte(from.offset).set_line(from.line);
-            reader.seek(p).map_err(|e| FileError(format!("{label} file cannot be read: {e}")))?;
+            file.seek(SeekFrom::Start(from.offset)).map_err(unreadable)?;
+            let input = BufReader::with_capacity(256 * 1024, file);
+            reader = RecordReader::new(input, from.offset, from.line, max_row_bytes, width);
+        } else {
+            reader.set_max_fields(width);
         }
-        Ok(Self {
-            reader,
-            width: header.len(),
-            map,
-            chunk_rows: chunk_rows.max(1),
-            record: ByteRecord::new(),
-            done: false,
-        })
+        Ok(Self { reader, width, map, chunk_rows: chunk_rows.max(1), max_row_bytes })
     }
 
     /// The next chunk of at most `chunk_rows` rows, each read with `parse`; `None` at the end.
@@ -271,35 +290,46 @@ impl CsvChunks {
         &mut self,
         parse: impl Fn(&Fields<'_>) -> Result<R, Reject>,
     ) -> Result<Option<Chunk<R>>, FileError> {
-        if self.done {
-            return Ok(None);
-        }
         let mut rows = Vec::with_capacity(self.chunk_rows);
         let mut rejects = Vec::new();
         while rows.len() + rejects.len() < self.chunk_rows {
-            let line = self.reader.position().line();
-            match self.reader.read_byte_record(&mut self.record) {
-                Ok(false) => {
-                    self.done = true;
-                    break;
+            let (_, at) = self.reader.position();
+            let found = self
+                .reader
+                .read()
+                .map_err(|e| FileError(format!("line {at}: the file cannot be read: {e}")))?;
+            let line = match found {
+                Found::End => break,
+                Found::Record { line } => line,
+                Found::TooLong { line, bytes } => {
+                    let reason = format!(
+                        "is {bytes} bytes long, more than the limit of {} (usage.max_row_bytes)",
+                        self.max_row_bytes
+                    );
+                    rejects.push(Reject { line, field: String::new(), reason });
+                    continue;
                 }
-                Ok(true) => {}
-                Err(e) => return Err(FileError(format!("line {line}: the file cannot be read as CSV: {e}"))),
-            }
-            let line = self.record.position().map_or(line, |p| p.line());
+                Found::TooManyFields { line, fields } => {
+                    let reason = format!("has {fields} fields, the header has {}", self.width);
+                    rejects.push(Reject { line, field: String::new(), reason });
+                    continue;
+                }
+            };
+            let record = self.reader.record();
             // A blank line is no row.
-            if self.record.len() == 1 && self.record[0].iter().all(|b| b.is_ascii_whitespace()) {
+            if record.len() == 1 && record.get(0).unwrap_or_default().iter().all(|b| b.is_ascii_whitespace())
+            {
                 continue;
             }
-            if self.record.len() != self.width {
+            if record.len() != self.width {
                 rejects.push(Reject {
                     line,
                     field: String::new(),
-                    reason: format!("has {} fields, the header has {}", self.record.len(), self.width),
+                    reason: format!("has {} fields, the header has {}", record.len(), self.width),
                 });
                 continue;
             }
-            match parse(&Fields { record: &self.record, map: &self.map }) {
+            match parse(&Fields { record, map: &self.map }) {
                 Ok(row) => rows.push((line, row)),
                 Err(mut reject) => {
                     reject.line = line;
@@ -310,15 +340,15 @@ impl CsvChunks {
         if rows.is_empty() && rejects.is_empty() {
             return Ok(None);
         }
-        let p = self.reader.position();
-        Ok(Some(Chunk { rows, rejects, end: Checkpoint { offset: p.byte(), line: p.line() } }))
+        let (offset, line) = self.reader.position();
+        Ok(Some(Chunk { rows, rejects, end: Checkpoint { offset, line } }))
     }
 }
 
 /// Where each expected column is in the file's header.
-fn column_map(header: &ByteRecord, label: &str, expected: &[&str]) -> Result<Vec<usize>, FileError> {
-    let names: Vec<String> = header
-        .iter()
+fn column_map(header: Record<'_>, label: &str, expected: &[&str]) -> Result<Vec<usize>, FileError> {
+    let names: Vec<String> = (0..header.len())
+        .filter_map(|i| header.get(i))
         .enumerate()
         .map(|(i, raw)| {
             let raw = if i == 0 { raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw) } else { raw };
@@ -377,6 +407,10 @@ mod tests {
         f
     }
 
+    fn limits(chunk_rows: usize) -> ReadLimits {
+        ReadLimits { chunk_rows, max_row_bytes: 4096 }
+    }
+
     const HEADER: &str =
         "RowId,User_ID,Model_Name,Conversation_ID,Token_Type,Token_Count,Rate_Per_1k,Calculated_Cost,Timestamp\n";
 
@@ -412,9 +446,14 @@ mod tests {
         text.extend_from_slice(b"r8,u1,gpt-4o,c1,prompt,5,abc,0.001,2025-01-31T10:00:00Z\n");
         text.extend_from_slice(b"r9,u1,gpt-4o,c1,prompt,5,0.01,0.001,yesterday\n");
         let f = file(&text);
-        let mut chunks =
-            CsvChunks::open(f.path(), "transactions", &TRANSACTION_COLUMNS, Checkpoint::default(), 100)
-                .unwrap();
+        let mut chunks = CsvChunks::open(
+            f.path(),
+            "transactions",
+            &TRANSACTION_COLUMNS,
+            Checkpoint::default(),
+            limits(100),
+        )
+        .unwrap();
         let chunk = chunks.next_chunk(parse_transaction).unwrap().unwrap();
         let ids: Vec<&str> = chunk.rows.iter().map(|(_, r)| r.id.as_str()).collect();
         assert_eq!(ids, ["r1", "r6"]);
@@ -446,11 +485,11 @@ mod tests {
         }
         let f = file(text.as_bytes());
         let mut chunks =
-            CsvChunks::open(f.path(), "t", &TRANSACTION_COLUMNS, Checkpoint::default(), 4).unwrap();
+            CsvChunks::open(f.path(), "t", &TRANSACTION_COLUMNS, Checkpoint::default(), limits(4)).unwrap();
         let first = chunks.next_chunk(parse_transaction).unwrap().unwrap();
         assert_eq!(first.rows.len(), 4);
         assert_eq!(first.end.line, 6);
-        let mut again = CsvChunks::open(f.path(), "t", &TRANSACTION_COLUMNS, first.end, 100).unwrap();
+        let mut again = CsvChunks::open(f.path(), "t", &TRANSACTION_COLUMNS, first.end, limits(100)).unwrap();
         let rest = again.next_chunk(parse_transaction).unwrap().unwrap();
         let ids: Vec<&str> = rest.rows.iter().map(|(_, r)| r.id.as_str()).collect();
         assert_eq!(ids, ["r4", "r5", "r6", "r7", "r8", "r9"]);
@@ -460,18 +499,24 @@ mod tests {
     #[test]
     fn a_file_that_is_not_the_expected_csv_is_refused_with_the_missing_columns() {
         let f = file(b"\x89PNG\r\n\x1a\n\x00\x00binary");
-        let err = CsvChunks::open(f.path(), "transactions", &TRANSACTION_COLUMNS, Checkpoint::default(), 10)
-            .err()
-            .unwrap();
+        let err = CsvChunks::open(
+            f.path(),
+            "transactions",
+            &TRANSACTION_COLUMNS,
+            Checkpoint::default(),
+            limits(10),
+        )
+        .err()
+        .unwrap();
         assert!(err.0.contains("missing column(s) RowId"), "{err}");
         let f =
             file(b"\xEF\xBB\xBFUser_ID,User_Name,Region,Is_Active_Sub,Department,Company_Name,Signup_Date\n");
         assert!(
-            CsvChunks::open(f.path(), "users", &USER_COLUMNS, Checkpoint::default(), 10).is_ok(),
+            CsvChunks::open(f.path(), "users", &USER_COLUMNS, Checkpoint::default(), limits(10)).is_ok(),
             "BOM is skipped"
         );
         let f = file(b"");
-        assert!(CsvChunks::open(f.path(), "users", &USER_COLUMNS, Checkpoint::default(), 10).is_err());
+        assert!(CsvChunks::open(f.path(), "users", &USER_COLUMNS, Checkpoint::default(), limits(10)).is_err());
     }
 
     #[test]

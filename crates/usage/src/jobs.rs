@@ -1,5 +1,7 @@
-//! The module's job types and their handlers: [`ImportFiles`], run by [`ImportJob`] on the
-//! standalone pool.
+//! The module's job types and their handlers: [`ImportFiles`], run by [`ImportJob`], and
+//! [`SweepUploads`], run by [`SweepJob`], both on the standalone pool.
+
+use std::time::Duration;
 
 use sightline_platform::db::now_ms;
 use sightline_platform::queue::{Job, JobContext, JobLease, RunStandalone};
@@ -7,6 +9,7 @@ use sqlx::AnyConnection;
 
 use crate::import::{recompute_and_finish, Importer};
 use crate::store;
+use crate::upload::Uploads;
 
 /// The queue job type of an import.
 pub const JOB_TYPE: &str = "usage.import";
@@ -56,6 +59,39 @@ impl RunStandalone for ImportJob {
         let now = now_ms();
         recompute_and_finish(conn, id, &days, now).await?;
         store::jobs::mark_failed(conn, id, error, now).await?;
+        Ok(())
+    }
+}
+
+/// A sweep of the upload directory ([`Uploads::sweep`]): scheduled hourly, and run at start-up.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct SweepUploads {}
+
+impl Job for SweepUploads {
+    const NAME: &'static str = "usage.sweep_uploads";
+    const QUEUE: &'static str = "usage";
+
+    fn dedup_key(&self) -> Option<String> {
+        Some("sweep".into())
+    }
+}
+
+/// Runs [`SweepUploads`] jobs.
+pub struct SweepJob {
+    /// The uploads to sweep.
+    pub uploads: Uploads,
+    /// Age past which a directory with no job is no upload in progress.
+    pub in_flight: Duration,
+    /// How long a finished import's files are kept.
+    pub retention: Duration,
+}
+
+#[async_trait::async_trait]
+impl RunStandalone for SweepJob {
+    type Job = SweepUploads;
+
+    async fn run(&self, _job: SweepUploads, _ctx: &JobContext, _lease: &JobLease) -> anyhow::Result<()> {
+        self.uploads.sweep(self.in_flight, self.retention).await?;
         Ok(())
     }
 }

@@ -19,6 +19,7 @@ pub mod import;
 pub mod jobs;
 pub mod kpis;
 pub mod model;
+mod records;
 pub mod sample;
 pub mod service;
 pub mod store;
@@ -26,8 +27,10 @@ pub mod tally;
 pub mod upload;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
+use sightline_platform::scheduler::ScheduleSpec;
 use sightline_platform::{migrate::Migration, Module, ModuleParts, PermissionSpec, Platform};
 
 /// What the module's routes check, and who holds it.
@@ -56,6 +59,12 @@ pub struct UsageConfig {
     pub chunk_rows: usize,
     /// Keep an upload's files after a successful import (default false: they are deleted).
     pub keep_uploads: bool,
+    /// How long the files of a finished import (failed, or kept by `keep_uploads`) stay, in
+    /// seconds (default 7 days); an hourly sweep removes them after.
+    pub upload_retention_secs: u64,
+    /// Longest CSV row, in bytes of cell data (default 1 MiB): a longer row is rejected with
+    /// its line and the import goes on; reading never holds more than this of one row.
+    pub max_row_bytes: usize,
 }
 
 impl Default for UsageConfig {
@@ -65,6 +74,8 @@ impl Default for UsageConfig {
             max_file_bytes: 2 * 1024 * 1024 * 1024,
             chunk_rows: 50_000,
             keep_uploads: false,
+            upload_retention_secs: 7 * 24 * 3600,
+            max_row_bytes: 1024 * 1024,
         }
     }
 }
@@ -120,10 +131,32 @@ impl Module for UsageModule {
             dir,
             config.max_file_bytes,
         );
-        let importer = import::Importer::new(platform.db.clone(), config.chunk_rows, config.keep_uploads);
+        let sweep = jobs::SweepJob {
+            uploads: uploads.clone(),
+            // An upload still being received is younger than its request's time limit.
+            in_flight: Duration::from_secs(platform.config.http.request_timeout_secs + 60),
+            retention: Duration::from_secs(config.upload_retention_secs),
+        };
+        // What a crash left is swept at start-up too, not only on the hour.
+        let (at_start, in_flight, retention) = (uploads.clone(), sweep.in_flight, sweep.retention);
+        tokio::spawn(async move {
+            if let Err(e) = at_start.sweep(in_flight, retention).await {
+                tracing::warn!(error = format!("{e:#}"), "usage.upload_sweep_failed");
+            }
+        });
+        let hourly =
+            ScheduleSpec::of("usage.sweep_uploads", "7 * * * *", chrono_tz::UTC, &jobs::SweepUploads {})?;
+        if config.max_row_bytes < 1024 {
+            anyhow::bail!("usage.max_row_bytes must be at least 1024 (got {})", config.max_row_bytes);
+        }
+        let limits =
+            format::ReadLimits { chunk_rows: config.chunk_rows, max_row_bytes: config.max_row_bytes };
+        let importer = import::Importer::new(platform.db.clone(), limits, config.keep_uploads);
         let service = service::UsageService::new(platform.db.clone(), uploads);
         Ok(ModuleParts::new(http::router(service))
             .standalone_job(jobs::ImportJob { importer })
+            .standalone_job(sweep)
+            .schedule(hourly)
             .page("/ui/usage", "Usage upload", "Upload usage CSV files and follow the import")
             .page(
                 "/ui/usage/dashboard",

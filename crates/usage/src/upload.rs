@@ -2,12 +2,15 @@
 //! memory), counted, checksummed and flushed to disk as its chunks arrive ([`Upload::save`]); then
 //! the job row, its queue job and its audit entry are committed together ([`Uploads::accept`]),
 //! so a 202 means the import will run even if the process dies right after. A refused upload
-//! leaves nothing behind.
+//! leaves nothing behind, nor does one cut off (its request timed out, its client went away):
+//! an [`Upload`] not accepted removes its files when dropped. [`Uploads::sweep`] removes what a
+//! crash left, and the files of finished imports after their retention period.
 //!
 //! Whoever reads the request (the handler, from a multipart form) hands each file over with its
 //! [`FileKind`], its original name and a stream of its bytes; nothing here knows of HTTP.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
@@ -37,11 +40,12 @@ pub struct Uploads {
     max_file_bytes: u64,
 }
 
-/// An upload being received: the files so far, in a directory of its own.
+/// An upload being received: the files so far, in a directory of its own, removed when the
+/// upload is dropped before it is accepted.
 #[derive(Debug)]
 pub struct Upload {
     id: String,
-    dir: PathBuf,
+    dir: RemovedUnlessKept,
     max_file_bytes: u64,
     users: Option<StoredFile>,
     transactions: Option<StoredFile>,
@@ -71,7 +75,7 @@ impl Uploads {
     pub fn start(&self) -> Upload {
         let id = uuid::Uuid::new_v4().to_string();
         Upload {
-            dir: self.dir.join(&id),
+            dir: RemovedUnlessKept::new(self.dir.join(&id)),
             id,
             max_file_bytes: self.max_file_bytes,
             users: None,
@@ -84,19 +88,49 @@ impl Uploads {
     pub async fn accept(
         &self,
         context: &RequestContext,
-        upload: Upload,
+        mut upload: Upload,
     ) -> Result<AcceptedUpload, UsageError> {
-        let dir = upload.dir.clone();
-        let accepted = async {
-            let job = upload.complete(Some(context.actor.name.clone())).await?;
-            self.enqueue(context, &job).await?;
-            Ok(AcceptedUpload { job_id: job.id, total_rows: job.transactions.rows })
+        let job = upload.complete(Some(context.actor.name.clone())).await?;
+        self.enqueue(context, &job).await?;
+        upload.dir.keep();
+        Ok(AcceptedUpload { job_id: job.id, total_rows: job.transactions.rows })
+    }
+
+    /// Removes upload directories nobody needs: those with no job that are older than
+    /// `in_flight` (an upload still being received is younger: requests end within their
+    /// timeout), and those of imports that finished (succeeded or failed) more than `retention`
+    /// ago. Answers how many were removed.
+    pub async fn sweep(&self, in_flight: Duration, retention: Duration) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        let mut entries = match tokio::fs::read_dir(&self.dir).await {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        let now = SystemTime::now();
+        while let Some(entry) = entries.next_entry().await? {
+            let meta = entry.metadata().await?;
+            let Some(id) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if !meta.is_dir() || uuid::Uuid::parse_str(&id).is_err() {
+                continue; // not an upload of ours
+            }
+            let age = now.duration_since(meta.modified()?).unwrap_or_default();
+            let expired = match store::jobs::upload_state(self.db.reader(), &id).await? {
+                None => age > in_flight,
+                Some((status, finished_at)) => {
+                    status.finished()
+                        && finished_at.is_some_and(|at| now_ms() - at > retention.as_millis() as i64)
+                }
+            };
+            if expired {
+                remove_dir(&entry.path()).await;
+                removed += 1;
+            }
         }
-        .await;
-        if accepted.is_err() {
-            remove_dir(&dir).await;
+        if removed > 0 {
+            tracing::info!(removed, dir = %self.dir.display(), "usage.uploads_swept");
         }
-        accepted
+        Ok(removed)
     }
 
     /// Commits the job row, its audit entry and its queue job together.
@@ -144,8 +178,8 @@ impl Upload {
             return Err(UsageError::RepeatedField(kind));
         }
         let original_name = name.unwrap_or(kind.as_str()).chars().take(MAX_NAME_CHARS).collect::<String>();
-        tokio::fs::create_dir_all(&self.dir).await?;
-        let mut file = tokio::fs::File::create(self.dir.join(format!("{kind}.csv"))).await?;
+        tokio::fs::create_dir_all(self.dir.path()).await?;
+        let mut file = tokio::fs::File::create(self.dir.path().join(format!("{kind}.csv"))).await?;
         let (mut hash, mut lines, mut bytes) = (Sha256::new(), LineCounter::default(), 0u64);
         let mut chunks = std::pin::pin!(chunks);
         while let Some(data) = chunks.next().await.transpose()? {
@@ -172,7 +206,7 @@ impl Upload {
 
     /// Removes what was received.
     pub async fn discard(self) {
-        remove_dir(&self.dir).await;
+        remove_dir(self.dir.path()).await;
     }
 
     fn slot(&mut self, kind: FileKind) -> &mut Option<StoredFile> {
@@ -183,8 +217,8 @@ impl Upload {
     }
 
     /// The new job, once both files came; their directory entries are flushed too.
-    async fn complete(self, actor: Option<String>) -> Result<NewImport, UsageError> {
-        let (users, transactions) = match (self.users, self.transactions) {
+    async fn complete(&mut self, actor: Option<String>) -> Result<NewImport, UsageError> {
+        let (users, transactions) = match (self.users.clone(), self.transactions.clone()) {
             (Some(users), Some(transactions)) => (users, transactions),
             (users, transactions) => {
                 let missing =
@@ -195,13 +229,13 @@ impl Upload {
             }
         };
         // The directory entry of both files must survive a crash too.
-        let dir = self.dir.clone();
+        let dir = self.dir.path().to_owned();
         tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
             .await
             .map_err(std::io::Error::other)??;
         Ok(NewImport {
-            id: self.id,
-            dir: self.dir.to_string_lossy().into_owned(),
+            id: self.id.clone(),
+            dir: self.dir.path().to_string_lossy().into_owned(),
             users,
             transactions,
             created_by: actor,
@@ -209,8 +243,48 @@ impl Upload {
     }
 }
 
+/// An upload's directory, removed when dropped unless kept (the upload was accepted): a
+/// request cut off by its timeout or its client drops the handler's future, and with it this.
+#[derive(Debug)]
+struct RemovedUnlessKept {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl RemovedUnlessKept {
+    fn new(path: PathBuf) -> Self {
+        Self { path, kept: false }
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn keep(&mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for RemovedUnlessKept {
+    fn drop(&mut self) {
+        if self.kept || !self.path.exists() {
+            return;
+        }
+        let path = std::mem::take(&mut self.path);
+        // Off the async threads when there is a runtime: the files may be large.
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { remove_dir(&path).await });
+            }
+            Err(_) => {
+                let _ = std::fs::remove_dir_all(&path);
+            }
+        }
+    }
+}
+
 /// Removes an upload's directory, if it was made.
-async fn remove_dir(dir: &std::path::Path) {
+pub(crate) async fn remove_dir(dir: &std::path::Path) {
     if let Err(e) = tokio::fs::remove_dir_all(dir).await {
         if e.kind() != std::io::ErrorKind::NotFound {
             tracing::warn!(dir = %dir.display(), error = %e, "usage.upload_cleanup_failed");
@@ -225,7 +299,13 @@ mod tests {
     use super::*;
 
     fn upload(dir: &std::path::Path, max_file_bytes: u64) -> Upload {
-        Upload { id: "job".into(), dir: dir.join("job"), max_file_bytes, users: None, transactions: None }
+        Upload {
+            id: "job".into(),
+            dir: RemovedUnlessKept::new(dir.join("job")),
+            max_file_bytes,
+            users: None,
+            transactions: None,
+        }
     }
 
     fn chunks(parts: &[&'static [u8]]) -> impl Stream<Item = Result<Bytes, UsageError>> {
@@ -259,9 +339,18 @@ mod tests {
         }
         let missing = up.complete(None).await.unwrap_err();
         assert!(matches!(&missing, UsageError::MissingFiles(files) if files == &[FileKind::Transactions]));
-        let up = upload(root.path(), 10);
         assert!(root.path().join("job").exists(), "the files so far are on disk");
         up.discard().await;
         assert!(!root.path().join("job").exists(), "a discarded upload leaves nothing");
+        let mut dropped = upload(root.path(), 10);
+        dropped.save(FileKind::Users, None, chunks(&[b"id\n"])).await.unwrap();
+        drop(dropped);
+        for _ in 0..100 {
+            if !root.path().join("job").exists() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("an upload dropped before it was accepted leaves its files");
     }
 }

@@ -498,3 +498,28 @@ async fn every_openapi_parameter_is_declared_where_it_is_read() {
     let app = TestApp::spawn(Backend::Sqlite, Vec::new(), &[]).await;
     sightline_platform::testing::check_openapi_parameters(&app.get_json("/openapi.json").await.1);
 }
+
+/// I5: the answers hyper writes by itself for requests it cannot parse (a URI over 64 KiB, a
+/// malformed request line, oversized headers) carry the JSON error body like every other.
+#[tokio::test]
+async fn unparsable_requests_are_answered_with_the_json_error_body() {
+    let app = TestApp::spawn(Backend::Sqlite, Vec::new(), &[]).await;
+    let long_uri = format!("GET /health?q={} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
+    let huge_header = format!("GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "b".repeat(500_000));
+    let cases = [
+        (long_uri.into_bytes(), "414", "uri_too_long"),
+        (b"NOT HTTP AT ALL\r\n\r\n".to_vec(), "400", "bad_request"),
+        (huge_header.into_bytes(), "431", "headers_too_large"),
+    ];
+    for (request, status, code) in cases {
+        let answer = raw_exchange(&app, &request).await;
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{code}: {head}");
+        assert!(head.contains("content-type: application/json"), "{code}: {head}");
+        let body: Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{code}: {e}: {body:?}"));
+        assert_eq!(body["error"]["code"], code);
+    }
+    // Well-formed requests on the same server are untouched.
+    let answer = raw_exchange(&app, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}

@@ -20,7 +20,7 @@ use sightline_platform::db::{now_ms, Db};
 use sightline_platform::queue::{JobLease, PermanentFailure};
 use tokio::sync::mpsc;
 
-use crate::format::{Chunk, CsvChunks, Fields, FileError, TRANSACTION_COLUMNS, USER_COLUMNS};
+use crate::format::{Chunk, CsvChunks, Fields, FileError, ReadLimits, TRANSACTION_COLUMNS, USER_COLUMNS};
 use crate::model::{Checkpoint, ImportStage, ImportStatus, JobRecord, Reject};
 use crate::store;
 
@@ -30,19 +30,34 @@ pub(crate) use days::recompute_and_finish;
 #[derive(Clone)]
 pub struct Importer {
     db: Db,
-    chunk_rows: usize,
+    limits: ReadLimits,
     keep_uploads: bool,
 }
 
 impl Importer {
-    /// An importer writing `chunk_rows` rows per transaction; it deletes an upload's files once
-    /// imported unless `keep_uploads`.
-    pub fn new(db: Db, chunk_rows: usize, keep_uploads: bool) -> Self {
-        Self { db, chunk_rows: chunk_rows.max(1), keep_uploads }
+    /// An importer writing `limits.chunk_rows` rows per transaction; it deletes an upload's
+    /// files once imported unless `keep_uploads`.
+    pub fn new(db: Db, limits: ReadLimits, keep_uploads: bool) -> Self {
+        Self { db, limits: ReadLimits { chunk_rows: limits.chunk_rows.max(1), ..limits }, keep_uploads }
     }
 
     /// Runs (or resumes) job `id` to its end, one stage after the other from the one it is at.
+    /// A job that fails for good on its files (not CSV, wrong header) has them removed: no
+    /// retry could use them.
     pub async fn run(&self, id: &str, lease: &JobLease) -> anyhow::Result<()> {
+        let outcome = self.run_stages(id, lease).await;
+        if let Err(e) = &outcome {
+            if let Some(PermanentFailure(why)) = e.downcast_ref::<PermanentFailure>() {
+                if let Some(job) = store::jobs::load_job(self.db.reader(), id).await? {
+                    tracing::info!(job_id = %id, reason = %why, "usage.upload_files_removed_after_failure");
+                    crate::upload::remove_dir(Path::new(&job.file_location)).await;
+                }
+            }
+        }
+        outcome
+    }
+
+    async fn run_stages(&self, id: &str, lease: &JobLease) -> anyhow::Result<()> {
         let Some(mut job) = store::jobs::load_job(self.db.reader(), id).await? else {
             return Err(PermanentFailure(format!("usage job {id} does not exist")).into());
         };
@@ -57,6 +72,14 @@ impl Importer {
             ImportStatus::Queued | ImportStatus::Running => {}
         }
         let dir = PathBuf::from(&job.file_location);
+        if job.stage != ImportStage::Done && !tokio::fs::try_exists(&dir).await? {
+            return Err(PermanentFailure(
+                "the upload's files are gone (removed after usage.upload_retention_secs, or after \
+                 an earlier failure); upload them again"
+                    .into(),
+            )
+            .into());
+        }
         let (users_path, tx_path) = (dir.join("users.csv"), dir.join("transactions.csv"));
         // Kept from the transactions stage for the aggregates stage, when both run in this run.
         let mut tally = None;
@@ -65,7 +88,7 @@ impl Importer {
             let (stage, started) = (job.stage, Instant::now());
             match stage {
                 // Both headers are checked before anything is written.
-                ImportStage::Queued => check_headers(&users_path, &tx_path).await?,
+                ImportStage::Queued => check_headers(&users_path, &tx_path, self.limits).await?,
                 ImportStage::Users => self.import_users(&job, &users_path, lease).await?,
                 ImportStage::Transactions => {
                     tally = Some(self.import_transactions(&job, &tx_path, lease).await?);
@@ -129,11 +152,11 @@ impl Importer {
 
 /// Checks that both files are CSV with the expected header; a file that is not fails the job
 /// for good.
-async fn check_headers(users: &Path, transactions: &Path) -> anyhow::Result<()> {
+async fn check_headers(users: &Path, transactions: &Path, limits: ReadLimits) -> anyhow::Result<()> {
     let (users, transactions) = (users.to_owned(), transactions.to_owned());
     tokio::task::spawn_blocking(move || -> Result<(), FileError> {
-        CsvChunks::open(&users, "users", &USER_COLUMNS, Checkpoint::default(), 1)?;
-        CsvChunks::open(&transactions, "transactions", &TRANSACTION_COLUMNS, Checkpoint::default(), 1)?;
+        CsvChunks::open(&users, "users", &USER_COLUMNS, Checkpoint::default(), limits)?;
+        CsvChunks::open(&transactions, "transactions", &TRANSACTION_COLUMNS, Checkpoint::default(), limits)?;
         Ok(())
     })
     .await?
@@ -147,14 +170,14 @@ fn read_chunks<R: Send + 'static>(
     label: &'static str,
     columns: &'static [&'static str],
     from: Checkpoint,
-    chunk_rows: usize,
+    limits: ReadLimits,
     parse: fn(&Fields<'_>) -> Result<R, Reject>,
 ) -> std::io::Result<mpsc::Receiver<Result<Chunk<R>, FileError>>> {
     let (sender, receiver) = mpsc::channel(1);
     let path = path.to_owned();
     // The thread reports through the channel; the future of its end is not needed.
     let _ended = spawn_background("usage-parse", move || {
-        let mut chunks = match CsvChunks::open(&path, label, columns, from, chunk_rows) {
+        let mut chunks = match CsvChunks::open(&path, label, columns, from, limits) {
             Ok(c) => c,
             Err(e) => {
                 let _ = sender.blocking_send(Err(e));

@@ -35,7 +35,7 @@ impl Importer {
             "transactions",
             &TRANSACTION_COLUMNS,
             job.transactions.checkpoint,
-            self.chunk_rows,
+            self.limits,
             parse_transaction,
         )?;
         let (to_tally, mut tally_inbox) = mpsc::channel::<Tallied>(1);

@@ -20,7 +20,7 @@ impl Importer {
         lease: &JobLease,
     ) -> anyhow::Result<()> {
         let mut chunks =
-            read_chunks(path, "users", &USER_COLUMNS, job.users.checkpoint, self.chunk_rows, parse_user)?;
+            read_chunks(path, "users", &USER_COLUMNS, job.users.checkpoint, self.limits, parse_user)?;
         while let Some(chunk) = chunks.recv().await {
             let chunk = chunk.map_err(|e| PermanentFailure(e.0))?;
             if lease.should_stop() {
