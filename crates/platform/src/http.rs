@@ -195,7 +195,10 @@ fn cors(http: &HttpConfig) -> Option<CorsLayer> {
             .allow_origin(origin)
             .allow_methods(tower_http::cors::Any)
             .allow_headers(tower_http::cors::Any)
-            .expose_headers([axum::http::HeaderName::from_static(REQUEST_ID_HEADER)]),
+            .expose_headers([
+                axum::http::HeaderName::from_static(REQUEST_ID_HEADER),
+                axum::http::header::RETRY_AFTER,
+            ]),
     )
 }
 

@@ -69,7 +69,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let service = per_connection(router.clone(), peer);
-        let io = TokioIo::new(JsonParseErrors { inner: stream, pending: None });
+        let io = TokioIo::new(JsonParseErrors { inner: stream, pending: None, answered: false });
         let connection = builder.serve_connection(io, service).with_upgrades();
         let draining = draining.clone();
         tokio::spawn(async move {
@@ -125,14 +125,18 @@ fn per_connection(
     }))
 }
 
-/// A connection's byte stream that rewrites the bodiless answers hyper writes on its own for a
-/// request it cannot parse into the same answers with the JSON error body. Every other byte
-/// passes through untouched (the platform's own error answers always have a body).
+/// A connection's byte stream that rewrites the bodiless answer hyper writes on its own for a
+/// first request it cannot parse into the same answer with the JSON error body. Only the first
+/// write of a connection is looked at: later writes may be bodies, whose bytes are the client's
+/// business and must pass untouched (so a parse error on a later keep-alive request keeps
+/// hyper's bare answer).
 struct JsonParseErrors<S> {
     inner: S,
     /// A rewritten answer being written: its bytes, how many are written, and how many bytes of
     /// hyper's buffer it stands for.
     pending: Option<(Vec<u8>, usize, usize)>,
+    /// Whether anything was written yet.
+    answered: bool,
 }
 
 /// hyper's own answers: its status line, and our code and message for it.
@@ -178,7 +182,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for JsonParseErrors<S> {
 impl<S: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if this.pending.is_none() {
+        if !this.answered {
+            this.answered = true;
             if let Some(answer) = with_json_body(buf) {
                 this.pending = Some((answer, 0, buf.len()));
             }
@@ -196,6 +201,23 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonParseErrors<S> {
         let stands_for = *stands_for;
         this.pending = None;
         Poll::Ready(Ok(stands_for))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        if !self.answered || self.pending.is_some() {
+            // The first answer goes through `poll_write`, where it is looked at.
+            let first = bufs.iter().find(|b| !b.is_empty()).map_or(&[][..], |b| &**b);
+            return self.poll_write(cx, first);
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

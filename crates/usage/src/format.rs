@@ -33,10 +33,36 @@ const MAX_ID: usize = 128;
 /// Longest accepted free text (names, departments, companies).
 const MAX_TEXT: usize = 200;
 
-/// A file that cannot be imported at all (not CSV, wrong header, unreadable).
+/// A file that cannot be imported: not the expected CSV (for good), or not readable just now.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct FileError(pub String);
+#[error("{message}")]
+pub struct FileError {
+    /// What is wrong.
+    pub message: String,
+    /// The file itself is wrong, so no retry can help; else reading failed and may not again.
+    pub permanent: bool,
+}
+
+impl FileError {
+    /// The file is not what it should be.
+    fn invalid(message: String) -> Self {
+        Self { message, permanent: true }
+    }
+
+    /// Reading failed.
+    fn unreadable(message: String) -> Self {
+        Self { message, permanent: false }
+    }
+
+    /// As a job's error: a [`PermanentFailure`] for a wrong file, a retryable error otherwise.
+    pub fn into_job_error(self) -> anyhow::Error {
+        if self.permanent {
+            sightline_platform::queue::PermanentFailure(self.message).into()
+        } else {
+            anyhow::anyhow!(self.message)
+        }
+    }
+}
 
 /// One chunk of parsed rows.
 #[derive(Debug)]
@@ -247,7 +273,8 @@ impl CsvChunks {
         limits: ReadLimits,
     ) -> Result<Self, FileError> {
         let ReadLimits { chunk_rows, max_row_bytes } = limits;
-        let unreadable = |e: std::io::Error| FileError(format!("{label} file cannot be read: {e}"));
+        let unreadable =
+            |e: std::io::Error| FileError::unreadable(format!("{label} file cannot be read: {e}"));
         let mut file = File::open(path).map_err(unreadable)?;
         let input = BufReader::with_capacity(256 * 1024, file.try_clone().map_err(unreadable)?);
         let mut reader = RecordReader::new(input, 0, 1, max_row_bytes, MAX_HEADER_FIELDS);
@@ -257,19 +284,19 @@ impl CsvChunks {
                 (column_map(header, label, expected)?, header.len())
             }
             Found::End => {
-                return Err(FileError(format!(
+                return Err(FileError::invalid(format!(
                     "{label} file is empty: expected a header row ({})",
                     expected.join(",")
                 )))
             }
             Found::TooLong { .. } => {
-                return Err(FileError(format!(
+                return Err(FileError::invalid(format!(
                     "{label} file is not a CSV with the expected header: its first row is longer than \
                      {max_row_bytes} bytes (usage.max_row_bytes)"
                 )))
             }
             Found::TooManyFields { fields, .. } => {
-                return Err(FileError(format!(
+                return Err(FileError::invalid(format!(
                     "{label} file is not a CSV with the expected header: its first row has {fields} \
                      cells, more than {MAX_HEADER_FIELDS}"
                 )))
@@ -297,7 +324,7 @@ impl CsvChunks {
             let found = self
                 .reader
                 .read()
-                .map_err(|e| FileError(format!("line {at}: the file cannot be read: {e}")))?;
+                .map_err(|e| FileError::unreadable(format!("line {at}: the file cannot be read: {e}")))?;
             let line = match found {
                 Found::End => break,
                 Found::Record { line } => line,
@@ -365,7 +392,7 @@ fn column_map(header: Record<'_>, label: &str, expected: &[&str]) -> Result<Vec<
     }
     if !missing.is_empty() {
         let shown: String = names.join(",").chars().take(120).collect();
-        return Err(FileError(format!(
+        return Err(FileError::invalid(format!(
             "{label} file is not a CSV with the expected header: missing column(s) {} (header read: \"{shown}\")",
             missing.join(", ")
         )));
@@ -508,7 +535,7 @@ mod tests {
         )
         .err()
         .unwrap();
-        assert!(err.0.contains("missing column(s) RowId"), "{err}");
+        assert!(err.message.contains("missing column(s) RowId") && err.permanent, "{err}");
         let f =
             file(b"\xEF\xBB\xBFUser_ID,User_Name,Region,Is_Active_Sub,Department,Company_Name,Signup_Date\n");
         assert!(

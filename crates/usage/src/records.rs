@@ -74,7 +74,8 @@ impl<R: BufRead> RecordReader<R> {
         Self {
             input,
             core: csv_core::Reader::new(),
-            data: vec![0; max_record_bytes.max(1)],
+            // One byte more than allowed, so a record of exactly the limit fits.
+            data: vec![0; max_record_bytes.max(1) + 1],
             ends: vec![0; max_fields.max(1)],
             len: 0,
             fields: 0,
@@ -208,6 +209,13 @@ mod tests {
         assert_eq!(got[4].0, Found::TooManyFields { line: 6, fields: 6 });
         assert_eq!(got[5], (Found::Record { line: 7 }, vec!["5".into(), "end".into()]));
         assert_eq!(got[6].0, Found::End);
+    }
+
+    #[test]
+    fn a_record_of_exactly_the_limit_is_read_and_one_byte_more_is_not() {
+        let got = all(b"abcd,ef\nabcd,efg\n", 6, 4);
+        assert_eq!(got[0], (Found::Record { line: 1 }, vec!["abcd".into(), "ef".into()]));
+        assert_eq!(got[1].0, Found::TooLong { line: 2, bytes: 7 });
     }
 
     #[test]

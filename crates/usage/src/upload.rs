@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt as _;
 use crate::error::UsageError;
 use crate::format::LineCounter;
 use crate::jobs::ImportFiles;
-use crate::model::{FileKind, NewImport, StoredFile};
+use crate::model::{FileKind, JobRecord, NewImport, StoredFile};
 use crate::store;
 
 /// Longest original file name kept, in characters.
@@ -91,15 +91,20 @@ impl Uploads {
         mut upload: Upload,
     ) -> Result<AcceptedUpload, UsageError> {
         let job = upload.complete(Some(context.actor.name.clone())).await?;
-        self.enqueue(context, &job).await?;
+        // Kept from here on even if this future is dropped mid-commit (the commit may still
+        // land); if it did not, the sweep finds a directory with no job.
         upload.dir.keep();
+        if let Err(e) = self.enqueue(context, &job).await {
+            remove_dir(upload.dir.path()).await;
+            return Err(e);
+        }
         Ok(AcceptedUpload { job_id: job.id, total_rows: job.transactions.rows })
     }
 
     /// Removes upload directories nobody needs: those with no job that are older than
     /// `in_flight` (an upload still being received is younger: requests end within their
     /// timeout), and those of imports that finished (succeeded or failed) more than `retention`
-    /// ago. Answers how many were removed.
+    /// ago and are not queued again. Answers how many were removed.
     pub async fn sweep(&self, in_flight: Duration, retention: Duration) -> anyhow::Result<usize> {
         let mut removed = 0;
         let mut entries = match tokio::fs::read_dir(&self.dir).await {
@@ -109,21 +114,27 @@ impl Uploads {
         };
         let now = SystemTime::now();
         while let Some(entry) = entries.next_entry().await? {
-            let meta = entry.metadata().await?;
             let Some(id) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            if !meta.is_dir() || uuid::Uuid::parse_str(&id).is_err() {
+            if uuid::Uuid::parse_str(&id).is_err() {
                 continue; // not an upload of ours
             }
+            let meta = match entry.metadata().await {
+                Ok(meta) if meta.is_dir() => meta,
+                Ok(_) => continue,
+                // Removed meanwhile (its import finished): nothing to do.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.into()),
+            };
             let age = now.duration_since(meta.modified()?).unwrap_or_default();
-            let expired = match store::jobs::upload_state(self.db.reader(), &id).await? {
+            let expired = match store::jobs::load_job(self.db.reader(), &id).await? {
                 None => age > in_flight,
-                Some((status, finished_at)) => {
-                    status.finished()
-                        && finished_at.is_some_and(|at| now_ms() - at > retention.as_millis() as i64)
+                Some(job) => {
+                    let long_done =
+                        job.processed_at.is_some_and(|at| now_ms() - at > retention.as_millis() as i64);
+                    job.status.finished() && long_done && !self.queued_again(&job).await?
                 }
             };
-            if expired {
-                remove_dir(&entry.path()).await;
+            if expired && remove_dir(&entry.path()).await {
                 removed += 1;
             }
         }
@@ -131,6 +142,14 @@ impl Uploads {
             tracing::info!(removed, dir = %self.dir.display(), "usage.uploads_swept");
         }
         Ok(removed)
+    }
+
+    /// Whether a finished job's import is queued (or running) again: retried from the job
+    /// dashboard, it has not reopened its usage job yet.
+    async fn queued_again(&self, job: &JobRecord) -> anyhow::Result<bool> {
+        let Some(queue_job_id) = job.metadata["queue_job_id"].as_i64() else { return Ok(false) };
+        let state = self.queue.get(queue_job_id).await?.map(|j| j.state);
+        Ok(state.is_some_and(|s| matches!(s.as_str(), "queued" | "running")))
     }
 
     /// Commits the job row, its audit entry and its queue job together.
@@ -283,11 +302,14 @@ impl Drop for RemovedUnlessKept {
     }
 }
 
-/// Removes an upload's directory, if it was made.
-pub(crate) async fn remove_dir(dir: &std::path::Path) {
-    if let Err(e) = tokio::fs::remove_dir_all(dir).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
+/// Removes an upload's directory, if it was made; `false` when it could not be removed.
+pub(crate) async fn remove_dir(dir: &std::path::Path) -> bool {
+    match tokio::fs::remove_dir_all(dir).await {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => {
             tracing::warn!(dir = %dir.display(), error = %e, "usage.upload_cleanup_failed");
+            false
         }
     }
 }

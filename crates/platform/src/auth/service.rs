@@ -13,7 +13,7 @@ pub use super::error::AuthError;
 use crate::audit::{Actor, DomainEvent, EventBus};
 use crate::auth::policy::AccessPolicy;
 use crate::auth::store::{self, ApiKeyView, UserRow, UserView};
-use crate::auth::throttle::{LoginLimits, LoginThrottle, WindowCounter};
+use crate::auth::throttle::{address_key, LoginLimits, LoginThrottle, WindowCounter};
 use crate::auth::tokens::{self, JwtKeys, API_KEY_PREFIX};
 use crate::auth::{password, AuthFailure, Principal, PrincipalKind};
 use crate::config::AuthConfig;
@@ -229,14 +229,14 @@ impl AuthService {
         };
         // An account is its id, so its username and email share one counter.
         let account = user.as_ref().map_or_else(|| format!("login:{login}"), |u| u.id.clone());
-        if let Err(wait) = self.throttle.check(&account, address) {
-            return Err(self.refuse_throttled(context, &login, address, wait).await);
-        }
+        let attempt = match self.throttle.begin_login(&account, address) {
+            Ok(attempt) => attempt,
+            Err(wait) => return Err(self.refuse_throttled(context, &login, address, wait).await),
+        };
         let ok = password::verify(password.to_owned(), user.as_ref().map(|u| u.password_hash.clone())).await;
         let user = match user {
             Some(u) if ok && u.active => u,
             _ => {
-                self.throttle.record_failure(&account, address);
                 let event = DomainEvent::new("auth.login_failed", "user", &login)
                     .after(json!({"address": address}))
                     .by(Some(Actor::anonymous(&login)), context.request_id.clone());
@@ -244,7 +244,7 @@ impl AuthService {
                 return Err(AuthError::InvalidCredentials);
             }
         };
-        self.throttle.clear(&account, address);
+        self.throttle.succeeded(attempt);
         let mut tx = self.db.begin().await?;
         let mut updated = user.clone();
         updated.last_login_at = Some(now_ms());
@@ -560,19 +560,18 @@ impl AuthService {
                 .await?
                 .ok_or_else(|| AuthError::NotFound("user not found"))?
         };
-        if let Err(wait) = self.throttle.check(&user.id, address) {
-            return Err(AuthError::Throttled {
+        let attempt =
+            self.throttle.begin_reauthentication(&user.id, address).map_err(|wait| AuthError::Throttled {
                 what: "too many wrong current passwords",
                 retry_after_secs: wait.as_secs().max(1),
-            });
-        }
+            })?;
         if !password::verify(current.to_owned(), Some(user.password_hash.clone())).await {
-            self.throttle.record_failure(&user.id, address);
             return Err(AuthError::Invalid(vec![FieldError::new(
                 "current_password",
                 "is not the current password",
             )]));
         }
+        self.throttle.succeeded(attempt);
         let end = principal.session.as_deref().map_or(EndSessions::All, EndSessions::AllBut);
         self.replace_password(context, &user, new, "user.password_changed", end).await
     }
@@ -588,14 +587,13 @@ impl AuthService {
         password: &str,
         address: &str,
     ) -> Result<UserView, AuthError> {
-        let key = format!("r:{address}");
-        if let Err(wait) = self.registrations.check(&[(&key, self.config.registration_max_per_address)]) {
-            return Err(AuthError::Throttled {
+        let key = format!("r:{}", address_key(address));
+        self.registrations.try_record(&[(&key, self.config.registration_max_per_address)]).map_err(
+            |wait| AuthError::Throttled {
                 what: "too many registrations from this address",
                 retry_after_secs: wait.as_secs().max(1),
-            });
-        }
-        self.registrations.record(&[&key]);
+            },
+        )?;
         let roles = vec!["viewer".to_owned()];
         match self.create_user(context, email, Some(email), full_name, password, roles.clone()).await {
             Err(AuthError::AlreadyRegistered) => {

@@ -523,3 +523,21 @@ async fn unparsable_requests_are_answered_with_the_json_error_body() {
     let answer = raw_exchange(&app, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+/// Guesses sent all at once are counted as they start: no more of them reach the password
+/// check than the limit allows.
+#[tokio::test]
+async fn guesses_sent_at_once_get_no_more_tries_than_the_limit() {
+    let app = TestApp::spawn(
+        Backend::Sqlite,
+        Vec::new(),
+        &[("auth.login_max_failures_per_account_address", json!(3))],
+    )
+    .await;
+    let guesses =
+        (0..20).map(|_| login(&app, json!({"username": "admin", "password": "a wrong guess, again"})));
+    let statuses: Vec<u16> = futures::future::join_all(guesses).await.into_iter().map(|(s, _)| s).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((checked, refused), (3, 17), "{statuses:?}");
+}

@@ -160,7 +160,7 @@ async fn check_headers(users: &Path, transactions: &Path, limits: ReadLimits) ->
         Ok(())
     })
     .await?
-    .map_err(|e| PermanentFailure(e.0))?;
+    .map_err(FileError::into_job_error)?;
     Ok(())
 }
 

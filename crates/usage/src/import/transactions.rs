@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use sightline_platform::background::spawn_background;
 use sightline_platform::db::{now_ms, Backend};
-use sightline_platform::queue::{Interrupted, JobLease, PermanentFailure};
+use sightline_platform::queue::{Interrupted, JobLease};
 use sqlx::{Any, AnyConnection, Transaction};
 use tokio::sync::mpsc;
 
 use super::{read_chunks, Importer};
-use crate::format::{parse_transaction, Chunk, TRANSACTION_COLUMNS};
+use crate::format::{parse_transaction, Chunk, FileError, TRANSACTION_COLUMNS};
 use crate::model::{ChunkCounts, FileKind, JobRecord, Reject, TransactionRow};
 use crate::store::transactions::{ExistingTransaction, StoredTransaction};
 use crate::store::{self, users::UserFacts};
@@ -51,7 +51,7 @@ impl Importer {
         let mut in_flight: VecDeque<StartedChunk> = VecDeque::with_capacity(window);
         let mut expect_new = true;
         while let Some(chunk) = chunks.recv().await {
-            let chunk = Arc::new(chunk.map_err(|e| PermanentFailure(e.0))?);
+            let chunk = Arc::new(chunk.map_err(FileError::into_job_error)?);
             if lease.should_stop() {
                 return Err(Interrupted.into());
             }

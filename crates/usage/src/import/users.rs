@@ -4,11 +4,11 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use sightline_platform::db::now_ms;
-use sightline_platform::queue::{Interrupted, JobLease, PermanentFailure};
+use sightline_platform::queue::{Interrupted, JobLease};
 use sqlx::AnyConnection;
 
 use super::{read_chunks, Importer};
-use crate::format::{parse_user, Chunk, USER_COLUMNS};
+use crate::format::{parse_user, Chunk, FileError, USER_COLUMNS};
 use crate::model::{ChunkCounts, FileKind, JobRecord, Reject, UserRow};
 use crate::store;
 
@@ -22,7 +22,7 @@ impl Importer {
         let mut chunks =
             read_chunks(path, "users", &USER_COLUMNS, job.users.checkpoint, self.limits, parse_user)?;
         while let Some(chunk) = chunks.recv().await {
-            let chunk = chunk.map_err(|e| PermanentFailure(e.0))?;
+            let chunk = chunk.map_err(FileError::into_job_error)?;
             if lease.should_stop() {
                 return Err(Interrupted.into());
             }

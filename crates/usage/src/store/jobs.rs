@@ -109,27 +109,6 @@ where
     row.as_ref().map(job_record).transpose()
 }
 
-/// A job's status and when it finished, for the upload sweep; `None` when there is no job.
-pub async fn upload_state<'e, E>(
-    exec: E,
-    id: &str,
-) -> Result<Option<(ImportStatus, Option<i64>)>, sqlx::Error>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Any>,
-{
-    let row = sqlx::query("SELECT status, processed_at FROM usage_jobs WHERE id = $1")
-        .bind(id)
-        .fetch_optional(exec)
-        .await?;
-    row.map(|r| {
-        let status: String = r.try_get("status")?;
-        let status = ImportStatus::parse(&status)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown job status {status}").into()))?;
-        Ok((status, r.try_get("processed_at")?))
-    })
-    .transpose()
-}
-
 /// Jobs, newest first, and their total.
 pub async fn list_jobs(db: &Db, limit: i64, offset: i64) -> Result<(Vec<JobRecord>, i64), sqlx::Error> {
     let rows = sqlx::query("SELECT * FROM usage_jobs ORDER BY created_at DESC, id LIMIT $1 OFFSET $2")
