@@ -352,26 +352,18 @@ async fn ended_sessions_end_their_access_tokens_at_once(backend: Backend) {
     assert_eq!(status, 200);
     let bob = app.user_with_roles(&["viewer"]).await;
 
+    let logout = |access_token: &str, refresh_token: &str| {
+        let request = app.client_with(access_token).post(app.url("/api/v1/auth/logout"));
+        let body = json!({"refresh_token": refresh_token});
+        async move { request.json(&body).send().await.unwrap().status().as_u16() }
+    };
+
     // Bob presents Ann's refresh token to logout: 204, and nothing of Ann's ends.
-    let r = app
-        .client_with(&bob.access_token)
-        .post(app.url("/api/v1/auth/logout"))
-        .json(&json!({"refresh_token": ann.refresh_token}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(logout(&bob.access_token, &ann.refresh_token).await, 204);
     assert_eq!(me(ann.access_token.clone()).await.0, 200);
 
     // Ann logs out of her first session: its access token is refused at once; the other goes on.
-    let r = app
-        .client_with(&ann.access_token)
-        .post(app.url("/api/v1/auth/logout"))
-        .json(&json!({"refresh_token": ann.refresh_token}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(logout(&ann.access_token, &ann.refresh_token).await, 204);
     let (status, body) = me(ann.access_token.clone()).await;
     assert_eq!((status, body["error"]["message"].as_str()), (401, Some("session ended; sign in again")));
     assert_eq!(me(second["access_token"].as_str().unwrap().to_owned()).await.0, 200);
