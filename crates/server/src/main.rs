@@ -123,7 +123,11 @@ enum KeyAction {
 
 /// Every module built into this binary.
 fn all_modules() -> Vec<Arc<dyn Module>> {
-    vec![Arc::new(sightline_actions::ActionsModule), Arc::new(sightline_usage::UsageModule)]
+    vec![
+        Arc::new(sightline_actions::ActionsModule),
+        Arc::new(sightline_usage::UsageModule),
+        Arc::new(sightline_calls::CallsModule),
+    ]
 }
 
 fn enabled_modules(config: &Config) -> Result<Vec<Arc<dyn Module>>, String> {

@@ -1,0 +1,470 @@
+//! Routes of the calls module, on the original's paths: the live `/…-stats` endpoints,
+//! `/all-stats` and `/daily-report`; organisations under `/api/orgs`; and the embedded store's
+//! ingest, `POST /api/calls/ingest`.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use sightline_platform::error::{ApiResult, ErrorBody, ErrorCode, FieldError};
+use sightline_platform::validate::{ApiJson, ApiQuery};
+use sightline_platform::{Access, RequestContext, SecureRouter};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::routes;
+
+use crate::error::CallsError;
+use crate::metrics::{
+    CallClassificationShare, CallStageShare, CallsAndDuration, CarrierEndStateShare, CarrierNotQualified,
+    CarrierQualificationShare, LoadNotFound, LoadStatusShare, NonConvertible, PricingShare,
+    TransferOverAttempts, TransferOverCalls, TransferredForBooking,
+};
+use crate::model::{IngestSummary, Org};
+use crate::service::{parse_timezone, CallsService, NewOrg, OrgChange};
+
+/// Each failure's status and stable code.
+impl ErrorCode for CallsError {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Invalid(_) => "validation_failed",
+            Self::Database(_) | Self::Internal(_) => "internal",
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            Self::Invalid(errors) => json!(errors),
+            _ => Value::Null,
+        }
+    }
+}
+
+/// The organisation and window of a live metric.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// Window start: `YYYY-MM-DD` (midnight in the organisation's zone) or ISO 8601. Default: 30 days ago.
+    start_date: Option<String>,
+    /// Window end (exclusive), the same forms. Default: now.
+    end_date: Option<String>,
+    /// Organisation; default the configured one (`ORG_ID`).
+    org_id: Option<String>,
+}
+
+async fn metrics_scope(s: &CallsService, q: &StatsQuery) -> Result<(crate::query::Scope, Value), CallsError> {
+    let org = s.org_or_default(q.org_id.as_deref()).await?;
+    let window = s.window(&org, q.start_date.as_deref(), q.end_date.as_deref())?;
+    Ok((CallsService::scope(&org, &window), window.to_json()))
+}
+
+fn no_data() -> CallsError {
+    CallsError::NotFound("No data found".into())
+}
+
+macro_rules! list_stat {
+    ($fn:ident, $path:literal, $body:ty, $doc:literal, $method:ident) => {
+        #[doc = $doc]
+        #[utoipa::path(get, path = $path, tag = "calls", params(StatsQuery),
+                            responses((status = 200, body = Vec<$body>), (status = 422, body = ErrorBody)))]
+        async fn $fn(
+            State(s): State<CallsService>,
+            ApiQuery(q): ApiQuery<StatsQuery>,
+        ) -> ApiResult<Json<Vec<$body>>> {
+            let (scope, _) = metrics_scope(&s, &q).await?;
+            Ok(Json(s.metrics(&scope).$method().await?))
+        }
+    };
+}
+
+list_stat!(call_stage_stats, "/call-stage-stats", CallStageShare, "Runs per call stage.", call_stage);
+list_stat!(
+    call_classification_stats,
+    "/call-classification-stats",
+    CallClassificationShare,
+    "Runs per call classification.",
+    call_classification
+);
+list_stat!(
+    carrier_qualification_stats,
+    "/carrier-qualification-stats",
+    CarrierQualificationShare,
+    "Runs per carrier qualification.",
+    carrier_qualification
+);
+list_stat!(pricing_stats, "/pricing-stats", PricingShare, "Runs per pricing outcome.", pricing);
+list_stat!(
+    carrier_end_state_stats,
+    "/carrier-end-state-stats",
+    CarrierEndStateShare,
+    "Runs per carrier end state.",
+    carrier_end_state
+);
+list_stat!(
+    load_status_stats,
+    "/load-status-stats",
+    LoadStatusShare,
+    "Runs per load status (`[]` when none).",
+    load_status
+);
+
+/// Loads not found among runs with a load status (404 "No data found" when there are none).
+#[utoipa::path(get, path = "/load-not-found-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = LoadNotFound), (status = 404, body = ErrorBody)))]
+async fn load_not_found_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<LoadNotFound>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    Ok(Json(s.metrics(&scope).load_not_found().await?.ok_or_else(no_data)?))
+}
+
+/// Carrier-asked transfers over transfer attempts (404 "No data found" when no carrier asked).
+#[utoipa::path(get, path = "/carrier-asked-transfer-over-total-transfer-attempts-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = TransferOverAttempts), (status = 404, body = ErrorBody)))]
+async fn transfer_over_attempts_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<TransferOverAttempts>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    Ok(Json(s.metrics(&scope).transfer_over_attempts().await?.ok_or_else(no_data)?))
+}
+
+/// Carrier-asked transfers over classified calls.
+#[utoipa::path(get, path = "/carrier-asked-transfer-over-total-call-attempts-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = TransferOverCalls)))]
+async fn transfer_over_calls_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<TransferOverCalls>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    Ok(Json(s.metrics(&scope).transfer_over_calls().await?))
+}
+
+/// Calls transferred for booking after a price agreement.
+#[utoipa::path(get, path = "/successfully-transferred-for-booking-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = TransferredForBooking)))]
+async fn transferred_for_booking_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<TransferredForBooking>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    Ok(Json(s.metrics(&scope).transferred_for_booking().await?))
+}
+
+async fn non_convertible(
+    s: &CallsService,
+    q: &StatsQuery,
+    with_cnq: bool,
+) -> Result<NonConvertible, CallsError> {
+    let (scope, _) = metrics_scope(s, q).await?;
+    let answer = s.metrics(&scope).non_convertible(with_cnq).await?;
+    if answer.total_calls == 0 {
+        return Err(no_data());
+    }
+    Ok(answer)
+}
+
+/// Non-convertible calls, `carrier_not_qualified` counted (404 "No data found" without classified calls).
+#[utoipa::path(get, path = "/non-convertible-calls-with-carrier-not-qualified-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = NonConvertible), (status = 404, body = ErrorBody)))]
+async fn non_convertible_with_cnq_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<NonConvertible>> {
+    Ok(Json(non_convertible(&s, &q, true).await?))
+}
+
+/// Non-convertible calls, `carrier_not_qualified` not counted (404 "No data found" without classified calls).
+#[utoipa::path(get, path = "/non-convertible-calls-without-carrier-not-qualified-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = NonConvertible), (status = 404, body = ErrorBody)))]
+async fn non_convertible_without_cnq_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<NonConvertible>> {
+    Ok(Json(non_convertible(&s, &q, false).await?))
+}
+
+/// Calls classified `carrier_not_qualified` (404 "No data found" without classified calls).
+#[utoipa::path(get, path = "/carrier-not-qualified-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = CarrierNotQualified), (status = 404, body = ErrorBody)))]
+async fn carrier_not_qualified_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<CarrierNotQualified>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    let answer = s.metrics(&scope).carrier_not_qualified().await?;
+    if answer.total_calls == 0 {
+        return Err(no_data().into());
+    }
+    Ok(Json(answer))
+}
+
+/// Calls, their summed duration in hours, and minutes per call (zeros without calls).
+#[utoipa::path(get, path = "/total-calls-and-total-duration-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = CallsAndDuration)))]
+async fn calls_and_duration_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<CallsAndDuration>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    Ok(Json(s.metrics(&scope).calls_and_duration().await?))
+}
+
+/// Every breakdown and ratio at once: `{stats, date_range, errors?}`; a part that fails is
+/// `null` with its message under `errors`.
+#[utoipa::path(get, path = "/all-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = Object)))]
+async fn all_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<Value>> {
+    let (scope, date_range) = metrics_scope(&s, &q).await?;
+    let m = s.metrics(&scope);
+    let mut stats = Map::new();
+    let mut errors = Map::new();
+    let mut put = |key: &str, part: Result<Value, CallsError>| match part {
+        Ok(v) => {
+            stats.insert(key.to_owned(), v);
+        }
+        Err(e) => {
+            tracing::warn!(part = key, error = %e, "calls.all_stats_part_failed");
+            stats.insert(key.to_owned(), Value::Null);
+            errors.insert(key.to_owned(), json!(e.to_string()));
+        }
+    };
+    put("call_stage_stats", m.call_stage().await.map(|v| json!(v)));
+    put(
+        "carrier_asked_transfer_over_total_transfer_attempts",
+        m.transfer_over_attempts().await.map(|v| json!(v)),
+    );
+    put("carrier_asked_transfer_over_total_call_attempts", m.transfer_over_calls().await.map(|v| json!(v)));
+    put("load_not_found", m.load_not_found().await.map(|v| json!(v)));
+    put("load_status", m.load_status().await.map(|v| json!(v)));
+    put("successfully_transferred_for_booking", m.transferred_for_booking().await.map(|v| json!(v)));
+    put("call_classification", m.call_classification().await.map(|v| json!(v)));
+    put("carrier_qualification", m.carrier_qualification().await.map(|v| json!(v)));
+    put("pricing", m.pricing().await.map(|v| json!(v)));
+    put("carrier_end_state", m.carrier_end_state().await.map(|v| json!(v)));
+    let mut answer = json!({"stats": stats, "date_range": date_range});
+    if !errors.is_empty() {
+        answer["errors"] = Value::Object(errors);
+    }
+    Ok(Json(answer))
+}
+
+/// The day of a live daily report.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DayQuery {
+    /// `YYYY-MM-DD`; default yesterday in `tz`.
+    date: Option<String>,
+    /// IANA zone of the day; default the organisation's.
+    tz: Option<String>,
+    /// Organisation; default the configured one.
+    org_id: Option<String>,
+}
+
+/// The daily report of one day, computed now: `{date_range, kpis, breakdowns}`.
+#[utoipa::path(get, path = "/daily-report", tag = "calls", params(DayQuery),
+    responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+async fn daily_report(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<DayQuery>,
+) -> ApiResult<Json<Value>> {
+    let org = s.org_or_default(q.org_id.as_deref()).await?;
+    let date = q
+        .date
+        .as_deref()
+        .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+        .transpose()
+        .map_err(|_| CallsError::invalid("date", "must be YYYY-MM-DD"))?;
+    let (tz, window) = s.day(&org, date, q.tz.as_deref())?;
+    Ok(Json(s.daily_report(&org, tz, &window).await?))
+}
+
+/// Whether to list only active organisations.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrgsQuery {
+    /// Only active ones (default true).
+    active_only: Option<bool>,
+}
+
+/// Organisations, by name: `{"organizations": [...]}`.
+#[utoipa::path(get, path = "/api/orgs", tag = "calls", params(OrgsQuery), responses((status = 200, body = Object)))]
+async fn list_orgs(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<OrgsQuery>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"organizations": s.list_orgs(q.active_only.unwrap_or(true)).await?})))
+}
+
+/// One organisation.
+#[utoipa::path(get, path = "/api/orgs/{org_id}", tag = "calls", params(("org_id" = String, Path, description = "Organisation id")),
+    responses((status = 200, body = Org), (status = 404, body = ErrorBody)))]
+async fn get_org(State(s): State<CallsService>, Path(org_id): Path<String>) -> ApiResult<Json<Org>> {
+    Ok(Json(s.org(&org_id).await?))
+}
+
+/// A new organisation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateOrg {
+    /// Its id in the call data.
+    org_id: String,
+    /// Display name.
+    name: String,
+    /// Its broker node's persistent id.
+    node_persistent_id: String,
+    /// IANA time zone (default `UTC`).
+    #[serde(default)]
+    timezone: Option<String>,
+    /// Caller numbers to leave out (test calls).
+    #[serde(default)]
+    excluded_numbers: Vec<String>,
+}
+
+fn check_id(field: &str, value: &str, errors: &mut Vec<FieldError>) -> String {
+    let value = value.trim();
+    if value.is_empty() || value.chars().count() > 200 || value.chars().any(char::is_control) {
+        errors.push(FieldError::new(field, "1 to 200 characters, no control characters"));
+    }
+    value.to_owned()
+}
+
+fn check_numbers(numbers: &[String], errors: &mut Vec<FieldError>) -> Vec<String> {
+    if numbers.len() > 1000 || numbers.iter().any(|n| n.trim().is_empty() || n.len() > 64) {
+        errors.push(FieldError::new("excluded_numbers", "at most 1000 numbers of 1 to 64 characters"));
+    }
+    numbers.iter().map(|n| n.trim().to_owned()).collect()
+}
+
+/// Add an organisation (409 when its `org_id` exists).
+#[utoipa::path(post, path = "/api/orgs", tag = "calls", request_body = CreateOrg,
+    responses((status = 201, body = Org), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_org(
+    context: RequestContext,
+    State(s): State<CallsService>,
+    ApiJson(body): ApiJson<CreateOrg>,
+) -> ApiResult<(StatusCode, Json<Org>)> {
+    let mut errors = Vec::new();
+    let org_id = check_id("org_id", &body.org_id, &mut errors);
+    let name = check_id("name", &body.name, &mut errors);
+    let node_persistent_id = check_id("node_persistent_id", &body.node_persistent_id, &mut errors);
+    let excluded_numbers = check_numbers(&body.excluded_numbers, &mut errors);
+    let timezone = match parse_timezone(body.timezone.as_deref().unwrap_or("UTC")) {
+        Ok(tz) => Some(tz),
+        Err(CallsError::Invalid(mut e)) => {
+            errors.append(&mut e);
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(timezone) = timezone.filter(|_| errors.is_empty()) else {
+        return Err(CallsError::Invalid(errors).into());
+    };
+    let new = NewOrg { org_id, name, node_persistent_id, timezone, excluded_numbers };
+    Ok((StatusCode::CREATED, Json(s.create_org(&context, new).await?)))
+}
+
+/// A change to an organisation.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateOrg {
+    /// New name.
+    name: Option<String>,
+    /// New broker node.
+    node_persistent_id: Option<String>,
+    /// New IANA time zone.
+    timezone: Option<String>,
+    /// Active (reports generated) or not.
+    is_active: Option<bool>,
+    /// New test numbers.
+    excluded_numbers: Option<Vec<String>>,
+}
+
+/// Change an organisation.
+#[utoipa::path(patch, path = "/api/orgs/{org_id}", tag = "calls", request_body = UpdateOrg,
+    params(("org_id" = String, Path, description = "Organisation id")),
+    responses((status = 200, body = Org), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn update_org(
+    context: RequestContext,
+    State(s): State<CallsService>,
+    Path(org_id): Path<String>,
+    ApiJson(body): ApiJson<UpdateOrg>,
+) -> ApiResult<Json<Org>> {
+    let mut errors = Vec::new();
+    let change = OrgChange {
+        name: body.name.map(|n| check_id("name", &n, &mut errors)),
+        node_persistent_id: body.node_persistent_id.map(|n| check_id("node_persistent_id", &n, &mut errors)),
+        timezone: match body.timezone.map(|t| parse_timezone(&t)).transpose() {
+            Ok(tz) => tz,
+            Err(CallsError::Invalid(mut e)) => {
+                errors.append(&mut e);
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+        is_active: body.is_active,
+        excluded_numbers: body.excluded_numbers.map(|n| check_numbers(&n, &mut errors)),
+    };
+    if !errors.is_empty() {
+        return Err(CallsError::Invalid(errors).into());
+    }
+    Ok(Json(s.update_org(&context, &org_id, change).await?))
+}
+
+/// Feed the embedded call store: newline-delimited JSON, one record per line with a `type`
+/// (`run`, `session`, `node_output`, `node`) and the original's columns. Idempotent on the
+/// records' ids. A bad line refuses the whole batch (422 naming each bad line); nothing of it is
+/// applied.
+#[utoipa::path(post, path = "/api/calls/ingest", tag = "calls",
+    request_body(content = String, content_type = "application/x-ndjson"),
+    responses((status = 200, body = IngestSummary), (status = 422, body = ErrorBody)))]
+async fn ingest(
+    context: RequestContext,
+    State(s): State<CallsService>,
+    body: String,
+) -> ApiResult<Json<IngestSummary>> {
+    Ok(Json(s.ingest(&context, &body).await?))
+}
+
+/// The module's routes.
+pub fn router(service: CallsService) -> SecureRouter {
+    let read = Access::Permission("calls:read");
+    SecureRouter::new()
+        .route(read, routes!(call_stage_stats))
+        .route(read, routes!(call_classification_stats))
+        .route(read, routes!(carrier_qualification_stats))
+        .route(read, routes!(pricing_stats))
+        .route(read, routes!(carrier_end_state_stats))
+        .route(read, routes!(load_status_stats))
+        .route(read, routes!(load_not_found_stats))
+        .route(read, routes!(transfer_over_attempts_stats))
+        .route(read, routes!(transfer_over_calls_stats))
+        .route(read, routes!(transferred_for_booking_stats))
+        .route(read, routes!(non_convertible_with_cnq_stats))
+        .route(read, routes!(non_convertible_without_cnq_stats))
+        .route(read, routes!(carrier_not_qualified_stats))
+        .route(read, routes!(calls_and_duration_stats))
+        .route(read, routes!(all_stats))
+        .route(read, routes!(daily_report))
+        .route(read, routes!(list_orgs))
+        .route(read, routes!(get_org))
+        .route(Access::Permission("calls:manage"), routes!(create_org))
+        .route(Access::Permission("calls:manage"), routes!(update_org))
+        .route(Access::Permission("calls:ingest"), routes!(ingest))
+        .with_state(service)
+}

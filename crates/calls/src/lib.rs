@@ -1,0 +1,127 @@
+//! Call analytics module (seed 001): a freight brokerage's AI phone calls (runs, sessions, node
+//! outputs whose `flat_data` holds each call's outcome), counted into the original's KPIs and
+//! breakdowns per organisation and time window.
+//!
+//! The calls come from the module's embedded store (`calls_*` tables, fed by
+//! `POST /api/calls/ingest`); the counting rules ([`metrics`]) are written once over a
+//! [`metrics::CallSource`], so a ClickHouse source answers alike. See `docs/calls.md`.
+
+pub mod error;
+pub mod flat;
+pub mod http;
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod query;
+pub mod service;
+pub mod store;
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use sightline_platform::{migrate::Migration, Module, ModuleParts, PermissionSpec, Platform};
+
+/// What the module's routes check, and who holds it.
+pub const PERMISSIONS: &[PermissionSpec] = &[
+    PermissionSpec {
+        name: "calls:read",
+        description: "Read call KPIs, breakdowns, daily reports and organisations",
+        roles: &["executive", "sop_coordinator", "viewer", "analyst"],
+    },
+    PermissionSpec {
+        name: "calls:manage",
+        description: "Manage call-analytics organisations and generate reports",
+        roles: &["analyst"],
+    },
+    PermissionSpec {
+        name: "calls:ingest",
+        description: "Feed calls into the embedded call store (the feeder's API key)",
+        roles: &[],
+    },
+];
+
+/// The module's configuration section `[calls]`; the original's environment variables
+/// (`ORG_ID`, `CLIENT_NAME`, `BROKER_NODE_PERSISTENT_ID`, `DEFAULT_TIMEZONE`,
+/// `EXCLUDED_USER_NUMBERS`) win over it.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallsConfig {
+    /// The default organisation's id in the call data.
+    pub org_id: Option<String>,
+    /// Its name.
+    pub client_name: String,
+    /// Its broker node.
+    pub broker_node_persistent_id: Option<String>,
+    /// Its time zone.
+    pub default_timezone: String,
+    /// Its test numbers.
+    pub excluded_user_numbers: Vec<String>,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self {
+            org_id: None,
+            client_name: "Logistics".into(),
+            broker_node_persistent_id: None,
+            default_timezone: "UTC".into(),
+            excluded_user_numbers: Vec::new(),
+        }
+    }
+}
+
+impl CallsConfig {
+    /// The original's environment variables over the configuration.
+    fn with_env(mut self) -> Self {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        self.org_id = var("ORG_ID").or(self.org_id);
+        self.client_name = var("CLIENT_NAME").unwrap_or(self.client_name);
+        self.broker_node_persistent_id = var("BROKER_NODE_PERSISTENT_ID").or(self.broker_node_persistent_id);
+        self.default_timezone = var("DEFAULT_TIMEZONE").unwrap_or(self.default_timezone);
+        if let Some(list) = var("EXCLUDED_USER_NUMBERS") {
+            self.excluded_user_numbers =
+                list.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
+        }
+        self
+    }
+}
+
+/// The `calls` module.
+pub struct CallsModule;
+
+#[async_trait::async_trait]
+impl Module for CallsModule {
+    fn name(&self) -> &'static str {
+        "calls"
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        store::MIGRATIONS
+    }
+
+    fn permissions(&self) -> &'static [PermissionSpec] {
+        PERMISSIONS
+    }
+
+    async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
+        let config: CallsConfig = platform.config.module_section::<CallsConfig>("calls")?.with_env();
+        service::parse_timezone(&config.default_timezone).map_err(|_| {
+            anyhow::anyhow!(
+                "calls.default_timezone (DEFAULT_TIMEZONE) {:?} is not an IANA time zone",
+                config.default_timezone
+            )
+        })?;
+        let default_org = service::DefaultOrg {
+            org_id: config.org_id,
+            name: config.client_name,
+            node_persistent_id: config.broker_node_persistent_id,
+            timezone: config.default_timezone,
+            excluded_numbers: config.excluded_user_numbers,
+        };
+        let source = Arc::new(store::calls::EmbeddedSource::new(platform.db.clone()));
+        let service =
+            service::CallsService::new(platform.db.clone(), platform.bus.clone(), source, default_org);
+        service.seed_default_org().await?;
+        Ok(ModuleParts::new(http::router(service)))
+    }
+}

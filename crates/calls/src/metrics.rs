@@ -1,0 +1,391 @@
+//! The original's counting rules (FACTS.md, section 001), written once over a [`CallSource`]:
+//! each source only counts distinct runs; every share, ratio and shape is made here, so the
+//! embedded store and ClickHouse answer alike.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::error::CallsError;
+use crate::flat::Field;
+use crate::query::{Cond, Scope, Sessions};
+
+/// What a source of calls can count. Every count is of distinct runs in `scope`.
+#[async_trait::async_trait]
+pub trait CallSource: Send + Sync {
+    /// Runs per present value of `field` among node outputs meeting `cond`.
+    async fn distribution(
+        &self,
+        scope: &Scope,
+        field: Field,
+        cond: &Cond,
+    ) -> Result<Vec<(String, i64)>, CallsError>;
+
+    /// Runs with a node output meeting `cond`, drawing on `sessions`.
+    async fn count(&self, scope: &Scope, cond: &Cond, sessions: Sessions) -> Result<i64, CallsError>;
+
+    /// Calls that have a node output of the scope's node, and the sum of their durations in
+    /// seconds (each distinct run and duration once).
+    async fn calls_and_duration(&self, scope: &Scope) -> Result<(i64, f64), CallsError>;
+}
+
+/// `part` × 100 / `whole`, 2 decimals; 0 when `whole` is 0.
+pub fn percent(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    round2(part as f64 * 100.0 / whole as f64)
+}
+
+/// Rounded to 2 decimals as the original's Python `round(x, 2)`: on the exact binary value, an
+/// exact half to even (so 0.175, stored just below, is 0.17). Rust's formatting rounds the same way.
+pub fn round2(x: f64) -> f64 {
+    format!("{x:.2}").parse().unwrap_or(x)
+}
+
+/// Ordered by count (descending), then value, with each value's share of the total.
+fn shares(mut rows: Vec<(String, i64)>) -> Vec<(String, i64, f64)> {
+    rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let total: i64 = rows.iter().map(|r| r.1).sum();
+    rows.into_iter().map(|(v, c)| (v, c, percent(c, total))).collect()
+}
+
+macro_rules! breakdown {
+    ($name:ident, $field:ident, $doc:literal) => {
+        #[doc = $doc]
+        #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+        pub struct $name {
+            /// The value.
+            pub $field: String,
+            /// Distinct runs with it.
+            pub count: i64,
+            /// Its share of the counts, in percent (2 decimals).
+            pub percentage: f64,
+        }
+
+        impl $name {
+            fn from_shares(rows: Vec<(String, i64)>) -> Vec<Self> {
+                shares(rows)
+                    .into_iter()
+                    .map(|($field, count, percentage)| Self { $field, count, percentage })
+                    .collect()
+            }
+        }
+    };
+}
+
+breakdown!(CallStageShare, call_stage, "Runs per call stage.");
+breakdown!(CallClassificationShare, call_classification, "Runs per call classification.");
+breakdown!(CarrierQualificationShare, carrier_qualification, "Runs per carrier qualification.");
+breakdown!(PricingShare, pricing_notes, "Runs per pricing outcome.");
+breakdown!(CarrierEndStateShare, carrier_end_state, "Runs per carrier end state.");
+
+/// Runs per load status.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LoadStatusShare {
+    /// The status.
+    pub load_status: String,
+    /// Distinct runs with it.
+    pub count: i64,
+    /// Runs with any load status.
+    pub total_calls: i64,
+    /// `count` × 100 / `total_calls`.
+    pub load_status_percentage: f64,
+}
+
+/// Loads not found.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LoadNotFound {
+    /// Runs whose load status is `NOT_FOUND`.
+    pub load_not_found_count: i64,
+    /// Runs with any load status.
+    pub total_calls: i64,
+    /// Percent.
+    pub load_not_found_percentage: f64,
+}
+
+/// Carrier-asked transfers over all transfer attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TransferOverAttempts {
+    /// Runs whose transfer reason is `CARRIER_ASKED_FOR_TRANSFER`.
+    pub carrier_asked_count: i64,
+    /// Runs with a transfer attempt and a reason other than `NO_TRANSFER_INVOLVED`.
+    pub total_transfer_attempts: i64,
+    /// Percent.
+    pub carrier_asked_percentage: f64,
+}
+
+/// Carrier-asked transfers over all classified calls.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TransferOverCalls {
+    /// Runs whose transfer reason is exactly `CARRIER_ASKED_FOR_TRANSFER`.
+    pub carrier_asked_count: i64,
+    /// Classified calls.
+    pub total_call_attempts: i64,
+    /// Percent.
+    pub carrier_asked_percentage: f64,
+}
+
+/// Calls transferred for booking after a price agreement.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TransferredForBooking {
+    /// Runs with a transfer attempt, an agreed rate and an agreement reached.
+    pub successfully_transferred_for_booking_count: i64,
+    /// Runs with all three keys.
+    pub total_calls: i64,
+    /// Percent.
+    pub successfully_transferred_for_booking_percentage: f64,
+}
+
+/// Non-convertible calls.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct NonConvertible {
+    /// Runs classified with one of the non-convertible outcomes.
+    pub non_convertible_calls_count: i64,
+    /// Classified calls.
+    pub total_calls: i64,
+    /// Percent.
+    pub non_convertible_calls_percentage: f64,
+}
+
+/// Calls whose carrier was not qualified.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CarrierNotQualified {
+    /// Runs classified `carrier_not_qualified`.
+    pub carrier_not_qualified_count: i64,
+    /// Classified calls.
+    pub total_calls: i64,
+    /// Percent.
+    pub carrier_not_qualified_percentage: f64,
+}
+
+/// Call volume and talk time.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct CallsAndDuration {
+    /// Calls.
+    pub total_calls: i64,
+    /// Their summed duration, in **hours** (as the original's endpoint answers).
+    pub total_duration: f64,
+    /// Minutes per call, 2 decimals (0 without calls).
+    pub avg_minutes_per_call: f64,
+}
+
+/// The non-convertible outcomes, `carrier_not_qualified` first.
+pub const NON_CONVERTIBLE: [&str; 12] = [
+    "carrier_not_qualified",
+    "caller_hung_up_no_explanation",
+    "user_declined_load",
+    "carrier_cannot_see_reference_number",
+    "alternate_equipment",
+    "load_not_ready",
+    "load_past_due",
+    "covered",
+    "alternate_date_or_time",
+    "checking_with_driver",
+    "caller_put_on_hold_assistant_hung_up",
+    "rate_too_high",
+];
+
+const AGREEMENT_REACHED: [&str; 2] =
+    ["AGREEMENT_REACHED_WITH_NEGOTIATION", "AGREEMENT_REACHED_WITHOUT_NEGOTIATION"];
+
+/// The counting rules over one source and scope.
+pub struct Metrics<'a> {
+    source: &'a dyn CallSource,
+    scope: &'a Scope,
+}
+
+impl<'a> Metrics<'a> {
+    /// The rules over `source` in `scope`.
+    pub fn new(source: &'a dyn CallSource, scope: &'a Scope) -> Self {
+        Self { source, scope }
+    }
+
+    async fn distribution(&self, field: Field) -> Result<Vec<(String, i64)>, CallsError> {
+        self.source.distribution(self.scope, field, &Cond::True).await
+    }
+
+    async fn count(&self, cond: Cond) -> Result<i64, CallsError> {
+        self.source.count(self.scope, &cond, Sessions::All).await
+    }
+
+    /// Classified calls: runs whose output has a call classification (even an empty one).
+    pub async fn classified_calls(&self) -> Result<i64, CallsError> {
+        self.count(Cond::Has(Field::CallClassification)).await
+    }
+
+    /// Rule 1.
+    pub async fn call_stage(&self) -> Result<Vec<CallStageShare>, CallsError> {
+        Ok(CallStageShare::from_shares(self.distribution(Field::CallStage).await?))
+    }
+
+    /// Rule 2.
+    pub async fn call_classification(&self) -> Result<Vec<CallClassificationShare>, CallsError> {
+        Ok(CallClassificationShare::from_shares(self.distribution(Field::CallClassification).await?))
+    }
+
+    /// Rule 3: successes over all classified values; `None` without any.
+    pub fn success_rate(classification: &[CallClassificationShare]) -> Option<f64> {
+        if classification.is_empty() {
+            return None;
+        }
+        let total: i64 = classification.iter().map(|c| c.count).sum();
+        let success: i64 =
+            classification.iter().filter(|c| c.call_classification == "success").map(|c| c.count).sum();
+        Some(percent(success, total))
+    }
+
+    /// Rule 4.
+    pub async fn load_status(&self) -> Result<Vec<LoadStatusShare>, CallsError> {
+        let rows = shares(self.distribution(Field::LoadStatus).await?);
+        let total: i64 = rows.iter().map(|r| r.1).sum();
+        Ok(rows
+            .into_iter()
+            .map(|(load_status, count, _)| LoadStatusShare {
+                load_status,
+                count,
+                total_calls: total,
+                load_status_percentage: percent(count, total),
+            })
+            .collect())
+    }
+
+    /// Rule 5; `None` without any load status.
+    pub async fn load_not_found(&self) -> Result<Option<LoadNotFound>, CallsError> {
+        let rows = self.distribution(Field::LoadStatus).await?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        let total: i64 = rows.iter().map(|r| r.1).sum();
+        let count = rows.iter().filter(|r| r.0 == "NOT_FOUND").map(|r| r.1).sum();
+        Ok(Some(LoadNotFound {
+            load_not_found_count: count,
+            total_calls: total,
+            load_not_found_percentage: percent(count, total),
+        }))
+    }
+
+    /// Rule 6.
+    pub async fn carrier_qualification(&self) -> Result<Vec<CarrierQualificationShare>, CallsError> {
+        Ok(CarrierQualificationShare::from_shares(self.distribution(Field::CarrierQualification).await?))
+    }
+
+    /// Rule 7.
+    pub async fn pricing(&self) -> Result<Vec<PricingShare>, CallsError> {
+        Ok(PricingShare::from_shares(self.distribution(Field::PricingNotes).await?))
+    }
+
+    /// Rule 8.
+    pub async fn carrier_end_state(&self) -> Result<Vec<CarrierEndStateShare>, CallsError> {
+        Ok(CarrierEndStateShare::from_shares(self.distribution(Field::CarrierEndState).await?))
+    }
+
+    /// Rule 9; `None` when no transfer attempt was the carrier's asking.
+    pub async fn transfer_over_attempts(&self) -> Result<Option<TransferOverAttempts>, CallsError> {
+        let attempts = Cond::all([
+            Cond::Present(Field::TransferReason),
+            !Cond::UpperEq(Field::TransferReason, "NO_TRANSFER_INVOLVED"),
+            Cond::UpperEq(Field::TransferAttempt, "YES"),
+        ]);
+        let reasons = self.source.distribution(self.scope, Field::TransferReason, &attempts).await?;
+        let Some(asked) = reasons.iter().find(|r| r.0 == "CARRIER_ASKED_FOR_TRANSFER").map(|r| r.1) else {
+            return Ok(None);
+        };
+        let total: i64 = reasons.iter().map(|r| r.1).sum();
+        Ok(Some(TransferOverAttempts {
+            carrier_asked_count: asked,
+            total_transfer_attempts: total,
+            carrier_asked_percentage: percent(asked, total),
+        }))
+    }
+
+    /// Rule 10.
+    pub async fn transfer_over_calls(&self) -> Result<TransferOverCalls, CallsError> {
+        let asked = self.count(Cond::Eq(Field::TransferReason, "CARRIER_ASKED_FOR_TRANSFER")).await?;
+        let total = self.classified_calls().await?;
+        Ok(TransferOverCalls {
+            carrier_asked_count: asked,
+            total_call_attempts: total,
+            carrier_asked_percentage: percent(asked, total),
+        })
+    }
+
+    /// Rule 11.
+    pub async fn transferred_for_booking(&self) -> Result<TransferredForBooking, CallsError> {
+        let base = || {
+            vec![
+                Cond::Has(Field::TransferAttempt),
+                Cond::Has(Field::AgreedUponRate),
+                Cond::Has(Field::PricingNotes),
+            ]
+        };
+        let total = self.count(Cond::all(base())).await?;
+        let mut success = base();
+        success.extend([
+            Cond::Eq(Field::TransferAttempt, "YES"),
+            Cond::Present(Field::AgreedUponRate),
+            Cond::In(Field::PricingNotes, &AGREEMENT_REACHED),
+        ]);
+        let count = self.count(Cond::all(success)).await?;
+        Ok(TransferredForBooking {
+            successfully_transferred_for_booking_count: count,
+            total_calls: total,
+            successfully_transferred_for_booking_percentage: percent(count, total),
+        })
+    }
+
+    /// Rules 12 and 13: with or without `carrier_not_qualified` among the outcomes.
+    pub async fn non_convertible(
+        &self,
+        with_carrier_not_qualified: bool,
+    ) -> Result<NonConvertible, CallsError> {
+        let outcomes: &'static [&'static str] =
+            if with_carrier_not_qualified { &NON_CONVERTIBLE } else { &NON_CONVERTIBLE[1..] };
+        let cond = Cond::In(Field::CallClassification, outcomes);
+        let count = self.source.count(self.scope, &cond, Sessions::WithNumber).await?;
+        let total = self.classified_calls().await?;
+        Ok(NonConvertible {
+            non_convertible_calls_count: count,
+            total_calls: total,
+            non_convertible_calls_percentage: percent(count, total),
+        })
+    }
+
+    /// Rule 15.
+    pub async fn carrier_not_qualified(&self) -> Result<CarrierNotQualified, CallsError> {
+        let count = self.count(Cond::Eq(Field::CallClassification, "carrier_not_qualified")).await?;
+        let total = self.classified_calls().await?;
+        Ok(CarrierNotQualified {
+            carrier_not_qualified_count: count,
+            total_calls: total,
+            carrier_not_qualified_percentage: percent(count, total),
+        })
+    }
+
+    /// Rule 16, the duration in hours.
+    pub async fn calls_and_duration(&self) -> Result<CallsAndDuration, CallsError> {
+        let (calls, seconds) = self.source.calls_and_duration(self.scope).await?;
+        Ok(CallsAndDuration {
+            total_calls: calls,
+            total_duration: round2(seconds / 3600.0),
+            avg_minutes_per_call: if calls == 0 { 0.0 } else { round2(seconds / calls as f64 / 60.0) },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_are_ordered_and_rounded_and_a_zero_total_is_zero() {
+        let rows = vec![("b".into(), 1), ("a".into(), 1), ("c".into(), 4)];
+        let got = shares(rows);
+        assert_eq!(got, vec![("c".into(), 4, 66.67), ("a".into(), 1, 16.67), ("b".into(), 1, 16.67)]);
+        assert_eq!(percent(1, 0), 0.0);
+        assert_eq!(percent(1, 8), 12.5);
+        assert_eq!(round2(0.125), 0.12, "an exact half goes to the even neighbour");
+        assert_eq!(round2(0.375), 0.38);
+        assert_eq!(round2(630.0 / 3600.0), 0.17, "0.175 is stored just below the half");
+        assert_eq!(round2(2.0 / 3.0 * 100.0), 66.67);
+    }
+}

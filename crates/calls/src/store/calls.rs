@@ -1,0 +1,259 @@
+//! The embedded call store: the original's four ClickHouse tables as `calls_runs`,
+//! `calls_sessions`, `calls_node_outputs` (with the metric fields in their own columns) and
+//! `calls_nodes`; the ingest upserts; and the metric counts as SQL over them ([`EmbeddedSource`]).
+
+use sightline_platform::db::{placeholders, FilterValue};
+use sightline_platform::Db;
+use sqlx::{AnyConnection, Row as _};
+
+use crate::error::CallsError;
+use crate::flat::Field;
+use crate::metrics::CallSource;
+use crate::model::{CallRecord, IngestSummary};
+use crate::query::{Cond, Scope, Sessions};
+
+/// Writes one batch of records in the caller's transaction; a record whose id exists replaces it.
+pub async fn upsert(conn: &mut AnyConnection, records: &[CallRecord]) -> Result<IngestSummary, sqlx::Error> {
+    let mut summary = IngestSummary { lines: records.len() as u64, ..IngestSummary::default() };
+    for record in records {
+        match record {
+            CallRecord::Run { id, ts } => {
+                sqlx::query(
+                    "INSERT INTO calls_runs (id, ts) VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET ts = excluded.ts",
+                )
+                .bind(id)
+                .bind(ts)
+                .execute(&mut *conn)
+                .await?;
+                summary.runs += 1;
+            }
+            CallRecord::Session { run_id, org_id, user_number, duration, ts } => {
+                sqlx::query(
+                    "INSERT INTO calls_sessions (run_id, org_id, user_number, duration, ts) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT (run_id) DO UPDATE SET org_id = excluded.org_id, user_number = excluded.user_number, \
+                     duration = excluded.duration, ts = excluded.ts",
+                )
+                .bind(run_id)
+                .bind(org_id)
+                .bind(user_number)
+                .bind(duration)
+                .bind(ts)
+                .execute(&mut *conn)
+                .await?;
+                summary.sessions += 1;
+            }
+            CallRecord::Node { id, org_id } => {
+                sqlx::query(
+                    "INSERT INTO calls_nodes (id, org_id) VALUES ($1, $2) \
+                     ON CONFLICT (id) DO UPDATE SET org_id = excluded.org_id",
+                )
+                .bind(id)
+                .bind(org_id)
+                .execute(&mut *conn)
+                .await?;
+                summary.nodes += 1;
+            }
+            CallRecord::NodeOutput(o) => {
+                let columns = Field::ALL.map(Field::column).join(", ");
+                let updates = Field::ALL
+                    .iter()
+                    .map(|f| format!("{0} = excluded.{0}", f.column()))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "INSERT INTO calls_node_outputs (id, run_id, node_id, node_persistent_id, ts, flat_data, {columns}) \
+                     VALUES ({}) ON CONFLICT (id) DO UPDATE SET run_id = excluded.run_id, node_id = excluded.node_id, \
+                     node_persistent_id = excluded.node_persistent_id, ts = excluded.ts, flat_data = excluded.flat_data, \
+                     {updates}",
+                    placeholders(6 + Field::ALL.len(), 1)
+                );
+                let mut query = sqlx::query(&sql)
+                    .bind(&o.id)
+                    .bind(&o.run_id)
+                    .bind(&o.node_id)
+                    .bind(&o.node_persistent_id)
+                    .bind(o.ts)
+                    .bind(&o.flat_data);
+                for value in &o.fields {
+                    query = query.bind(value.as_deref());
+                }
+                query.execute(&mut *conn).await?;
+                summary.node_outputs += 1;
+            }
+        }
+    }
+    Ok(summary)
+}
+
+/// SQL text with its bound values, built up in order.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    values: Vec<FilterValue>,
+}
+
+impl Sql {
+    fn push(&mut self, text: &str) {
+        self.text.push_str(text);
+    }
+
+    /// Appends a placeholder bound to `value`.
+    fn bind(&mut self, value: FilterValue) {
+        self.values.push(value);
+        self.text.push_str(&format!("${}", self.values.len()));
+    }
+
+    fn text(&mut self, value: &str) {
+        self.bind(FilterValue::Text(value.to_owned()));
+    }
+
+    /// The node outputs of `scope`: of its node, whose node is known, whose run and session
+    /// fall in the window, of its organisation and not from an excluded number.
+    fn scope(&mut self, scope: &Scope, sessions: Sessions) {
+        self.push(
+            " FROM calls_node_outputs o JOIN calls_nodes n ON n.id = o.node_id WHERE o.node_persistent_id = ",
+        );
+        self.text(&scope.node_persistent_id);
+        self.push(" AND o.run_id IN (SELECT r.id FROM calls_runs r WHERE r.ts >= ");
+        self.bind(FilterValue::Int(scope.start_ms));
+        self.push(" AND r.ts < ");
+        self.bind(FilterValue::Int(scope.end_ms));
+        self.push(") AND o.run_id IN (SELECT s.run_id FROM calls_sessions s WHERE s.org_id = ");
+        self.text(&scope.org_id);
+        self.push(" AND s.ts >= ");
+        self.bind(FilterValue::Int(scope.start_ms));
+        self.push(" AND s.ts < ");
+        self.bind(FilterValue::Int(scope.end_ms));
+        if !scope.excluded_numbers.is_empty() {
+            self.push(" AND s.user_number NOT IN (");
+            for (i, number) in scope.excluded_numbers.iter().enumerate() {
+                if i > 0 {
+                    self.push(", ");
+                }
+                self.text(number);
+            }
+            self.push(")");
+        }
+        if sessions == Sessions::WithNumber {
+            self.push(" AND s.user_number <> ''");
+        }
+        self.push(")");
+    }
+
+    /// `cond` over the output's field columns (an absent key compares as `''`).
+    fn cond(&mut self, cond: &Cond) {
+        let value = |f: &Field| format!("COALESCE(o.{}, '')", f.column());
+        match cond {
+            Cond::True => self.push("1 = 1"),
+            Cond::Has(f) => self.push(&format!("o.{} IS NOT NULL", f.column())),
+            Cond::Present(f) => self.push(&format!("{} NOT IN ('', 'null')", value(f))),
+            Cond::Eq(f, v) => {
+                self.push(&format!("{} = ", value(f)));
+                self.text(v);
+            }
+            Cond::UpperEq(f, v) => {
+                self.push(&format!("UPPER({}) = ", value(f)));
+                self.text(v);
+            }
+            Cond::In(f, vs) => {
+                self.push(&format!("{} IN (", value(f)));
+                for (i, v) in vs.iter().enumerate() {
+                    if i > 0 {
+                        self.push(", ");
+                    }
+                    self.text(v);
+                }
+                self.push(")");
+            }
+            Cond::Not(c) => {
+                self.push("NOT (");
+                self.cond(c);
+                self.push(")");
+            }
+            Cond::And(cs) => {
+                self.push("(");
+                for (i, c) in cs.iter().enumerate() {
+                    if i > 0 {
+                        self.push(" AND ");
+                    }
+                    self.cond(c);
+                }
+                if cs.is_empty() {
+                    self.push("1 = 1");
+                }
+                self.push(")");
+            }
+        }
+    }
+
+    fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        let mut query = sqlx::query(&self.text);
+        for v in &self.values {
+            query = match v {
+                FilterValue::Text(t) => query.bind(t.as_str()),
+                FilterValue::Int(i) => query.bind(*i),
+            };
+        }
+        query
+    }
+}
+
+/// The metric counts over the embedded store.
+#[derive(Clone)]
+pub struct EmbeddedSource {
+    db: Db,
+}
+
+impl EmbeddedSource {
+    /// Counts over `db`'s call tables.
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+#[async_trait::async_trait]
+impl CallSource for EmbeddedSource {
+    async fn distribution(
+        &self,
+        scope: &Scope,
+        field: Field,
+        cond: &Cond,
+    ) -> Result<Vec<(String, i64)>, CallsError> {
+        let mut sql = Sql::default();
+        sql.push(&format!("SELECT o.{0} AS value, COUNT(DISTINCT o.run_id) AS runs", field.column()));
+        sql.scope(scope, Sessions::All);
+        sql.push(" AND ");
+        sql.cond(&Cond::all([Cond::Present(field), cond.clone()]));
+        sql.push(&format!(" GROUP BY o.{}", field.column()));
+        let rows = sql.query().fetch_all(self.db.reader()).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("value")?, r.try_get("runs")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    async fn count(&self, scope: &Scope, cond: &Cond, sessions: Sessions) -> Result<i64, CallsError> {
+        let mut sql = Sql::default();
+        sql.push("SELECT COUNT(DISTINCT o.run_id) AS runs");
+        sql.scope(scope, sessions);
+        sql.push(" AND ");
+        sql.cond(cond);
+        Ok(sql.query().fetch_one(self.db.reader()).await?.try_get("runs")?)
+    }
+
+    async fn calls_and_duration(&self, scope: &Scope) -> Result<(i64, f64), CallsError> {
+        let mut sql = Sql::default();
+        sql.push("SELECT COUNT(*) AS calls, COALESCE(SUM(d.duration), 0.0) AS seconds FROM (SELECT DISTINCT s.run_id, s.duration FROM calls_sessions s WHERE s.run_id IN (SELECT o.run_id");
+        sql.scope(scope, Sessions::All);
+        sql.push(") AND s.org_id = ");
+        sql.text(&scope.org_id);
+        sql.push(" AND s.ts >= ");
+        sql.bind(FilterValue::Int(scope.start_ms));
+        sql.push(" AND s.ts < ");
+        sql.bind(FilterValue::Int(scope.end_ms));
+        sql.push(") d");
+        let row = sql.query().fetch_one(self.db.reader()).await?;
+        let seconds: f64 = row.try_get("seconds")?;
+        Ok((row.try_get("calls")?, seconds))
+    }
+}

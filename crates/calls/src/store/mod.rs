@@ -1,0 +1,79 @@
+//! The module's SQL, by table: [`orgs`] (`calls_orgs`), [`calls`] (the embedded call store:
+//! `calls_runs`, `calls_sessions`, `calls_node_outputs`, `calls_nodes`, and the metric reads
+//! over them).
+
+pub mod calls;
+pub mod orgs;
+
+use sightline_platform::migrate::Migration;
+
+const FIELDS_AND_INDEXES: &str = "
+    CREATE TABLE calls_runs (
+        id TEXT PRIMARY KEY,
+        ts BIGINT NOT NULL
+    );
+    CREATE INDEX calls_runs_ts ON calls_runs (ts);
+    CREATE TABLE calls_sessions (
+        run_id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL,
+        user_number TEXT NOT NULL,
+        duration DOUBLE PRECISION,
+        ts BIGINT NOT NULL
+    );
+    CREATE INDEX calls_sessions_org_ts ON calls_sessions (org_id, ts);
+    CREATE TABLE calls_nodes (
+        id TEXT PRIMARY KEY,
+        org_id TEXT NOT NULL
+    );
+    CREATE TABLE calls_node_outputs (
+        id TEXT PRIMARY KEY,
+        run_id TEXT NOT NULL,
+        node_id TEXT NOT NULL,
+        node_persistent_id TEXT NOT NULL,
+        ts BIGINT NOT NULL,
+        flat_data TEXT NOT NULL,
+        f_call_classification TEXT,
+        f_call_stage TEXT,
+        f_load_status TEXT,
+        f_carrier_qualification TEXT,
+        f_pricing_notes TEXT,
+        f_carrier_end_state TEXT,
+        f_transfer_reason TEXT,
+        f_transfer_attempt TEXT,
+        f_agreed_upon_rate TEXT,
+        f_reference_number TEXT
+    );
+    CREATE INDEX calls_node_outputs_node_run ON calls_node_outputs (node_persistent_id, run_id);
+    CREATE INDEX calls_node_outputs_run ON calls_node_outputs (run_id);
+";
+
+/// The module's migrations.
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "organisations",
+        sqlite: "CREATE TABLE calls_orgs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            org_id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            node_persistent_id TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            is_active BIGINT NOT NULL,
+            excluded_numbers TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+        postgres: "CREATE TABLE calls_orgs (
+            id BIGSERIAL PRIMARY KEY,
+            org_id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            node_persistent_id TEXT NOT NULL,
+            timezone TEXT NOT NULL,
+            is_active BIGINT NOT NULL,
+            excluded_numbers TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+    },
+    Migration::portable(2, "the embedded call store", FIELDS_AND_INDEXES),
+];

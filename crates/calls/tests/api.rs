@@ -1,0 +1,294 @@
+//! The calls module over HTTP, on SQLite and PostgreSQL: organisations, ingest into the
+//! embedded store, and each counting rule pinned on a small hand-computed fixture.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sightline_calls::CallsModule;
+use sightline_platform::testing::TestApp;
+use sightline_platform::{storage_tests, Backend};
+use sqlx::Row as _;
+
+async fn spawn(backend: Backend) -> TestApp {
+    TestApp::spawn(backend, vec![Arc::new(CallsModule)], &[]).await
+}
+
+/// One call: its run, session and node outputs, as ingest lines.
+fn call(
+    run: &str,
+    at: &str,
+    org: &str,
+    number: &str,
+    duration: f64,
+    outputs: &[(&str, Value)],
+) -> Vec<Value> {
+    let mut lines = vec![
+        json!({"type": "run", "id": run, "timestamp": at}),
+        json!({"type": "session", "run_id": run, "org_id": org, "user_number": number, "duration": duration, "timestamp": at}),
+    ];
+    for (i, (node, flat)) in outputs.iter().enumerate() {
+        lines.push(json!({"type": "node_output", "id": format!("{run}-{i}"), "run_id": run, "node_id": node,
+            "node_persistent_id": "p1", "flat_data": flat, "timestamp": at}));
+    }
+    lines
+}
+
+/// The fixture of the 15th of December 2025 in Chicago (UTC−6): see each run's comment.
+fn fixture() -> String {
+    let day = "2025-12-15T15:00:00Z";
+    let mut lines = vec![json!({"type": "node", "id": "n1", "org_id": "o1"})];
+    // r1: a success, transferred for booking at the carrier's asking.
+    lines.extend(call("r1", day, "o1", "+1001", 120.0, &[("n1", json!({
+        "result.call.call_classification": "success", "result.call.call_stage": "TRANSFER_SUCCEEDED",
+        "result.transfer.transfer_attempt": "YES", "result.transfer.transfer_reason": "CARRIER_ASKED_FOR_TRANSFER",
+        "result.pricing.agreed_upon_rate": 1500, "result.pricing.pricing_notes": "AGREEMENT_REACHED_WITH_NEGOTIATION",
+        "result.load.load_status": "ACTIVE"}))]));
+    // r2: carrier not qualified, load not found.
+    lines.extend(call("r2", day, "o1", "+1002", 60.0, &[("n1", json!({
+        "result.call.call_classification": "carrier_not_qualified", "result.call.call_stage": "CARRIER_QUALIFICATION",
+        "result.load.load_status": "NOT_FOUND", "result.carrier.carrier_qualification": "NOT_QUALIFIED"}))]));
+    // r3: rate too high, from no number (so not non-convertible); no transfer; a null rate.
+    lines.extend(call(
+        "r3",
+        day,
+        "o1",
+        "",
+        180.0,
+        &[(
+            "n1",
+            json!({
+        "result.call.call_classification": "rate_too_high", "result.call.call_stage": "PRICING",
+        "result.pricing.pricing_notes": "NO_AGREEMENT", "result.transfer.transfer_attempt": "NO",
+        "result.transfer.transfer_reason": "NO_TRANSFER_INVOLVED", "result.pricing.agreed_upon_rate": null}),
+        )],
+    ));
+    // r4: classified, but empty; a null stage.
+    lines.extend(call(
+        "r4",
+        day,
+        "o1",
+        "+1004",
+        30.0,
+        &[(
+            "n1",
+            json!({
+        "result.call.call_classification": "", "result.call.call_stage": null}),
+        )],
+    ));
+    // r5: a test number; r6: another organisation; r7: the day before; r8: an unknown node.
+    let success = json!({"result.call.call_classification": "success"});
+    lines.extend(call("r5", day, "o1", "+1999", 10.0, &[("n1", success.clone())]));
+    lines.extend(call("r6", day, "o2", "+1006", 10.0, &[("n1", success.clone())]));
+    lines.extend(call("r7", "2025-12-15T05:59:59Z", "o1", "+1007", 10.0, &[("n1", success.clone())]));
+    lines.extend(call("r8", day, "o1", "+1008", 10.0, &[("n2", success.clone())]));
+    // r9: no node output at all.
+    lines.extend(call("r9", day, "o1", "+1009", 10.0, &[]));
+    // r10: two outputs; the second asks for a transfer in lower case.
+    lines.extend(call("r10", "2025-12-16 05:59:59", "o1", "+1010", 240.0, &[
+        ("n1", success),
+        ("n1", json!({"result.transfer.transfer_reason": "carrier_asked_for_transfer", "result.transfer.transfer_attempt": "yes"})),
+    ]));
+    lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
+}
+
+async fn ingest(app: &TestApp, key: &str, body: String) -> (u16, Value) {
+    let r = app
+        .client_with(key)
+        .post(app.url("/api/calls/ingest"))
+        .header("content-type", "application/x-ndjson")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+async fn set_up(app: &TestApp) {
+    let org = json!({"org_id": "o1", "name": "Paul Logistics", "node_persistent_id": "p1",
+        "timezone": "America/Chicago", "excluded_numbers": ["+1999"]});
+    let (status, body) = app.post_json("/api/orgs", &org).await;
+    assert_eq!(status, 201, "{body}");
+    let key = app.api_key(&["calls:ingest"]).await;
+    let (status, body) = ingest(app, &key, fixture()).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["runs"].as_i64(), body["node_outputs"].as_i64()), (Some(10), Some(10)), "{body}");
+}
+
+const DAY: &str = "start_date=2025-12-15&end_date=2025-12-16&org_id=o1";
+
+async fn stat(app: &TestApp, path: &str) -> Value {
+    let (status, body) = app.get_json(&format!("{path}?{DAY}")).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
+}
+
+async fn every_counting_rule_holds_on_the_fixture(backend: Backend) {
+    let app = spawn(backend).await;
+    set_up(&app).await;
+    let third = 33.33;
+    assert_eq!(
+        stat(&app, "/call-stage-stats").await,
+        json!([{"call_stage": "CARRIER_QUALIFICATION", "count": 1, "percentage": third},
+               {"call_stage": "PRICING", "count": 1, "percentage": third},
+               {"call_stage": "TRANSFER_SUCCEEDED", "count": 1, "percentage": third}])
+    );
+    assert_eq!(
+        stat(&app, "/call-classification-stats").await,
+        json!([{"call_classification": "success", "count": 2, "percentage": 50.0},
+               {"call_classification": "carrier_not_qualified", "count": 1, "percentage": 25.0},
+               {"call_classification": "rate_too_high", "count": 1, "percentage": 25.0}])
+    );
+    assert_eq!(
+        stat(&app, "/load-status-stats").await,
+        json!([{"load_status": "ACTIVE", "count": 1, "total_calls": 2, "load_status_percentage": 50.0},
+               {"load_status": "NOT_FOUND", "count": 1, "total_calls": 2, "load_status_percentage": 50.0}])
+    );
+    assert_eq!(
+        stat(&app, "/load-not-found-stats").await,
+        json!({"load_not_found_count": 1, "total_calls": 2, "load_not_found_percentage": 50.0})
+    );
+    assert_eq!(
+        stat(&app, "/carrier-qualification-stats").await,
+        json!([{"carrier_qualification": "NOT_QUALIFIED", "count": 1, "percentage": 100.0}])
+    );
+    assert_eq!(
+        stat(&app, "/pricing-stats").await,
+        json!([{"pricing_notes": "AGREEMENT_REACHED_WITH_NEGOTIATION", "count": 1, "percentage": 50.0},
+               {"pricing_notes": "NO_AGREEMENT", "count": 1, "percentage": 50.0}])
+    );
+    assert_eq!(stat(&app, "/carrier-end-state-stats").await, json!([]));
+    // Attempts: r1 and r10 (upper-cased); carrier asked, exactly: r1.
+    assert_eq!(
+        stat(&app, "/carrier-asked-transfer-over-total-transfer-attempts-stats").await,
+        json!({"carrier_asked_count": 1, "total_transfer_attempts": 2, "carrier_asked_percentage": 50.0})
+    );
+    // Classified calls: r1, r2, r3, r4 (empty, but the key is there) and r10.
+    assert_eq!(
+        stat(&app, "/carrier-asked-transfer-over-total-call-attempts-stats").await,
+        json!({"carrier_asked_count": 1, "total_call_attempts": 5, "carrier_asked_percentage": 20.0})
+    );
+    assert_eq!(
+        stat(&app, "/successfully-transferred-for-booking-stats").await,
+        json!({"successfully_transferred_for_booking_count": 1, "total_calls": 2,
+               "successfully_transferred_for_booking_percentage": 50.0})
+    );
+    assert_eq!(
+        stat(&app, "/non-convertible-calls-with-carrier-not-qualified-stats").await,
+        json!({"non_convertible_calls_count": 1, "total_calls": 5, "non_convertible_calls_percentage": 20.0})
+    );
+    assert_eq!(
+        stat(&app, "/non-convertible-calls-without-carrier-not-qualified-stats").await,
+        json!({"non_convertible_calls_count": 0, "total_calls": 5, "non_convertible_calls_percentage": 0.0})
+    );
+    assert_eq!(
+        stat(&app, "/carrier-not-qualified-stats").await,
+        json!({"carrier_not_qualified_count": 1, "total_calls": 5, "carrier_not_qualified_percentage": 20.0})
+    );
+    // r1, r2, r3, r4, r10: 630 s.
+    assert_eq!(
+        stat(&app, "/total-calls-and-total-duration-stats").await,
+        json!({"total_calls": 5, "total_duration": 0.17, "avg_minutes_per_call": 2.1})
+    );
+
+    // The daily report of the same day, in the organisation's zone.
+    let (status, report) = app.get_json("/daily-report?date=2025-12-15&org_id=o1").await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        report["date_range"],
+        json!({"tz": "America/Chicago", "start_date": "2025-12-15T00:00:00-06:00", "end_date": "2025-12-16T00:00:00-06:00"})
+    );
+    let k = &report["kpis"];
+    assert_eq!((k["total_calls"].as_i64(), k["classified_calls"].as_i64()), (Some(5), Some(5)), "{k}");
+    assert_eq!(k["success_rate_percent"], 50.0);
+    assert_eq!(
+        k["non_convertible_calls_with_carrier_not_qualified"],
+        json!({"count": 1, "total_calls": 5, "percentage": 20.0})
+    );
+    assert_eq!(report["breakdowns"]["call_classification"], stat(&app, "/call-classification-stats").await);
+
+    // All at once, with the window it used.
+    let all = stat(&app, "/all-stats").await;
+    assert_eq!(all["stats"]["call_stage_stats"], stat(&app, "/call-stage-stats").await);
+    assert_eq!(all["date_range"]["start_date"], "2025-12-15T00:00:00-06:00");
+    assert!(all.get("errors").is_none(), "{all}");
+}
+
+async fn a_batch_with_a_bad_line_is_refused_whole_and_batches_are_idempotent(backend: Backend) {
+    let app = spawn(backend).await;
+    set_up(&app).await;
+    let key = app.api_key(&["calls:ingest"]).await;
+    let count = || async {
+        sqlx::query("SELECT COUNT(*) FROM calls_runs")
+            .fetch_one(app.platform.db.reader())
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    };
+    assert_eq!(count().await, 10);
+    let bad = [
+        json!({"type": "run", "id": "new1", "timestamp": "2025-12-15T15:00:00Z"}).to_string(),
+        json!({"type": "run", "id": "new2", "timestamp": "soon"}).to_string(),
+    ]
+    .join("\n");
+    let (status, body) = ingest(&app, &key, bad).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["field"], "line 2", "{body}");
+    assert_eq!(count().await, 10, "nothing of the batch was applied");
+    // The same batch again changes no figure.
+    let before = stat(&app, "/call-classification-stats").await;
+    let (status, _) = ingest(&app, &key, fixture()).await;
+    assert_eq!(status, 200);
+    assert_eq!(count().await, 10);
+    assert_eq!(stat(&app, "/call-classification-stats").await, before);
+    // The ingest key reads nothing; a reader cannot ingest.
+    let r = app.client_with(&key).get(app.url(&format!("/call-stage-stats?{DAY}"))).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+}
+
+async fn organisations_are_created_listed_and_changed(backend: Backend) {
+    let app = spawn(backend).await;
+    set_up(&app).await;
+    let (status, body) = app
+        .post_json("/api/orgs", &json!({"org_id": "o1", "name": "again", "node_persistent_id": "p"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = app
+        .post_json(
+            "/api/orgs",
+            &json!({"org_id": "o2", "name": "B", "node_persistent_id": "p2", "timezone": "Mars/Base"}),
+        )
+        .await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("timezone")), "{body}");
+    let r = app
+        .client
+        .patch(app.url("/api/orgs/o1"))
+        .json(&json!({"timezone": "Europe/Paris", "is_active": false}))
+        .send()
+        .await
+        .unwrap();
+    let (status, org) = (r.status().as_u16(), r.json::<Value>().await.unwrap());
+    assert_eq!(status, 200, "{org}");
+    assert_eq!((org["timezone"].as_str(), org["is_active"].as_bool()), (Some("Europe/Paris"), Some(false)));
+    let (_, active) = app.get_json("/api/orgs").await;
+    assert_eq!(active["organizations"], json!([]));
+    let (_, all) = app.get_json("/api/orgs?active_only=false").await;
+    assert_eq!(all["organizations"][0]["org_id"], "o1");
+    let (status, body) = app.get_json("/api/orgs/nobody").await;
+    assert_eq!((status, body["error"]["message"].as_str()), (404, Some("Organization nobody not found")));
+    let (status, body) =
+        app.get_json("/call-stage-stats?start_date=2025-12-16&end_date=2025-12-15&org_id=o1").await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("end_date")), "{body}");
+}
+
+#[tokio::test]
+async fn every_route_follows_its_declared_access_and_parameters_are_declared_where_read() {
+    let app = spawn(Backend::Sqlite).await;
+    sightline_platform::testing::check_route_matrix(&app).await;
+    sightline_platform::testing::check_openapi_parameters(&app.get_json("/openapi.json").await.1);
+}
+
+storage_tests!(
+    every_counting_rule_holds_on_the_fixture,
+    a_batch_with_a_bad_line_is_refused_whole_and_batches_are_idempotent,
+    organisations_are_created_listed_and_changed,
+);
