@@ -10,6 +10,7 @@ pub mod error;
 pub mod flat;
 pub mod http;
 pub mod ingest;
+pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub mod query;
@@ -56,6 +57,14 @@ pub struct CallsConfig {
     pub default_timezone: String,
     /// Its test numbers.
     pub excluded_user_numbers: Vec<String>,
+    /// Generate each active organisation's report daily (`SCHEDULER_ENABLED`).
+    pub scheduler_enabled: bool,
+    /// The hour of it, in each organisation's zone (`SCHEDULER_HOUR`).
+    pub scheduler_hour: u32,
+    /// The minute (`SCHEDULER_MINUTE`).
+    pub scheduler_minute: u32,
+    /// Days back whose missing reports are made at start (`SCHEDULER_CATCHUP_DAYS`).
+    pub scheduler_catchup_days: u32,
 }
 
 impl Default for CallsConfig {
@@ -66,13 +75,17 @@ impl Default for CallsConfig {
             broker_node_persistent_id: None,
             default_timezone: "UTC".into(),
             excluded_user_numbers: Vec::new(),
+            scheduler_enabled: true,
+            scheduler_hour: 6,
+            scheduler_minute: 0,
+            scheduler_catchup_days: 7,
         }
     }
 }
 
 impl CallsConfig {
     /// The original's environment variables over the configuration.
-    fn with_env(mut self) -> Self {
+    fn with_env(mut self) -> anyhow::Result<Self> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         self.org_id = var("ORG_ID").or(self.org_id);
         self.client_name = var("CLIENT_NAME").unwrap_or(self.client_name);
@@ -82,7 +95,28 @@ impl CallsConfig {
             self.excluded_user_numbers =
                 list.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect();
         }
-        self
+        if let Some(on) = var("SCHEDULER_ENABLED") {
+            self.scheduler_enabled =
+                !matches!(on.trim().to_ascii_lowercase().as_str(), "false" | "0" | "no" | "off");
+        }
+        let number = |name: &str, current: u32| -> anyhow::Result<u32> {
+            var(name).map_or(Ok(current), |v| {
+                v.trim().parse().map_err(|_| anyhow::anyhow!("{name} {v:?} is not a number"))
+            })
+        };
+        self.scheduler_hour = number("SCHEDULER_HOUR", self.scheduler_hour)?;
+        self.scheduler_minute = number("SCHEDULER_MINUTE", self.scheduler_minute)?;
+        self.scheduler_catchup_days = number("SCHEDULER_CATCHUP_DAYS", self.scheduler_catchup_days)?;
+        anyhow::ensure!(self.scheduler_hour < 24, "calls.scheduler_hour (SCHEDULER_HOUR) must be 0 to 23");
+        anyhow::ensure!(
+            self.scheduler_minute < 60,
+            "calls.scheduler_minute (SCHEDULER_MINUTE) must be 0 to 59"
+        );
+        anyhow::ensure!(
+            self.scheduler_catchup_days <= 366,
+            "calls.scheduler_catchup_days must be at most 366"
+        );
+        Ok(self)
     }
 }
 
@@ -104,7 +138,7 @@ impl Module for CallsModule {
     }
 
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
-        let config: CallsConfig = platform.config.module_section::<CallsConfig>("calls")?.with_env();
+        let config: CallsConfig = platform.config.module_section::<CallsConfig>("calls")?.with_env()?;
         service::parse_timezone(&config.default_timezone).map_err(|_| {
             anyhow::anyhow!(
                 "calls.default_timezone (DEFAULT_TIMEZONE) {:?} is not an IANA time zone",
@@ -118,10 +152,25 @@ impl Module for CallsModule {
             timezone: config.default_timezone,
             excluded_numbers: config.excluded_user_numbers,
         };
+        let schedule = service::ReportSchedule {
+            enabled: config.scheduler_enabled,
+            hour: config.scheduler_hour,
+            minute: config.scheduler_minute,
+            catchup_days: config.scheduler_catchup_days,
+        };
         let source = Arc::new(store::calls::EmbeddedSource::new(platform.db.clone()));
-        let service =
-            service::CallsService::new(platform.db.clone(), platform.bus.clone(), source, default_org);
+        let service = service::CallsService::new(
+            platform.db.clone(),
+            platform.bus.clone(),
+            platform.queue.clone(),
+            source,
+            default_org,
+            schedule,
+        );
         service.seed_default_org().await?;
-        Ok(ModuleParts::new(http::router(service)))
+        service.start_schedules().await?;
+        Ok(ModuleParts::new(http::router(service.clone()))
+            .standalone_job(jobs::GenerateReportJob { service: service.clone() })
+            .standalone_job(jobs::CatchUpJob { service }))
     }
 }

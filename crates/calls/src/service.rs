@@ -5,10 +5,17 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
 use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sightline_platform::audit::{DomainEvent, EventBus};
 use sightline_platform::db::now_ms;
+use sightline_platform::queue::{JobLease, Queue};
+use sightline_platform::scheduler::{self, ScheduleSpec};
 use sightline_platform::{Db, RequestContext};
+use utoipa::ToSchema;
+
+use crate::jobs::GenerateReport;
+use crate::store::reports::{ReportRun, ReportSummary, StoredReport};
 
 use crate::error::CallsError;
 use crate::ingest;
@@ -30,6 +37,51 @@ pub struct DefaultOrg {
     pub timezone: String,
     /// `EXCLUDED_USER_NUMBERS`.
     pub excluded_numbers: Vec<String>,
+}
+
+/// When reports are generated (the original's `SCHEDULER_*` variables).
+#[derive(Debug, Clone)]
+pub struct ReportSchedule {
+    /// `SCHEDULER_ENABLED`: generate each active organisation's report daily.
+    pub enabled: bool,
+    /// `SCHEDULER_HOUR`, in each organisation's zone.
+    pub hour: u32,
+    /// `SCHEDULER_MINUTE`.
+    pub minute: u32,
+    /// `SCHEDULER_CATCHUP_DAYS`: missing reports of this many past days are made at start.
+    pub catchup_days: u32,
+}
+
+impl Default for ReportSchedule {
+    fn default() -> Self {
+        Self { enabled: true, hour: 6, minute: 0, catchup_days: 7 }
+    }
+}
+
+/// What started a report generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunType {
+    /// The daily schedule.
+    Daily,
+    /// The catch-up at start.
+    Catchup,
+    /// By hand (`POST /api/reports/generate`).
+    Manual,
+    /// A backfill.
+    Backfill,
+}
+
+impl RunType {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunType::Daily => "daily",
+            RunType::Catchup => "catchup",
+            RunType::Manual => "manual",
+            RunType::Backfill => "backfill",
+        }
+    }
 }
 
 /// A new organisation, checked.
@@ -89,12 +141,250 @@ pub struct CallsService {
     bus: EventBus,
     source: Arc<dyn CallSource>,
     default_org: Arc<DefaultOrg>,
+    queue: Queue,
+    schedule: Arc<ReportSchedule>,
 }
 
 impl CallsService {
-    /// Services over `db`, counting with `source`.
-    pub fn new(db: Db, bus: EventBus, source: Arc<dyn CallSource>, default_org: DefaultOrg) -> Self {
-        Self { db, bus, source, default_org: Arc::new(default_org) }
+    /// Services over `db`, counting with `source`, generating reports on `schedule`.
+    pub fn new(
+        db: Db,
+        bus: EventBus,
+        queue: Queue,
+        source: Arc<dyn CallSource>,
+        default_org: DefaultOrg,
+        schedule: ReportSchedule,
+    ) -> Self {
+        Self { db, bus, source, default_org: Arc::new(default_org), queue, schedule: Arc::new(schedule) }
+    }
+
+    /// When reports are generated.
+    pub fn report_schedule(&self) -> &ReportSchedule {
+        &self.schedule
+    }
+
+    /// The name of `org_id`'s daily schedule.
+    pub fn schedule_name(org_id: &str) -> String {
+        format!("calls.daily_report:{org_id}")
+    }
+
+    /// Puts `org`'s daily schedule in step with it, in the caller's transaction: added, or moved
+    /// to its zone, when active; removed when not.
+    async fn sync_schedule(&self, conn: &mut sqlx::AnyConnection, org: &Org) -> Result<(), CallsError> {
+        let name = Self::schedule_name(&org.org_id);
+        if !self.schedule.enabled || !org.is_active {
+            scheduler::remove_in(conn, &name).await?;
+            return Ok(());
+        }
+        let tz = parse_timezone(&org.timezone)?;
+        let job = GenerateReport {
+            org_id: org.org_id.clone(),
+            date: None,
+            run_type: RunType::Daily,
+            force: false,
+            scheduled_for: None,
+        };
+        let cron = format!("{} {} * * *", self.schedule.minute, self.schedule.hour);
+        let spec = ScheduleSpec::of(name, &cron, tz, &job)?;
+        scheduler::upsert_in(conn, &spec, "calls").await?;
+        Ok(())
+    }
+
+    /// At start: every organisation's schedule in step, and the catch-up queued.
+    pub async fn start_schedules(&self) -> Result<(), CallsError> {
+        let orgs = self.list_orgs(false).await?;
+        let mut tx = self.db.begin().await?;
+        for org in &orgs {
+            self.sync_schedule(&mut tx, org).await?;
+        }
+        if self.schedule.enabled && self.schedule.catchup_days > 0 {
+            self.queue.push(&mut tx, &crate::jobs::CatchUp { days: self.schedule.catchup_days }).await?;
+        }
+        tx.commit().await?;
+        self.queue.wake();
+        Ok(())
+    }
+
+    /// Generates and stores `org`'s report of `date`, unless stored already (and not `force`);
+    /// answers the report's id and whether it was written now.
+    pub async fn generate_report(
+        &self,
+        org: &Org,
+        date: NaiveDate,
+        force: bool,
+    ) -> Result<(i64, bool), CallsError> {
+        let day = date.format("%Y-%m-%d").to_string();
+        if !force {
+            let mut conn = self.db.reader().acquire().await?;
+            if let Some(stored) = store::reports::get(&mut conn, &org.org_id, Some(&day)).await? {
+                return Ok((stored.id, false));
+            }
+        }
+        let (tz, window) = self.day(org, Some(date), None)?;
+        let mut report = self.daily_report(org, tz, &window).await?;
+        report["metadata"] = json!({
+            "org_id": org.org_id,
+            "org_name": org.name,
+            "generated_at": iso(&Utc::now().with_timezone(&tz)),
+        });
+        let mut conn = self.db.writer().acquire().await?;
+        let id = store::reports::save(&mut conn, &org.org_id, &day, &report, now_ms()).await?;
+        Ok((id, true))
+    }
+
+    /// The day a generation job is for: its date, or the day before it was due (or now) in the
+    /// organisation's zone.
+    fn job_day(org: &Org, job: &GenerateReport) -> Result<NaiveDate, CallsError> {
+        if let Some(date) = &job.date {
+            return NaiveDate::parse_from_str(date, "%Y-%m-%d")
+                .map_err(|_| CallsError::invalid("date", "must be YYYY-MM-DD"));
+        }
+        let tz = parse_timezone(&org.timezone)?;
+        let due = job
+            .scheduled_for
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map_or_else(Utc::now, |t| t.with_timezone(&Utc));
+        Ok(due.with_timezone(&tz).date_naive() - Duration::days(1))
+    }
+
+    /// Runs a generation job; `true` when a report was written.
+    pub async fn generate_for_job(&self, job: &GenerateReport) -> Result<bool, CallsError> {
+        let org = self.org(&job.org_id).await?;
+        let date = Self::job_day(&org, job)?;
+        Ok(self.generate_report(&org, date, job.force).await?.1)
+    }
+
+    /// Generates the missing reports of the last `days` days of every active organisation;
+    /// answers how many were written and what failed.
+    pub async fn catch_up(&self, days: u32, lease: &JobLease) -> Result<(i64, Vec<String>), CallsError> {
+        let (mut generated, mut failures) = (0, Vec::new());
+        for org in self.list_orgs(true).await? {
+            let tz = parse_timezone(&org.timezone)?;
+            let today = Utc::now().with_timezone(&tz).date_naive();
+            for back in 1..=i64::from(days) {
+                if lease.should_stop() {
+                    return Ok((generated, failures));
+                }
+                let date = today - Duration::days(back);
+                match self.generate_report(&org, date, false).await {
+                    Ok((_, written)) => generated += i64::from(written),
+                    Err(e) => failures.push(format!("{} {date}: {e}", org.org_id)),
+                }
+            }
+        }
+        Ok((generated, failures))
+    }
+
+    /// Records a generation run.
+    pub async fn record_run(
+        &self,
+        run_type: RunType,
+        status: &str,
+        org_id: Option<&str>,
+        started_at: i64,
+        generated: i64,
+        error: Option<&str>,
+    ) -> Result<(), CallsError> {
+        let mut conn = self.db.writer().acquire().await?;
+        let run = store::reports::NewRun {
+            run_type: run_type.as_str(),
+            status,
+            org_id,
+            started_at,
+            completed_at: now_ms(),
+            reports_generated: generated,
+            error,
+        };
+        store::reports::record_run(&mut conn, &run).await?;
+        Ok(())
+    }
+
+    /// The newest generation runs.
+    pub async fn recent_runs(&self, limit: i64) -> Result<Vec<ReportRun>, CallsError> {
+        let mut conn = self.db.reader().acquire().await?;
+        Ok(store::reports::recent_runs(&mut conn, limit).await?)
+    }
+
+    /// Stored report summaries, newest first.
+    pub async fn reports(
+        &self,
+        org: &Org,
+        range: Option<(NaiveDate, NaiveDate)>,
+        limit: i64,
+    ) -> Result<Vec<ReportSummary>, CallsError> {
+        let range = range.map(|(a, b)| (a.format("%Y-%m-%d").to_string(), b.format("%Y-%m-%d").to_string()));
+        let mut conn = self.db.reader().acquire().await?;
+        let range = range.as_ref().map(|(a, b)| (a.as_str(), b.as_str()));
+        Ok(store::reports::list(&mut conn, &org.org_id, range, limit).await?)
+    }
+
+    /// The stored days of an organisation, oldest first.
+    pub async fn report_dates(&self, org: &Org) -> Result<Vec<String>, CallsError> {
+        let mut conn = self.db.reader().acquire().await?;
+        Ok(store::reports::dates(&mut conn, &org.org_id).await?)
+    }
+
+    /// The scheduler's state in the original's keys: enabled, the organisations' schedules
+    /// (`jobs`) with their next runs, the last successful run and the recent ones.
+    pub async fn scheduler_status(&self) -> Result<Value, CallsError> {
+        let mut conn = self.db.reader().acquire().await?;
+        let schedules = scheduler::list_owned(&mut conn, "calls").await?;
+        let runs = store::reports::recent_runs(&mut conn, 10).await?;
+        let last_success = runs.iter().find(|r| r.status == "success").cloned();
+        let s = &self.schedule;
+        Ok(json!({
+            "enabled": s.enabled,
+            "running": s.enabled,
+            "scheduled_time": format!("{:02}:{:02}", s.hour, s.minute),
+            "timezone": "each organisation's own",
+            "next_run": schedules.first().map(|j| j.next_run_at.clone()),
+            "jobs": schedules.iter().map(|j| json!({
+                "id": j.name, "name": format!("Daily report ({})", j.name.trim_start_matches("calls.daily_report:")),
+                "next_run_time": j.next_run_at, "timezone": j.timezone,
+            })).collect::<Vec<_>>(),
+            "last_successful_run": last_success,
+            "recent_runs": runs,
+            "catchup_days": s.catchup_days,
+        }))
+    }
+
+    /// Healthy unless enabled without schedules for active organisations, or 2 of the last 3
+    /// runs failed.
+    pub async fn scheduler_health(&self) -> Result<Value, CallsError> {
+        let mut issues = Vec::new();
+        let mut conn = self.db.reader().acquire().await?;
+        let runs = store::reports::recent_runs(&mut conn, 3).await?;
+        let schedules = scheduler::list_owned(&mut conn, "calls").await?;
+        drop(conn);
+        let active = self.list_orgs(true).await?;
+        if self.schedule.enabled && schedules.len() < active.len() {
+            issues.push(format!("{} active organisations but {} schedules", active.len(), schedules.len()));
+        }
+        if runs.iter().filter(|r| r.status == "error").count() >= 2 {
+            issues.push("2 or more of the last 3 runs failed".to_owned());
+        }
+        Ok(json!({
+            "healthy": issues.is_empty(),
+            "issues": issues,
+            "scheduler": {"enabled": self.schedule.enabled, "schedules": schedules.len()},
+            "database": "ok",
+            "recent_runs": runs,
+        }))
+    }
+
+    /// A stored report: of `date`, or the newest.
+    pub async fn stored_report(
+        &self,
+        org: &Org,
+        date: Option<NaiveDate>,
+    ) -> Result<StoredReport, CallsError> {
+        let day = date.map(|d| d.format("%Y-%m-%d").to_string());
+        let mut conn = self.db.reader().acquire().await?;
+        store::reports::get(&mut conn, &org.org_id, day.as_deref()).await?.ok_or_else(|| match &day {
+            Some(day) => CallsError::NotFound(format!("No report found for {day}")),
+            None => CallsError::NotFound("No reports found".into()),
+        })
     }
 
     /// Creates or updates the configured organisation at start (the original's seeding).
@@ -155,6 +445,7 @@ impl CallsService {
         let Some(created) = store::orgs::insert(&mut tx, &org, now_ms()).await? else {
             return Err(CallsError::Conflict(format!("Organization {} already exists", org.org_id)));
         };
+        self.sync_schedule(&mut tx, &created).await?;
         let event = DomainEvent::new("calls.org_created", "calls_org", &created.org_id)
             .after(serde_json::to_value(&created).unwrap_or_default())
             .within(context);
@@ -191,6 +482,7 @@ impl CallsService {
             after.excluded_numbers = numbers;
         }
         store::orgs::update(&mut tx, &after, now_ms()).await?;
+        self.sync_schedule(&mut tx, &after).await?;
         let event = DomainEvent::new("calls.org_updated", "calls_org", org_id)
             .before(serde_json::to_value(&before).unwrap_or_default())
             .after(serde_json::to_value(&after).unwrap_or_default())

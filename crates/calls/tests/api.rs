@@ -280,6 +280,121 @@ async fn organisations_are_created_listed_and_changed(backend: Backend) {
     assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("end_date")), "{body}");
 }
 
+async fn reports_are_generated_once_stored_listed_and_read_back(backend: Backend) {
+    let app = spawn(backend).await;
+    set_up(&app).await;
+    let generate = json!({"org_id": "o1", "date": "2025-12-15"});
+    let (status, first) = app.post_json("/api/reports/generate", &generate).await;
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(
+        (first["success"].as_bool(), first["date"].as_str()),
+        (Some(true), Some("2025-12-15")),
+        "{first}"
+    );
+    let (status, stored) = app.get_json("/api/reports/2025-12-15?org_id=o1").await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["id"], first["report_id"]);
+    let (_, live) = app.get_json("/daily-report?date=2025-12-15&org_id=o1").await;
+    let mut data = stored["data"].clone();
+    assert_eq!(data["metadata"]["org_name"], "Paul Logistics");
+    data.as_object_mut().unwrap().remove("metadata");
+    assert_eq!(data, live, "the stored report is the live one plus its metadata");
+    // Generating again keeps the stored one.
+    let (_, again) = app.post_json("/api/reports/generate", &generate).await;
+    assert_eq!(again["report_id"], first["report_id"]);
+    let (_, again_stored) = app.get_json("/api/reports/2025-12-15?org_id=o1").await;
+    assert_eq!(again_stored["created_at"], stored["created_at"]);
+
+    let (_, list) = app.get_json("/api/reports?org_id=o1").await;
+    assert_eq!(list["count"], 1, "{list}");
+    assert_eq!(
+        list["reports"][0],
+        json!({"id": first["report_id"], "report_date": "2025-12-15", "created_at": stored["created_at"],
+               "total_calls": 5, "success_rate_percent": 50.0, "non_convertible_percent": 20.0})
+    );
+    let (_, dates) = app.get_json("/api/reports/dates?org_id=o1").await;
+    assert_eq!(dates["dates"], json!(["2025-12-15"]));
+    let (status, latest) = app.get_json("/api/reports/latest?org_id=o1").await;
+    assert_eq!((status, &latest["report_date"]), (200, &json!("2025-12-15")));
+    let (status, missing) = app.get_json("/api/reports/2025-12-14?org_id=o1").await;
+    assert_eq!((status, missing["error"]["message"].as_str()), (404, Some("No report found for 2025-12-14")));
+    let (status, bad) = app.get_json("/api/reports/yesterday?org_id=o1").await;
+    assert_eq!((status, bad["error"]["details"][0]["field"].as_str()), (422, Some("report_date")));
+
+    // Every run is recorded, the manual ones included.
+    let (_, status_now) = app.get_json("/api/scheduler/status").await;
+    let manual =
+        status_now["recent_runs"].as_array().unwrap().iter().filter(|r| r["run_type"] == "manual").count();
+    assert_eq!(manual, 2, "{status_now}");
+}
+
+async fn each_organisation_is_scheduled_in_its_own_zone_at_once(backend: Backend) {
+    let app = spawn(backend).await;
+    set_up(&app).await;
+    let job_of = |status: &Value| {
+        status["jobs"].as_array().unwrap().iter().find(|j| j["id"] == "calls.daily_report:o1").cloned()
+    };
+    let (_, status) = app.get_json("/api/scheduler/status").await;
+    let job = job_of(&status).expect("scheduled on creation");
+    assert_eq!(job["timezone"], "America/Chicago");
+    let next = chrono::DateTime::parse_from_rfc3339(job["next_run_time"].as_str().unwrap()).unwrap();
+    let local = next.with_timezone(&"America/Chicago".parse::<chrono_tz::Tz>().unwrap());
+    assert_eq!(local.format("%H:%M").to_string(), "06:00", "{job}");
+
+    let patch = |body: Value| {
+        let request = app.client.patch(app.url("/api/orgs/o1")).json(&body);
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(patch(json!({"timezone": "Asia/Tokyo"})).await, 200);
+    let (_, status) = app.get_json("/api/scheduler/status").await;
+    let job = job_of(&status).unwrap();
+    let next = chrono::DateTime::parse_from_rfc3339(job["next_run_time"].as_str().unwrap()).unwrap();
+    let local = next.with_timezone(&"Asia/Tokyo".parse::<chrono_tz::Tz>().unwrap());
+    assert_eq!(
+        (job["timezone"].as_str(), local.format("%H:%M").to_string().as_str()),
+        (Some("Asia/Tokyo"), "06:00")
+    );
+    assert_eq!(patch(json!({"is_active": false})).await, 200);
+    let (_, status) = app.get_json("/api/scheduler/status").await;
+    assert!(job_of(&status).is_none(), "a deactivated organisation has no schedule: {status}");
+    let (_, health) = app.get_json("/api/scheduler/health").await;
+    assert_eq!(health["healthy"], true, "{health}");
+}
+
+async fn a_queued_generation_stores_the_report_and_records_its_run(backend: Backend) {
+    let app = spawn(backend).await;
+    set_up(&app).await;
+    let job = sightline_calls::jobs::GenerateReport {
+        org_id: "o1".into(),
+        date: Some("2025-12-15".into()),
+        run_type: sightline_calls::service::RunType::Daily,
+        force: false,
+        scheduled_for: None,
+    };
+    let mut tx = app.platform.db.begin().await.unwrap();
+    app.platform.queue.push(&mut tx, &job).await.unwrap();
+    tx.commit().await.unwrap();
+    app.platform.queue.wake();
+    for _ in 0..100 {
+        if app.get_json("/api/reports/2025-12-15?org_id=o1").await.0 == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (status, stored) = app.get_json("/api/reports/2025-12-15?org_id=o1").await;
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["data"]["kpis"]["total_calls"], 5);
+    for _ in 0..50 {
+        let (_, status) = app.get_json("/api/scheduler/status").await;
+        if status["recent_runs"].as_array().unwrap().iter().any(|r| r["run_type"] == "daily") {
+            assert_eq!(status["last_successful_run"]["status"], "success", "{status}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the daily run was not recorded");
+}
+
 #[tokio::test]
 async fn every_route_follows_its_declared_access_and_parameters_are_declared_where_read() {
     let app = spawn(Backend::Sqlite).await;
@@ -288,6 +403,9 @@ async fn every_route_follows_its_declared_access_and_parameters_are_declared_whe
 }
 
 storage_tests!(
+    reports_are_generated_once_stored_listed_and_read_back,
+    each_organisation_is_scheduled_in_its_own_zone_at_once,
+    a_queued_generation_stores_the_report_and_records_its_run,
     every_counting_rule_holds_on_the_fixture,
     a_batch_with_a_bad_line_is_refused_whole_and_batches_are_idempotent,
     organisations_are_created_listed_and_changed,

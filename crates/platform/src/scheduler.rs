@@ -98,6 +98,40 @@ pub async fn upsert_in(conn: &mut AnyConnection, spec: &ScheduleSpec, owner: &st
     Ok(())
 }
 
+/// A stored schedule, as a status page shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct ScheduleView {
+    /// Its name.
+    pub name: String,
+    /// Cron expression.
+    pub cron: String,
+    /// The zone it is read in.
+    pub timezone: String,
+    /// Next run (RFC 3339).
+    pub next_run_at: String,
+}
+
+/// The schedules of `owner` (a module's name), by next run.
+pub async fn list_owned(conn: &mut AnyConnection, owner: &str) -> Result<Vec<ScheduleView>, sqlx::Error> {
+    use sqlx::Row as _;
+    let rows = sqlx::query(
+        "SELECT name, cron, timezone, next_run_at FROM schedules WHERE owner = $1 ORDER BY next_run_at, name",
+    )
+    .bind(owner)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(ScheduleView {
+                name: r.try_get("name")?,
+                cron: r.try_get("cron")?,
+                timezone: r.try_get("timezone")?,
+                next_run_at: crate::db::ms_to_rfc3339(r.try_get("next_run_at")?),
+            })
+        })
+        .collect()
+}
+
 /// Removes the schedule `name` through `conn`; false when there was none.
 pub async fn remove_in(conn: &mut AnyConnection, name: &str) -> Result<bool, sqlx::Error> {
     let done = sqlx::query("DELETE FROM schedules WHERE name = $1").bind(name).execute(conn).await?;

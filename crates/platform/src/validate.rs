@@ -203,6 +203,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
     }
 }
 
+/// `Option<ApiJson<T>>`: `None` for a request with no body (no `Content-Type` and nothing sent),
+/// else as [`ApiJson`] (for routes whose body is optional, as some clients send none).
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::OptionalFromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let empty = req.headers().get(axum::http::header::CONTENT_TYPE).is_none()
+            && req
+                .headers()
+                .get(axum::http::header::CONTENT_LENGTH)
+                .is_none_or(|v| v.to_str().is_ok_and(|n| n.trim() == "0"));
+        if empty {
+            return Ok(None);
+        }
+        let value = body_value(req, state).await?;
+        from_value(value).map(|v| Some(ApiJson(v)))
+    }
+}
+
 /// Deserializes `value` into `T`, turning the first failure into a 422 naming its path.
 pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {

@@ -1,9 +1,10 @@
 //! The module's SQL, by table: [`orgs`] (`calls_orgs`), [`calls`] (the embedded call store:
 //! `calls_runs`, `calls_sessions`, `calls_node_outputs`, `calls_nodes`, and the metric reads
-//! over them).
+//! over them), [`reports`] (`calls_reports`, `calls_report_runs`).
 
 pub mod calls;
 pub mod orgs;
+pub mod reports;
 
 use sightline_platform::migrate::Migration;
 
@@ -76,4 +77,52 @@ pub const MIGRATIONS: &[Migration] = &[
         )",
     },
     Migration::portable(2, "the embedded call store", FIELDS_AND_INDEXES),
+    Migration {
+        version: 3,
+        name: "stored daily reports and generation runs",
+        sqlite: "CREATE TABLE calls_reports (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            org_id TEXT NOT NULL,
+            report_date TEXT NOT NULL,
+            report_data TEXT NOT NULL,
+            total_calls BIGINT NOT NULL,
+            success_rate_percent DOUBLE PRECISION,
+            non_convertible_percent DOUBLE PRECISION,
+            created_at BIGINT NOT NULL,
+            UNIQUE (org_id, report_date)
+        );
+        CREATE TABLE calls_report_runs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            org_id TEXT,
+            started_at BIGINT NOT NULL,
+            completed_at BIGINT NOT NULL,
+            reports_generated BIGINT NOT NULL,
+            error_message TEXT
+        );
+        CREATE INDEX calls_report_runs_started ON calls_report_runs (started_at)",
+        postgres: "CREATE TABLE calls_reports (
+            id BIGSERIAL PRIMARY KEY,
+            org_id TEXT NOT NULL,
+            report_date TEXT NOT NULL,
+            report_data TEXT NOT NULL,
+            total_calls BIGINT NOT NULL,
+            success_rate_percent DOUBLE PRECISION,
+            non_convertible_percent DOUBLE PRECISION,
+            created_at BIGINT NOT NULL,
+            UNIQUE (org_id, report_date)
+        );
+        CREATE TABLE calls_report_runs (
+            id BIGSERIAL PRIMARY KEY,
+            run_type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            org_id TEXT,
+            started_at BIGINT NOT NULL,
+            completed_at BIGINT NOT NULL,
+            reports_generated BIGINT NOT NULL,
+            error_message TEXT
+        );
+        CREATE INDEX calls_report_runs_started ON calls_report_runs (started_at)",
+    },
 ];
