@@ -14,6 +14,12 @@ pub enum CallsError {
     /// Bad fields or lines, each named.
     #[error("{}", describe(.0))]
     Invalid(Vec<FieldError>),
+    /// The call source (ClickHouse) failed or could not be reached.
+    #[error(transparent)]
+    Source(sightline_platform::outbound::OutboundError),
+    /// The call source answered with an error of its own (ClickHouse's `Code: …` text).
+    #[error("the call source failed: {0}")]
+    SourceFailed(String),
     /// A database failure.
     #[error("call store failed")]
     Database(#[from] sqlx::Error),

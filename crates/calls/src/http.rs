@@ -31,6 +31,10 @@ impl ErrorCode for CallsError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Source(e) => e.status(),
+            // ClickHouse's own timeout (code 159) is a gateway timeout; anything else a bad gateway.
+            Self::SourceFailed(m) if m.starts_with("Code: 159") => StatusCode::GATEWAY_TIMEOUT,
+            Self::SourceFailed(_) => StatusCode::BAD_GATEWAY,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -40,6 +44,9 @@ impl ErrorCode for CallsError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::Invalid(_) => "validation_failed",
+            Self::Source(e) => e.code(),
+            Self::SourceFailed(m) if m.starts_with("Code: 159") => "upstream_timeout",
+            Self::SourceFailed(_) => "upstream_error",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
     }
@@ -47,7 +54,15 @@ impl ErrorCode for CallsError {
     fn details(&self) -> Value {
         match self {
             Self::Invalid(errors) => json!(errors),
+            Self::Source(e) => e.details(),
             _ => Value::Null,
+        }
+    }
+
+    fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::Source(e) => e.retry_after(),
+            _ => None,
         }
     }
 }

@@ -6,6 +6,7 @@
 //! `POST /api/calls/ingest`); the counting rules ([`metrics`]) are written once over a
 //! [`metrics::CallSource`], so a ClickHouse source answers alike. See `docs/calls.md`.
 
+pub mod clickhouse;
 pub mod error;
 pub mod flat;
 pub mod http;
@@ -20,6 +21,8 @@ pub mod store;
 use std::sync::Arc;
 
 use serde::Deserialize;
+use sightline_platform::config::Secret;
+use sightline_platform::outbound::OutboundConfig;
 use sightline_platform::{migrate::Migration, Module, ModuleParts, PermissionSpec, Platform};
 
 /// What the module's routes check, and who holds it.
@@ -65,6 +68,15 @@ pub struct CallsConfig {
     pub scheduler_minute: u32,
     /// Days back whose missing reports are made at start (`SCHEDULER_CATCHUP_DAYS`).
     pub scheduler_catchup_days: u32,
+    /// ClickHouse's HTTP interface (`CLICKHOUSE_URL`, or `CLICKHOUSE_HOST` with the port of
+    /// `CLICKHOUSE_SECURE`); absent: the embedded store is the source.
+    pub clickhouse_url: Option<String>,
+    /// `CLICKHOUSE_USERNAME` / `CLICKHOUSE_USER`.
+    pub clickhouse_user: String,
+    /// `CLICKHOUSE_PASSWORD`.
+    pub clickhouse_password: Option<Secret>,
+    /// `CLICKHOUSE_DATABASE`.
+    pub clickhouse_database: String,
 }
 
 impl Default for CallsConfig {
@@ -79,6 +91,10 @@ impl Default for CallsConfig {
             scheduler_hour: 6,
             scheduler_minute: 0,
             scheduler_catchup_days: 7,
+            clickhouse_url: None,
+            clickhouse_user: "default".into(),
+            clickhouse_password: None,
+            clickhouse_database: "default".into(),
         }
     }
 }
@@ -116,6 +132,23 @@ impl CallsConfig {
             self.scheduler_catchup_days <= 366,
             "calls.scheduler_catchup_days must be at most 366"
         );
+        let secure = var("CLICKHOUSE_SECURE")
+            .is_some_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "true" | "1" | "yes"));
+        if let Some(url) = var("CLICKHOUSE_URL") {
+            self.clickhouse_url = Some(url);
+        } else if let Some(host) = var("CLICKHOUSE_HOST") {
+            let (scheme, port) = if secure { ("https", 8443) } else { ("http", 8123) };
+            self.clickhouse_url = Some(format!("{scheme}://{host}:{port}"));
+        }
+        if let Some(user) = var("CLICKHOUSE_USERNAME").or_else(|| var("CLICKHOUSE_USER")) {
+            self.clickhouse_user = user;
+        }
+        if let Some(password) = var("CLICKHOUSE_PASSWORD") {
+            self.clickhouse_password = Some(Secret::new(password));
+        }
+        if let Some(database) = var("CLICKHOUSE_DATABASE") {
+            self.clickhouse_database = database;
+        }
         Ok(self)
     }
 }
@@ -158,7 +191,28 @@ impl Module for CallsModule {
             minute: config.scheduler_minute,
             catchup_days: config.scheduler_catchup_days,
         };
-        let source = Arc::new(store::calls::EmbeddedSource::new(platform.db.clone()));
+        let source: Arc<dyn metrics::CallSource> = match &config.clickhouse_url {
+            Some(url) => {
+                let defaults = OutboundConfig {
+                    base_url: url.trim_end_matches('/').to_owned(),
+                    // The original's client: 30 s to connect; a query may run 180 s.
+                    connect_timeout_ms: 30_000,
+                    timeout_ms: 190_000,
+                    budget_ms: 200_000,
+                    max_retries: 1,
+                    ..OutboundConfig::default()
+                };
+                let client = platform.outbound.client("clickhouse", defaults)?;
+                let settings = clickhouse::ClickHouseSettings {
+                    database: config.clickhouse_database.clone(),
+                    user: config.clickhouse_user.clone(),
+                    password: config.clickhouse_password.clone().unwrap_or_else(|| Secret::new("")),
+                };
+                tracing::info!(database = %settings.database, "calls.source_clickhouse");
+                Arc::new(clickhouse::ClickHouseSource::new(client, settings))
+            }
+            None => Arc::new(store::calls::EmbeddedSource::new(platform.db.clone())),
+        };
         let service = service::CallsService::new(
             platform.db.clone(),
             platform.bus.clone(),

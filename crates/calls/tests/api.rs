@@ -9,8 +9,9 @@ use sightline_platform::testing::TestApp;
 use sightline_platform::{storage_tests, Backend};
 use sqlx::Row as _;
 
+/// The server with the calls module; no start-up catch-up (its own test has one).
 async fn spawn(backend: Backend) -> TestApp {
-    TestApp::spawn(backend, vec![Arc::new(CallsModule)], &[]).await
+    TestApp::spawn(backend, vec![Arc::new(CallsModule)], &[("calls.scheduler_catchup_days", json!(0))]).await
 }
 
 /// One call: its run, session and node outputs, as ingest lines.
@@ -395,6 +396,172 @@ async fn a_queued_generation_stores_the_report_and_records_its_run(backend: Back
     panic!("the daily run was not recorded");
 }
 
+/// `flat_data` text as Python's `json.dumps` writes it: a space after each colon and comma.
+fn spaced(flat: &Value) -> String {
+    let parts: Vec<String> = flat
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{}: {}", Value::String(k.clone()), v))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// Runs `sql` on ClickHouse, with `body` after it (the rows of an INSERT).
+async fn clickhouse(url: &str, database: &str, sql: &str, body: &str) {
+    let r = reqwest::Client::new()
+        .post(format!("{url}/?database={database}"))
+        .body(format!("{sql}\n{body}"))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert!(status.is_success(), "{sql}: {status} {}", r.text().await.unwrap_or_default());
+}
+
+/// Loads the fixture into a fresh ClickHouse database, as the original's four tables hold it
+/// (`flat_data` as text, half of it with spaces after the colons); answers the database.
+async fn load_fixture_into_clickhouse(url: &str) -> String {
+    let database = format!("calls_test_{}", std::process::id());
+    let _ = reqwest::Client::new()
+        .post(format!("{url}/"))
+        .body(format!("DROP DATABASE IF EXISTS {database}"))
+        .send()
+        .await;
+    clickhouse(url, "default", &format!("CREATE DATABASE {database}"), "").await;
+    for ddl in [
+        "CREATE TABLE public_runs (id String, timestamp DateTime) ENGINE = Memory",
+        "CREATE TABLE public_sessions (run_id String, org_id String, user_number String, duration Float64, timestamp DateTime) ENGINE = Memory",
+        "CREATE TABLE public_node_outputs (run_id String, node_id String, node_persistent_id String, flat_data String, timestamp DateTime) ENGINE = Memory",
+        "CREATE TABLE public_nodes (id String, org_id String) ENGINE = Memory",
+    ] {
+        clickhouse(url, &database, ddl, "").await;
+    }
+    let mut rows: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (i, line) in fixture().lines().enumerate() {
+        let mut record: Value = serde_json::from_str(line).unwrap();
+        let kind = record["type"].as_str().unwrap().to_owned();
+        let object = record.as_object_mut().unwrap();
+        object.remove("type");
+        if let Some(at) = object.get("timestamp") {
+            let ms = sightline_calls::ingest::parse_timestamp(at).unwrap();
+            object.insert("timestamp".into(), json!(ms / 1000));
+        }
+        let table = match kind.as_str() {
+            "run" => "public_runs",
+            "session" => "public_sessions",
+            "node" => "public_nodes",
+            _ => {
+                object.remove("id");
+                let flat = object["flat_data"].clone();
+                let text = if i % 2 == 0 { spaced(&flat) } else { flat.to_string() };
+                object.insert("flat_data".into(), json!(text));
+                "public_node_outputs"
+            }
+        };
+        rows.entry(table).or_default().push(record.to_string());
+    }
+    for (table, lines) in rows {
+        clickhouse(url, &database, &format!("INSERT INTO {table} FORMAT JSONEachRow"), &lines.join("\n"))
+            .await;
+    }
+    database
+}
+
+/// The parity test: the fixture in a real ClickHouse server and in the embedded store
+/// gives the same JSON on every live endpoint, for the day and for a 30-day window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs ClickHouse: scripts/test.sh, or SIGHTLINE_TEST_CLICKHOUSE_URL and --run-ignored all"]
+async fn clickhouse_and_the_embedded_store_give_the_same_answers() {
+    let url = std::env::var("SIGHTLINE_TEST_CLICKHOUSE_URL")
+        .expect("SIGHTLINE_TEST_CLICKHOUSE_URL (scripts/lib/clickhouse.sh: ch_start)");
+    let database = load_fixture_into_clickhouse(&url).await;
+    let embedded = spawn(Backend::Sqlite).await;
+    set_up(&embedded).await;
+    let overrides = [
+        ("calls.clickhouse_url", json!(url)),
+        ("calls.clickhouse_database", json!(database)),
+        ("calls.scheduler_catchup_days", json!(0)),
+    ];
+    let remote = TestApp::spawn(Backend::Sqlite, vec![Arc::new(CallsModule)], &overrides).await;
+    let org = json!({"org_id": "o1", "name": "Paul Logistics", "node_persistent_id": "p1",
+        "timezone": "America/Chicago", "excluded_numbers": ["+1999"]});
+    assert_eq!(remote.post_json("/api/orgs", &org).await.0, 201);
+    let paths = [
+        "/call-stage-stats",
+        "/call-classification-stats",
+        "/carrier-qualification-stats",
+        "/pricing-stats",
+        "/carrier-end-state-stats",
+        "/load-status-stats",
+        "/load-not-found-stats",
+        "/carrier-asked-transfer-over-total-transfer-attempts-stats",
+        "/carrier-asked-transfer-over-total-call-attempts-stats",
+        "/successfully-transferred-for-booking-stats",
+        "/non-convertible-calls-with-carrier-not-qualified-stats",
+        "/non-convertible-calls-without-carrier-not-qualified-stats",
+        "/carrier-not-qualified-stats",
+        "/total-calls-and-total-duration-stats",
+        "/all-stats",
+    ];
+    for window in [DAY, "start_date=2025-11-20&end_date=2025-12-20&org_id=o1"] {
+        for path in paths {
+            let here = embedded.get_json(&format!("{path}?{window}")).await;
+            let there = remote.get_json(&format!("{path}?{window}")).await;
+            assert_eq!(here, there, "{path}?{window}");
+            assert_eq!(here.0, 200, "{path}?{window}: {:?}", here.1);
+        }
+    }
+    let day = "/daily-report?date=2025-12-15&org_id=o1";
+    assert_eq!(embedded.get_json(day).await, remote.get_json(day).await);
+    // A broken query is a 502 with the error body, never a silent empty answer.
+    let gone = [
+        ("calls.clickhouse_url", json!(url)),
+        ("calls.clickhouse_database", json!("no_such_database")),
+        ("calls.scheduler_catchup_days", json!(0)),
+    ];
+    let broken = TestApp::spawn(Backend::Sqlite, vec![Arc::new(CallsModule)], &gone).await;
+    assert_eq!(broken.post_json("/api/orgs", &org).await.0, 201);
+    let (status, body) = broken.get_json(&format!("/call-stage-stats?{DAY}")).await;
+    assert_eq!((status, body["error"]["code"].as_str()), (502, Some("upstream_error")), "{body}");
+    clickhouse(&url, "default", &format!("DROP DATABASE {database}"), "").await;
+}
+
+/// At start the configured organisation is created and the missing reports of the last
+/// `scheduler_catchup_days` days are made, recorded as one catch-up run.
+async fn the_configured_organisation_is_seeded_and_its_missing_days_caught_up(backend: Backend) {
+    let overrides = [
+        ("calls.org_id", json!("env-org")),
+        ("calls.client_name", json!("Env Logistics")),
+        ("calls.broker_node_persistent_id", json!("p1")),
+        ("calls.default_timezone", json!("America/Chicago")),
+        ("calls.scheduler_catchup_days", json!(3)),
+    ];
+    let app = TestApp::spawn(backend, vec![Arc::new(CallsModule)], &overrides).await;
+    let (status, org) = app.get_json("/api/orgs/env-org").await;
+    assert_eq!(
+        (status, org["name"].as_str(), org["timezone"].as_str()),
+        (200, Some("Env Logistics"), Some("America/Chicago"))
+    );
+    for _ in 0..100 {
+        let (_, status) = app.get_json("/api/scheduler/status").await;
+        if let Some(run) =
+            status["recent_runs"].as_array().unwrap().iter().find(|r| r["run_type"] == "catchup")
+        {
+            assert_eq!(
+                (run["status"].as_str(), run["reports_generated"].as_i64()),
+                (Some("success"), Some(3)),
+                "{run}"
+            );
+            let (_, dates) = app.get_json("/api/reports/dates").await;
+            assert_eq!(dates["count"], 3, "the default organisation is the configured one: {dates}");
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("no catch-up run was recorded");
+}
+
 #[tokio::test]
 async fn every_route_follows_its_declared_access_and_parameters_are_declared_where_read() {
     let app = spawn(Backend::Sqlite).await;
@@ -403,6 +570,7 @@ async fn every_route_follows_its_declared_access_and_parameters_are_declared_whe
 }
 
 storage_tests!(
+    the_configured_organisation_is_seeded_and_its_missing_days_caught_up,
     reports_are_generated_once_stored_listed_and_read_back,
     each_organisation_is_scheduled_in_its_own_zone_at_once,
     a_queued_generation_stores_the_report_and_records_its_run,

@@ -256,6 +256,12 @@ impl OutboundRequest {
         self
     }
 
+    /// Sends `body` as is, with `Content-Type: content_type`.
+    pub fn body(mut self, body: impl Into<reqwest::Body>, content_type: &'static str) -> Self {
+        self.builder = self.builder.header(reqwest::header::CONTENT_TYPE, content_type).body(body);
+        self
+    }
+
     /// Lets a non-idempotent request (`POST`, `PATCH`) be retried after it may have reached the
     /// service: the caller says a repeat has no second effect (an idempotency key, an event id).
     /// Connect errors are retried whatever the method, as nothing was sent.

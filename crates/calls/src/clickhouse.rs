@@ -1,0 +1,284 @@
+//! ClickHouse as the call source, over its HTTP interface through the platform's outbound
+//! client (timeouts, retries, breaker). The SQL runs on Debian's 18.16 and on modern servers
+//! (`../shared/CLICKHOUSE.md`): no CTEs, `visitParam*` functions, times as epoch seconds, every
+//! string inlined through [`quote`], the one escaping function, and numbers from typed values.
+//!
+//! Queries run read-only with the original's limits; an error, even one that arrives after the
+//! first rows, is an error (`wait_end_of_query=1` turns it into an HTTP error, and the body is
+//! scanned for ClickHouse's `Code: ` lines besides), never a silent empty answer.
+
+use std::fmt::Write as _;
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use sightline_platform::config::Secret;
+use sightline_platform::outbound::{OutboundClient, OutboundError};
+
+use crate::error::CallsError;
+use crate::flat::Field;
+use crate::metrics::CallSource;
+use crate::query::{Cond, Scope, Sessions};
+
+/// A string as a ClickHouse literal: in single quotes, with `\` and `'` escaped by a backslash.
+/// ClickHouse reads backslash escapes in literals, so SQL-standard quote doubling alone would let
+/// `\'` through; escaping both characters is what makes any text (control bytes included) a
+/// literal of itself.
+pub fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('\'');
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// How to reach ClickHouse.
+#[derive(Debug, Clone)]
+pub struct ClickHouseSettings {
+    /// `CLICKHOUSE_DATABASE`.
+    pub database: String,
+    /// `CLICKHOUSE_USERNAME` / `CLICKHOUSE_USER`.
+    pub user: String,
+    /// `CLICKHOUSE_PASSWORD`.
+    pub password: Secret,
+}
+
+/// The metric counts over ClickHouse's four tables.
+#[derive(Clone)]
+pub struct ClickHouseSource {
+    client: OutboundClient,
+    settings: ClickHouseSettings,
+}
+
+/// The settings every query runs with (the original's limits, read-only, errors at the end
+/// turned into HTTP errors, 64-bit numbers unquoted on old servers too).
+const QUERY_SETTINGS: [(&str, &str); 6] = [
+    ("readonly", "1"),
+    ("max_execution_time", "180"),
+    ("max_memory_usage", "10000000000"),
+    ("max_threads", "16"),
+    ("wait_end_of_query", "1"),
+    ("output_format_json_quote_64bit_integers", "0"),
+];
+
+impl ClickHouseSource {
+    /// A source over `client` (its base URL is the server's HTTP interface).
+    pub fn new(client: OutboundClient, settings: ClickHouseSettings) -> Self {
+        Self { client, settings }
+    }
+
+    /// Runs `sql` and reads its rows.
+    pub async fn rows<T: DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>, CallsError> {
+        let mut query: Vec<(&str, &str)> = QUERY_SETTINGS.to_vec();
+        query.push(("database", &self.settings.database));
+        let user = http_header(&self.settings.user)?;
+        let key = http_header(self.settings.password.expose())?;
+        let answer = self
+            .client
+            .post("/")
+            .query(&query)
+            .header(reqwest::header::HeaderName::from_static("x-clickhouse-user"), user)
+            .header(reqwest::header::HeaderName::from_static("x-clickhouse-key"), key)
+            .body(format!("{sql}\nFORMAT JSONEachRow"), "text/plain; charset=utf-8")
+            .retry_non_idempotent()
+            .send()
+            .await
+            .map_err(CallsError::Source)?;
+        let text =
+            std::str::from_utf8(&answer.body).map_err(|_| undecodable(self, "the answer is not UTF-8"))?;
+        text.lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| {
+                if line.starts_with("Code: ") {
+                    return Err(CallsError::SourceFailed(clip(line)));
+                }
+                serde_json::from_str(line).map_err(|e| undecodable(self, &format!("{e} in {}", clip(line))))
+            })
+            .collect()
+    }
+}
+
+fn http_header(value: &str) -> Result<reqwest::header::HeaderValue, CallsError> {
+    let mut v = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+        CallsError::Internal(anyhow::anyhow!("a ClickHouse credential holds characters a header cannot"))
+    })?;
+    v.set_sensitive(true);
+    Ok(v)
+}
+
+fn undecodable(source: &ClickHouseSource, reason: &str) -> CallsError {
+    CallsError::Source(OutboundError::Undecodable {
+        client: source.client.name().to_owned(),
+        reason: reason.to_owned(),
+    })
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(300).collect()
+}
+
+/// The value of `field` as ClickHouse reads it: strings unescaped (whether the producer wrote a
+/// space after the colon or not), numbers and booleans as written, `''` when absent.
+fn value(field: Field) -> String {
+    let key = quote(field.key());
+    let raw = format!("replaceRegexpOne(visitParamExtractRaw(o.flat_data, {key}), '^\\\\s+', '')");
+    format!("if(substring({raw}, 1, 1) = '\"', visitParamExtractString(concat('{{\"v\":', {raw}, '}}'), 'v'), {raw})")
+}
+
+/// `cond` in ClickHouse SQL.
+fn cond_sql(cond: &Cond, out: &mut String) {
+    match cond {
+        Cond::True => out.push('1'),
+        Cond::Has(f) => {
+            let _ = write!(out, "visitParamHas(o.flat_data, {})", quote(f.key()));
+        }
+        Cond::Present(f) => {
+            let _ = write!(out, "{} NOT IN ('', 'null')", value(*f));
+        }
+        Cond::Eq(f, v) => {
+            let _ = write!(out, "{} = {}", value(*f), quote(v));
+        }
+        Cond::UpperEq(f, v) => {
+            let _ = write!(out, "upper({}) = {}", value(*f), quote(v));
+        }
+        Cond::In(f, vs) => {
+            let list: Vec<String> = vs.iter().map(|v| quote(v)).collect();
+            let _ = write!(out, "{} IN ({})", value(*f), list.join(", "));
+        }
+        Cond::Not(c) => {
+            out.push_str("NOT (");
+            cond_sql(c, out);
+            out.push(')');
+        }
+        Cond::And(cs) => {
+            out.push('(');
+            for (i, c) in cs.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(" AND ");
+                }
+                cond_sql(c, out);
+            }
+            if cs.is_empty() {
+                out.push('1');
+            }
+            out.push(')');
+        }
+    }
+}
+
+/// Window bounds in whole seconds: a row at second `s` is in `[start, end)` (in ms) when
+/// `s >= ceil(start / 1000)` and `s < ceil(end / 1000)`.
+fn seconds(ms: i64) -> i64 {
+    ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)
+}
+
+/// The scope's sessions filter (inside `public_sessions`).
+fn sessions_sql(scope: &Scope, sessions: Sessions) -> String {
+    let (start, end) = (seconds(scope.start_ms), seconds(scope.end_ms));
+    let mut sql = format!(
+        "org_id = {} AND timestamp >= toDateTime({start}) AND timestamp < toDateTime({end})",
+        quote(&scope.org_id)
+    );
+    if !scope.excluded_numbers.is_empty() {
+        let list: Vec<String> = scope.excluded_numbers.iter().map(|n| quote(n)).collect();
+        let _ = write!(sql, " AND user_number NOT IN ({})", list.join(", "));
+    }
+    if sessions == Sessions::WithNumber {
+        sql.push_str(" AND user_number != ''");
+    }
+    sql
+}
+
+/// ` FROM … WHERE …` of the scope's node outputs, as the original's joins select them.
+fn scope_sql(scope: &Scope, sessions: Sessions) -> String {
+    let (start, end) = (seconds(scope.start_ms), seconds(scope.end_ms));
+    format!(
+        " FROM public_node_outputs AS o WHERE o.node_persistent_id = {node} \
+         AND o.node_id IN (SELECT id FROM public_nodes) \
+         AND o.run_id IN (SELECT id FROM public_runs WHERE timestamp >= toDateTime({start}) AND timestamp < toDateTime({end})) \
+         AND o.run_id IN (SELECT run_id FROM public_sessions WHERE {sessions})",
+        node = quote(&scope.node_persistent_id),
+        sessions = sessions_sql(scope, sessions),
+    )
+}
+
+#[derive(Deserialize)]
+struct ValueRuns {
+    value: String,
+    runs: i64,
+}
+
+#[derive(Deserialize)]
+struct Runs {
+    runs: i64,
+}
+
+#[derive(Deserialize)]
+struct CallsSeconds {
+    calls: i64,
+    seconds: Option<f64>,
+}
+
+#[async_trait::async_trait]
+impl CallSource for ClickHouseSource {
+    async fn distribution(
+        &self,
+        scope: &Scope,
+        field: Field,
+        cond: &Cond,
+    ) -> Result<Vec<(String, i64)>, CallsError> {
+        let mut filter = String::new();
+        cond_sql(&Cond::all([Cond::Present(field), cond.clone()]), &mut filter);
+        let sql = format!(
+            "SELECT {value} AS value, uniqExact(o.run_id) AS runs{scope} AND {filter} GROUP BY value",
+            value = value(field),
+            scope = scope_sql(scope, Sessions::All),
+        );
+        Ok(self.rows::<ValueRuns>(&sql).await?.into_iter().map(|r| (r.value, r.runs)).collect())
+    }
+
+    async fn count(&self, scope: &Scope, cond: &Cond, sessions: Sessions) -> Result<i64, CallsError> {
+        let mut filter = String::new();
+        cond_sql(cond, &mut filter);
+        let sql = format!("SELECT uniqExact(o.run_id) AS runs{} AND {filter}", scope_sql(scope, sessions));
+        Ok(self.rows::<Runs>(&sql).await?.first().map_or(0, |r| r.runs))
+    }
+
+    async fn calls_and_duration(&self, scope: &Scope) -> Result<(i64, f64), CallsError> {
+        let sql = format!(
+            "SELECT count() AS calls, sum(duration) AS seconds FROM (SELECT DISTINCT run_id, duration FROM public_sessions \
+             WHERE run_id IN (SELECT o.run_id{}) AND {})",
+            scope_sql(scope, Sessions::All),
+            sessions_sql(scope, Sessions::All),
+        );
+        let row = self.rows::<CallsSeconds>(&sql).await?.into_iter().next();
+        Ok(row.map_or((0, 0.0), |r| (r.calls, r.seconds.unwrap_or(0.0))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_literal_escapes_exactly_backslash_and_quote() {
+        assert_eq!(quote("O'Brien"), r"'O\'Brien'");
+        assert_eq!(quote(r"\' OR 1=1 --"), r"'\\\' OR 1=1 --'");
+        assert_eq!(quote(r"back\slash\"), r"'back\\slash\\'");
+        assert_eq!(quote("{p:String} ? $1 ` \" ;"), "'{p:String} ? $1 ` \" ;'");
+        assert_eq!(quote("line\nbreak\0"), "'line\nbreak\0'");
+        assert_eq!(quote(""), "''");
+    }
+
+    #[test]
+    fn window_bounds_are_whole_seconds_that_keep_the_same_rows() {
+        assert_eq!(seconds(1_765_807_200_000), 1_765_807_200);
+        assert_eq!(seconds(1_765_807_200_001), 1_765_807_201);
+        assert_eq!(seconds(-1), 0);
+    }
+}
