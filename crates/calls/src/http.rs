@@ -22,6 +22,7 @@ use crate::metrics::{
 };
 use crate::model::{IngestSummary, Org};
 use crate::service::{parse_timezone, CallsService, NewOrg, OrgChange, RunType};
+use crate::store::backfills::Backfill;
 use crate::store::reports::StoredReport;
 
 /// Each failure's status and stable code.
@@ -487,6 +488,8 @@ pub fn router(service: CallsService) -> SecureRouter {
         .route(read, routes!(latest_report))
         .route(read, routes!(report_of_day))
         .route(Access::Permission("calls:manage"), routes!(generate_reports))
+        .route(Access::Permission("calls:manage"), routes!(backfill_reports))
+        .route(read, routes!(get_backfill))
         .route(read, routes!(scheduler_status))
         .route(read, routes!(scheduler_health))
         .with_state(service)
@@ -659,4 +662,58 @@ async fn scheduler_status(State(s): State<CallsService>) -> ApiResult<Json<Value
 #[utoipa::path(get, path = "/api/scheduler/health", tag = "calls", responses((status = 200, body = Object)))]
 async fn scheduler_health(State(s): State<CallsService>) -> ApiResult<Json<Value>> {
     Ok(Json(s.scheduler_health().await?))
+}
+
+/// Days a backfill makes within the request; a longer one runs as a job to follow.
+const BACKFILL_NOW_MAX_DAYS: i64 = 31;
+
+/// A backfill.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillRequest {
+    /// Organisation; default the configured one.
+    #[serde(default)]
+    org_id: Option<String>,
+    /// First day, `YYYY-MM-DD`.
+    start_date: String,
+    /// Last day, inclusive.
+    end_date: String,
+    /// Make stored reports again.
+    #[serde(default)]
+    force: bool,
+}
+
+/// Make the reports of a range of days (stored ones kept unless `force`). Up to 31 days: made
+/// now, answered in the original's shape `{success, org_id, start_date, end_date, total_days,
+/// successful, failed, results}`. Longer: `202` with the backfill job to follow at
+/// `/api/reports/backfills/{id}`; it resumes where it stopped after a crash.
+#[utoipa::path(post, path = "/api/reports/backfill", tag = "calls", request_body = BackfillRequest,
+    responses((status = 200, body = Object), (status = 202, body = Backfill), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn backfill_reports(
+    context: RequestContext,
+    State(s): State<CallsService>,
+    ApiJson(body): ApiJson<BackfillRequest>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let start = parse_day("start_date", &body.start_date)?;
+    let end = parse_day("end_date", &body.end_date)?;
+    let org = s.org_or_default(body.org_id.as_deref()).await?;
+    if start > end {
+        let answer = json!({"success": false, "error": "start_date must be before end_date"});
+        return Ok(Json(answer).into_response());
+    }
+    if (end - start).num_days() + 1 <= BACKFILL_NOW_MAX_DAYS {
+        return Ok(Json(s.backfill_now(&org, start, end, body.force).await?).into_response());
+    }
+    let backfill = s.start_backfill(&context, &org, start, end, body.force).await?;
+    Ok((StatusCode::ACCEPTED, Json(backfill)).into_response())
+}
+
+/// A backfill and its progress (days done of days total).
+#[utoipa::path(get, path = "/api/reports/backfills/{id}", tag = "calls",
+    params(("id" = String, Path, description = "Backfill id")),
+    responses((status = 200, body = Backfill), (status = 404, body = ErrorBody)))]
+async fn get_backfill(State(s): State<CallsService>, Path(id): Path<String>) -> ApiResult<Json<Backfill>> {
+    Ok(Json(s.backfill(&id).await?))
 }

@@ -99,3 +99,39 @@ impl RunStandalone for CatchUpJob {
         Ok(())
     }
 }
+
+/// Run a backfill ([`CallsService::run_backfill`]): durable, resumed from its next day.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunBackfill {
+    /// `calls_backfills.id`.
+    pub backfill_id: String,
+}
+
+impl Job for RunBackfill {
+    const NAME: &'static str = "calls.backfill";
+    const QUEUE: &'static str = "calls";
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(self.backfill_id.clone())
+    }
+}
+
+/// Runs [`RunBackfill`].
+pub struct RunBackfillJob {
+    /// The services.
+    pub service: CallsService,
+}
+
+#[async_trait::async_trait]
+impl RunStandalone for RunBackfillJob {
+    type Job = RunBackfill;
+
+    async fn run(&self, job: RunBackfill, _ctx: &JobContext, lease: &JobLease) -> anyhow::Result<()> {
+        match self.service.run_backfill(&job.backfill_id, lease).await {
+            Ok(_) => Ok(()),
+            Err(CallsError::NotFound(m)) => Err(PermanentFailure(m).into()),
+            Err(CallsError::Internal(e)) => Err(e),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

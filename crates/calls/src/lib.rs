@@ -225,6 +225,7 @@ impl Module for CallsModule {
         service.start_schedules().await?;
         Ok(ModuleParts::new(http::router(service.clone()))
             .standalone_job(jobs::GenerateReportJob { service: service.clone() })
-            .standalone_job(jobs::CatchUpJob { service }))
+            .standalone_job(jobs::CatchUpJob { service: service.clone() })
+            .standalone_job(jobs::RunBackfillJob { service }))
     }
 }

@@ -15,6 +15,7 @@ use sightline_platform::{Db, RequestContext};
 use utoipa::ToSchema;
 
 use crate::jobs::GenerateReport;
+use crate::store::backfills::Backfill;
 use crate::store::reports::{ReportRun, ReportSummary, StoredReport};
 
 use crate::error::CallsError;
@@ -373,6 +374,143 @@ impl CallsService {
         }))
     }
 
+    /// Makes the reports of `start..=end` now (a stored one kept unless `force`), in the
+    /// original's answer: `{success, org_id, start_date, end_date, total_days, successful,
+    /// failed, results: [{date, success}]}`; the run is recorded.
+    pub async fn backfill_now(
+        &self,
+        org: &Org,
+        start: NaiveDate,
+        end: NaiveDate,
+        force: bool,
+    ) -> Result<Value, CallsError> {
+        let started = now_ms();
+        let (mut results, mut successful, mut failed, mut generated) = (Vec::new(), 0, 0, 0);
+        let mut day = start;
+        while day <= end {
+            let outcome = self.generate_report(org, day, force).await;
+            match &outcome {
+                Ok((_, written)) => {
+                    successful += 1;
+                    generated += i64::from(*written);
+                }
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(org_id = %org.org_id, date = %day, error = %error_chain(e), "calls.backfill_day_failed");
+                }
+            }
+            results.push(json!({"date": day.format("%Y-%m-%d").to_string(), "success": outcome.is_ok()}));
+            day += Duration::days(1);
+        }
+        let status = match (failed, successful) {
+            (0, _) => "success",
+            (_, 0) => "error",
+            _ => "partial",
+        };
+        self.record_run(RunType::Backfill, status, Some(&org.org_id), started, generated, None).await?;
+        Ok(json!({
+            "success": failed == 0, "org_id": org.org_id,
+            "start_date": start.format("%Y-%m-%d").to_string(), "end_date": end.format("%Y-%m-%d").to_string(),
+            "total_days": results.len(), "successful": successful, "failed": failed, "results": results,
+        }))
+    }
+
+    /// Records a backfill of `start..=end` and queues its job; it runs day by day, keeping its
+    /// progress, and resumes where it stopped.
+    pub async fn start_backfill(
+        &self,
+        context: &RequestContext,
+        org: &Org,
+        start: NaiveDate,
+        end: NaiveDate,
+        force: bool,
+    ) -> Result<Backfill, CallsError> {
+        let day = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+        let backfill = Backfill {
+            id: format!("bf_{}", uuid::Uuid::new_v4().simple()),
+            org_id: org.org_id.clone(),
+            start_date: day(start),
+            end_date: day(end),
+            force,
+            next_date: day(start),
+            days_total: (end - start).num_days() + 1,
+            days_done: 0,
+            generated: 0,
+            failed: 0,
+            status: "queued".into(),
+            error: None,
+            created_by: Some(context.actor.name.clone()),
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        let mut tx = self.db.begin().await?;
+        store::backfills::insert(&mut tx, &backfill, now_ms()).await?;
+        self.queue.push(&mut tx, &crate::jobs::RunBackfill { backfill_id: backfill.id.clone() }).await?;
+        let event = DomainEvent::new("calls.backfill_started", "calls_backfill", &backfill.id)
+            .after(serde_json::to_value(&backfill).unwrap_or_default())
+            .within(context);
+        self.bus.publish(&mut tx, vec![event]).await?;
+        tx.commit().await?;
+        self.queue.wake();
+        self.backfill(&backfill.id).await
+    }
+
+    /// A backfill and its progress.
+    pub async fn backfill(&self, id: &str) -> Result<Backfill, CallsError> {
+        let mut conn = self.db.reader().acquire().await?;
+        store::backfills::get(&mut conn, id)
+            .await?
+            .ok_or_else(|| CallsError::NotFound(format!("Backfill {id} not found")))
+    }
+
+    /// Runs a backfill from its next day to its end, committing each day's progress; stops
+    /// (to resume later) when the lease asks.
+    pub async fn run_backfill(&self, id: &str, lease: &JobLease) -> Result<Backfill, CallsError> {
+        let mut backfill = self.backfill(id).await?;
+        let org = self.org(&backfill.org_id).await?;
+        let end = NaiveDate::parse_from_str(&backfill.end_date, "%Y-%m-%d").map_err(anyhow::Error::from)?;
+        let mut day =
+            NaiveDate::parse_from_str(&backfill.next_date, "%Y-%m-%d").map_err(anyhow::Error::from)?;
+        let started = now_ms();
+        while day <= end {
+            if lease.should_stop() {
+                return Err(CallsError::Internal(sightline_platform::queue::Interrupted.into()));
+            }
+            let outcome = self.generate_report(&org, day, backfill.force).await;
+            let (written, error) = match &outcome {
+                Ok((_, written)) => (*written, None),
+                Err(e) => {
+                    tracing::warn!(backfill = %id, date = %day, error = %error_chain(e), "calls.backfill_day_failed");
+                    (false, Some(format!("{day}: {e}")))
+                }
+            };
+            day += Duration::days(1);
+            let mut conn = self.db.writer().acquire().await?;
+            let next = day.format("%Y-%m-%d").to_string();
+            store::backfills::advance(&mut conn, id, &next, written, error.as_deref(), now_ms()).await?;
+        }
+        backfill = self.backfill(id).await?;
+        let status = if backfill.failed == 0 { "succeeded" } else { "failed" };
+        let run_status = match (backfill.failed, backfill.days_total) {
+            (0, _) => "success",
+            (f, t) if f == t => "error",
+            _ => "partial",
+        };
+        let mut conn = self.db.writer().acquire().await?;
+        store::backfills::finish(&mut conn, id, status, now_ms()).await?;
+        drop(conn);
+        self.record_run(
+            RunType::Backfill,
+            run_status,
+            Some(&org.org_id),
+            started,
+            backfill.generated,
+            backfill.error.as_deref(),
+        )
+        .await?;
+        self.backfill(id).await
+    }
+
     /// A stored report: of `date`, or the newest.
     pub async fn stored_report(
         &self,
@@ -642,4 +780,16 @@ fn parse_instant(text: &str, tz: Tz, field: &str) -> Result<DateTime<Tz>, CallsE
         }
     }
     Err(CallsError::invalid(field, format!("{text:?} is not a date (YYYY-MM-DD) or an ISO 8601 time")))
+}
+
+/// An error with its causes, for logs.
+fn error_chain(e: &CallsError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }

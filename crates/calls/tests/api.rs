@@ -37,7 +37,11 @@ fn call(
 /// The fixture of the 15th of December 2025 in Chicago (UTC−6): see each run's comment.
 fn fixture() -> String {
     let day = "2025-12-15T15:00:00Z";
-    let mut lines = vec![json!({"type": "node", "id": "n1", "org_id": "o1"})];
+    let mut lines = vec![
+        json!({"type": "node", "id": "n1", "org_id": "o1"}),
+        // r0: another organisation's call with no duration (a NULL before numbers).
+        json!({"type": "session", "run_id": "r0", "org_id": "o9", "user_number": "+1000", "duration": null, "timestamp": day}),
+    ];
     // r1: a success, transferred for booking at the carrier's asking.
     lines.extend(call("r1", day, "o1", "+1001", 120.0, &[("n1", json!({
         "result.call.call_classification": "success", "result.call.call_stage": "TRANSFER_SUCCEEDED",
@@ -112,7 +116,7 @@ async fn set_up(app: &TestApp) {
     let key = app.api_key(&["calls:ingest"]).await;
     let (status, body) = ingest(app, &key, fixture()).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["runs"].as_i64(), body["node_outputs"].as_i64()), (Some(10), Some(10)), "{body}");
+    assert_eq!((body["sessions"].as_i64(), body["node_outputs"].as_i64()), (Some(11), Some(10)), "{body}");
 }
 
 const DAY: &str = "start_date=2025-12-15&end_date=2025-12-16&org_id=o1";
@@ -562,6 +566,100 @@ async fn the_configured_organisation_is_seeded_and_its_missing_days_caught_up(ba
     panic!("no catch-up run was recorded");
 }
 
+async fn a_short_backfill_answers_at_once_and_a_long_one_runs_as_a_job(backend: Backend) {
+    let app = spawn(backend).await;
+    set_up(&app).await;
+    let (status, short) = app
+        .post_json(
+            "/api/reports/backfill",
+            &json!({"org_id": "o1", "start_date": "2025-12-14", "end_date": "2025-12-16"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{short}");
+    assert_eq!(
+        (
+            short["success"].as_bool(),
+            short["total_days"].as_i64(),
+            short["successful"].as_i64(),
+            short["failed"].as_i64()
+        ),
+        (Some(true), Some(3), Some(3), Some(0)),
+        "{short}"
+    );
+    assert_eq!(short["results"][1], json!({"date": "2025-12-15", "success": true}));
+    let (status, backwards) = app
+        .post_json(
+            "/api/reports/backfill",
+            &json!({"org_id": "o1", "start_date": "2025-12-16", "end_date": "2025-12-14"}),
+        )
+        .await;
+    assert_eq!(
+        (status, backwards),
+        (200, json!({"success": false, "error": "start_date must be before end_date"}))
+    );
+
+    let (status, long) = app
+        .post_json(
+            "/api/reports/backfill",
+            &json!({"org_id": "o1", "start_date": "2025-11-10", "end_date": "2025-12-19"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{long}");
+    assert_eq!(long["days_total"], 40);
+    let path = format!("/api/reports/backfills/{}", long["id"].as_str().unwrap());
+    for _ in 0..200 {
+        let (_, progress) = app.get_json(&path).await;
+        if progress["status"] == "succeeded" {
+            assert_eq!(
+                (progress["days_done"].as_i64(), progress["generated"].as_i64()),
+                (Some(40), Some(37)),
+                "{progress}"
+            );
+            let (_, dates) = app.get_json("/api/reports/dates?org_id=o1").await;
+            assert_eq!(dates["count"], 40);
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the backfill did not finish");
+}
+
+/// A backfill goes on from the day after its last committed one (as after `kill -9`): the days
+/// before are not made again.
+async fn a_backfill_resumes_from_its_committed_progress(backend: Backend) {
+    let app = TestApp::spawn(
+        backend,
+        vec![Arc::new(CallsModule)],
+        &[("calls.scheduler_catchup_days", json!(0)), ("queue.run_in_server", json!(false))],
+    )
+    .await;
+    set_up(&app).await;
+    let (status, long) = app
+        .post_json(
+            "/api/reports/backfill",
+            &json!({"org_id": "o1", "start_date": "2025-11-10", "end_date": "2025-12-19"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{long}");
+    let id = long["id"].as_str().unwrap();
+    // As if the process died after committing 21 days.
+    sqlx::query("UPDATE calls_backfills SET next_date = '2025-12-01', days_done = 21, status = 'running' WHERE id = $1")
+        .bind(id)
+        .execute(app.platform.db.writer())
+        .await
+        .unwrap();
+    app.drain_queue().await;
+    let (_, progress) = app.get_json(&format!("/api/reports/backfills/{id}")).await;
+    assert_eq!(
+        (progress["status"].as_str(), progress["days_done"].as_i64()),
+        (Some("succeeded"), Some(40)),
+        "{progress}"
+    );
+    let (_, dates) = app.get_json("/api/reports/dates?org_id=o1").await;
+    assert_eq!(dates["dates"][0], "2025-12-01", "days before the checkpoint were not made again: {dates}");
+    assert_eq!(dates["count"], 19);
+}
+
 #[tokio::test]
 async fn every_route_follows_its_declared_access_and_parameters_are_declared_where_read() {
     let app = spawn(Backend::Sqlite).await;
@@ -570,6 +668,8 @@ async fn every_route_follows_its_declared_access_and_parameters_are_declared_whe
 }
 
 storage_tests!(
+    a_short_backfill_answers_at_once_and_a_long_one_runs_as_a_job,
+    a_backfill_resumes_from_its_committed_progress,
     the_configured_organisation_is_seeded_and_its_missing_days_caught_up,
     reports_are_generated_once_stored_listed_and_read_back,
     each_organisation_is_scheduled_in_its_own_zone_at_once,

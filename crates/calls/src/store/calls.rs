@@ -28,16 +28,20 @@ pub async fn upsert(conn: &mut AnyConnection, records: &[CallRecord]) -> Result<
                 summary.runs += 1;
             }
             CallRecord::Session { run_id, org_id, user_number, duration, ts } => {
+                // The duration is bound as a number always, with a flag for none: a NULL bind
+                // first would type the cached statement's parameter otherwise on PostgreSQL.
                 sqlx::query(
-                    "INSERT INTO calls_sessions (run_id, org_id, user_number, duration, ts) VALUES ($1, $2, $3, $4, $5) \
+                    "INSERT INTO calls_sessions (run_id, org_id, user_number, duration, ts) \
+                     VALUES ($1, $2, $3, CASE WHEN $6 = 1 THEN CAST($4 AS DOUBLE PRECISION) END, $5) \
                      ON CONFLICT (run_id) DO UPDATE SET org_id = excluded.org_id, user_number = excluded.user_number, \
                      duration = excluded.duration, ts = excluded.ts",
                 )
                 .bind(run_id)
                 .bind(org_id)
                 .bind(user_number)
-                .bind(duration)
+                .bind(duration.unwrap_or(0.0))
                 .bind(ts)
+                .bind(i64::from(duration.is_some()))
                 .execute(&mut *conn)
                 .await?;
                 summary.sessions += 1;

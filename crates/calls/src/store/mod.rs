@@ -1,7 +1,8 @@
 //! The module's SQL, by table: [`orgs`] (`calls_orgs`), [`calls`] (the embedded call store:
 //! `calls_runs`, `calls_sessions`, `calls_node_outputs`, `calls_nodes`, and the metric reads
-//! over them), [`reports`] (`calls_reports`, `calls_report_runs`).
+//! over them), [`reports`] (`calls_reports`, `calls_report_runs`), [`backfills`] (`calls_backfills`).
 
+pub mod backfills;
 pub mod calls;
 pub mod orgs;
 pub mod reports;
@@ -125,4 +126,25 @@ pub const MIGRATIONS: &[Migration] = &[
         );
         CREATE INDEX calls_report_runs_started ON calls_report_runs (started_at)",
     },
+    Migration::portable(
+        4,
+        "backfills with their progress",
+        "CREATE TABLE calls_backfills (
+            id TEXT PRIMARY KEY,
+            org_id TEXT NOT NULL,
+            start_date TEXT NOT NULL,
+            end_date TEXT NOT NULL,
+            force_regenerate BIGINT NOT NULL,
+            next_date TEXT NOT NULL,
+            days_total BIGINT NOT NULL,
+            days_done BIGINT NOT NULL,
+            generated BIGINT NOT NULL,
+            failed BIGINT NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            created_by TEXT,
+            created_at BIGINT NOT NULL,
+            updated_at BIGINT NOT NULL
+        )",
+    ),
 ];

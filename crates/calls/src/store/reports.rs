@@ -71,9 +71,15 @@ pub async fn save(
     now: i64,
 ) -> Result<i64, sqlx::Error> {
     let kpis = &report["kpis"];
+    let success = kpis["success_rate_percent"].as_f64();
+    let non_convertible = kpis["non_convertible_calls_with_carrier_not_qualified"]["percentage"].as_f64();
+    // The percentages are bound as numbers always (a NULL bind first would type the cached
+    // statement's parameter otherwise on PostgreSQL), with a flag saying which are absent.
     let row = sqlx::query(
         "INSERT INTO calls_reports (org_id, report_date, report_data, total_calls, success_rate_percent, \
-         non_convertible_percent, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         non_convertible_percent, created_at) VALUES ($1, $2, $3, $4, \
+         CASE WHEN $8 = 1 THEN CAST($5 AS DOUBLE PRECISION) END, \
+         CASE WHEN $9 = 1 THEN CAST($6 AS DOUBLE PRECISION) END, $7) \
          ON CONFLICT (org_id, report_date) DO UPDATE SET report_data = excluded.report_data, \
          total_calls = excluded.total_calls, success_rate_percent = excluded.success_rate_percent, \
          non_convertible_percent = excluded.non_convertible_percent, created_at = excluded.created_at \
@@ -83,9 +89,11 @@ pub async fn save(
     .bind(date)
     .bind(report.to_string())
     .bind(kpis["total_calls"].as_i64().unwrap_or(0))
-    .bind(kpis["success_rate_percent"].as_f64())
-    .bind(kpis["non_convertible_calls_with_carrier_not_qualified"]["percentage"].as_f64())
+    .bind(success.unwrap_or(0.0))
+    .bind(non_convertible.unwrap_or(0.0))
     .bind(now)
+    .bind(i64::from(success.is_some()))
+    .bind(i64::from(non_convertible.is_some()))
     .fetch_one(conn)
     .await?;
     row.try_get("id")
