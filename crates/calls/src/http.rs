@@ -703,7 +703,7 @@ async fn backfill_reports(
         let answer = json!({"success": false, "error": "start_date must be before end_date"});
         return Ok(Json(answer).into_response());
     }
-    if (end - start).num_days() + 1 <= BACKFILL_NOW_MAX_DAYS {
+    if (end - start).num_days() < BACKFILL_NOW_MAX_DAYS {
         return Ok(Json(s.backfill_now(&org, start, end, body.force).await?).into_response());
     }
     let backfill = s.start_backfill(&context, &org, start, end, body.force).await?;
