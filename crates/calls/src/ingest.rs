@@ -38,7 +38,8 @@ pub fn parse_batch(body: &str) -> Result<Vec<CallRecord>, Vec<FieldError>> {
     }
 }
 
-fn parse_line(line: &str) -> Result<CallRecord, String> {
+/// One line's record, or what is wrong with it.
+pub fn parse_line(line: &str) -> Result<CallRecord, String> {
     let value: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
     let Value::Object(o) = value else { return Err("not a JSON object".into()) };
     let kind = o

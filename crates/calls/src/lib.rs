@@ -6,6 +6,7 @@
 //! `POST /api/calls/ingest`); the counting rules ([`metrics`]) are written once over a
 //! [`metrics::CallSource`], so a ClickHouse source answers alike. See `docs/calls.md`.
 
+pub mod cli;
 pub mod clickhouse;
 pub mod error;
 pub mod flat;
@@ -15,6 +16,7 @@ pub mod jobs;
 pub mod metrics;
 pub mod model;
 pub mod query;
+pub mod sample;
 pub mod service;
 pub mod store;
 
@@ -168,6 +170,22 @@ impl Module for CallsModule {
 
     fn permissions(&self) -> &'static [PermissionSpec] {
         PERMISSIONS
+    }
+
+    fn commands(&self) -> Vec<clap::Command> {
+        vec![cli::command()]
+    }
+
+    async fn run_command(
+        &self,
+        name: &str,
+        matches: &clap::ArgMatches,
+        context: &sightline_platform::CommandContext,
+    ) -> anyhow::Result<()> {
+        match name {
+            "calls" => cli::run(matches, context).await,
+            other => anyhow::bail!("no command {other}"),
+        }
     }
 
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {

@@ -374,6 +374,42 @@ fn a_bad_configuration_value_exits_non_zero_with_one_line_naming_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown module `weather`"));
 }
 
+/// `calls sample` writes call data that `calls import` loads whole; a file with one bad line is
+/// refused naming the line, and nothing of it is written.
+#[test]
+fn call_data_is_sampled_and_imported_from_the_cli_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let file = dir.path().join("calls.ndjson");
+    let out = run(
+        &["calls", "sample", "--out", file.to_str().unwrap(), "--days", "3", "--calls-per-day", "20"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines = std::fs::read_to_string(&file).unwrap().lines().count();
+
+    let bad = dir.path().join("bad.ndjson");
+    let mut text = std::fs::read_to_string(&file).unwrap();
+    text.push_str("{\"type\":\"run\",\"id\":\"x\",\"timestamp\":\"never\"}\n");
+    std::fs::write(&bad, text).unwrap();
+    let out = run(&["calls", "import", bad.to_str().unwrap(), "--data-dir", data.to_str().unwrap()], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("line {}", lines + 1)) && err.contains("nothing was imported"), "{err}");
+
+    let args =
+        ["calls", "import", file.to_str().unwrap(), "--sample-orgs", "--data-dir", data.to_str().unwrap()];
+    let out = run(&args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("imported {lines} records")), "{err}");
+    assert!(err.contains("created organisation Paul Logistics"), "{err}");
+    // Again: idempotent, and the organisations are not created twice.
+    let out = run(&args, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("created organisation"));
+}
+
 #[test]
 fn migrate_creates_the_sqlite_database_and_is_repeatable() {
     let dir = tempfile::tempdir().unwrap();
@@ -393,6 +429,8 @@ fn every_command_has_useful_help() {
         vec!["worker", "--help"],
         vec!["migrate", "--help"],
         vec!["calc", "income", "--help"],
+        vec!["calls", "import", "--help"],
+        vec!["calls", "sample", "--help"],
     ] {
         let out = run(&args, &[]);
         assert!(out.status.success());
