@@ -17,7 +17,7 @@ use sightline_platform::outbound::{OutboundClient, OutboundError};
 use crate::error::CallsError;
 use crate::flat::Field;
 use crate::metrics::CallSource;
-use crate::query::{Cond, Scope, Sessions};
+use crate::query::{render, Cond, CondSql, Scope, Sessions};
 
 /// A string as a ClickHouse literal: in single quotes, with `\` and `'` escaped by a backslash.
 /// ClickHouse reads backslash escapes in literals, so SQL-standard quote doubling alone would let
@@ -130,44 +130,24 @@ fn value(field: Field) -> String {
     format!("if(substring({raw}, 1, 1) = '\"', visitParamExtractString(concat('{{\"v\":', {raw}, '}}'), 'v'), {raw})")
 }
 
-/// `cond` in ClickHouse SQL.
-fn cond_sql(cond: &Cond, out: &mut String) {
-    match cond {
-        Cond::True => out.push('1'),
-        Cond::Has(f) => {
-            let _ = write!(out, "visitParamHas(o.flat_data, {})", quote(f.key()));
-        }
-        Cond::Present(f) => {
-            let _ = write!(out, "{} NOT IN ('', 'null')", value(*f));
-        }
-        Cond::Eq(f, v) => {
-            let _ = write!(out, "{} = {}", value(*f), quote(v));
-        }
-        Cond::UpperEq(f, v) => {
-            let _ = write!(out, "upper({}) = {}", value(*f), quote(v));
-        }
-        Cond::In(f, vs) => {
-            let list: Vec<String> = vs.iter().map(|v| quote(v)).collect();
-            let _ = write!(out, "{} IN ({})", value(*f), list.join(", "));
-        }
-        Cond::Not(c) => {
-            out.push_str("NOT (");
-            cond_sql(c, out);
-            out.push(')');
-        }
-        Cond::And(cs) => {
-            out.push('(');
-            for (i, c) in cs.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(" AND ");
-                }
-                cond_sql(c, out);
-            }
-            if cs.is_empty() {
-                out.push('1');
-            }
-            out.push(')');
-        }
+/// ClickHouse's atoms: `visitParam*` over `flat_data`, literals through [`quote`].
+struct ClickHouseSql;
+
+impl CondSql for ClickHouseSql {
+    fn has(&mut self, field: Field) -> String {
+        format!("visitParamHas(o.flat_data, {})", quote(field.key()))
+    }
+
+    fn value(&mut self, field: Field) -> String {
+        value(field)
+    }
+
+    fn literal(&mut self, text: &str) -> String {
+        quote(text)
+    }
+
+    fn upper(&mut self, expr: &str) -> String {
+        format!("upper({expr})")
     }
 }
 
@@ -232,8 +212,7 @@ impl CallSource for ClickHouseSource {
         field: Field,
         cond: &Cond,
     ) -> Result<Vec<(String, i64)>, CallsError> {
-        let mut filter = String::new();
-        cond_sql(&Cond::all([Cond::Present(field), cond.clone()]), &mut filter);
+        let filter = render(&Cond::all([Cond::Present(field), cond.clone()]), &mut ClickHouseSql);
         let sql = format!(
             "SELECT {value} AS value, uniqExact(o.run_id) AS runs{scope} AND {filter} GROUP BY value",
             value = value(field),
@@ -243,8 +222,7 @@ impl CallSource for ClickHouseSource {
     }
 
     async fn count(&self, scope: &Scope, cond: &Cond, sessions: Sessions) -> Result<i64, CallsError> {
-        let mut filter = String::new();
-        cond_sql(cond, &mut filter);
+        let filter = render(cond, &mut ClickHouseSql);
         let sql = format!("SELECT uniqExact(o.run_id) AS runs{} AND {filter}", scope_sql(scope, sessions));
         Ok(self.rows::<Runs>(&sql).await?.first().map_or(0, |r| r.runs))
     }

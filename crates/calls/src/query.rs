@@ -66,6 +66,46 @@ impl Cond {
     }
 }
 
+/// How one SQL dialect writes a condition's atoms; [`render`] writes the rest, so both sources
+/// read a condition the same way.
+pub trait CondSql {
+    /// Whether the output has `field`'s key.
+    fn has(&mut self, field: Field) -> String;
+    /// `field`'s value as text, `''` when absent.
+    fn value(&mut self, field: Field) -> String;
+    /// `text` as a literal (a bound placeholder, or an escaped literal).
+    fn literal(&mut self, text: &str) -> String;
+    /// `expr` upper-cased.
+    fn upper(&mut self, expr: &str) -> String {
+        format!("UPPER({expr})")
+    }
+}
+
+/// `cond` as SQL in `dialect`.
+pub fn render(cond: &Cond, dialect: &mut impl CondSql) -> String {
+    match cond {
+        Cond::True => "1 = 1".to_owned(),
+        Cond::Has(f) => dialect.has(*f),
+        Cond::Present(f) => format!("{} NOT IN ('', 'null')", dialect.value(*f)),
+        Cond::Eq(f, v) => format!("{} = {}", dialect.value(*f), dialect.literal(v)),
+        Cond::UpperEq(f, v) => {
+            let value = dialect.value(*f);
+            format!("{} = {}", dialect.upper(&value), dialect.literal(v))
+        }
+        Cond::In(f, vs) => {
+            let value = dialect.value(*f);
+            let list: Vec<String> = vs.iter().map(|v| dialect.literal(v)).collect();
+            format!("{value} IN ({})", list.join(", "))
+        }
+        Cond::Not(c) => format!("NOT ({})", render(c, dialect)),
+        Cond::And(cs) if cs.is_empty() => "1 = 1".to_owned(),
+        Cond::And(cs) => {
+            let parts: Vec<String> = cs.iter().map(|c| render(c, dialect)).collect();
+            format!("({})", parts.join(" AND "))
+        }
+    }
+}
+
 impl std::ops::Not for Cond {
     type Output = Cond;
 

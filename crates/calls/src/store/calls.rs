@@ -10,7 +10,7 @@ use crate::error::CallsError;
 use crate::flat::Field;
 use crate::metrics::CallSource;
 use crate::model::{CallRecord, IngestSummary};
-use crate::query::{Cond, Scope, Sessions};
+use crate::query::{Cond, CondSql, Scope, Sessions};
 
 /// Writes one batch of records in the caller's transaction; a record whose id exists replaces it.
 pub async fn upsert(conn: &mut AnyConnection, records: &[CallRecord]) -> Result<IngestSummary, sqlx::Error> {
@@ -146,48 +146,8 @@ impl Sql {
 
     /// `cond` over the output's field columns (an absent key compares as `''`).
     fn cond(&mut self, cond: &Cond) {
-        let value = |f: &Field| format!("COALESCE(o.{}, '')", f.column());
-        match cond {
-            Cond::True => self.push("1 = 1"),
-            Cond::Has(f) => self.push(&format!("o.{} IS NOT NULL", f.column())),
-            Cond::Present(f) => self.push(&format!("{} NOT IN ('', 'null')", value(f))),
-            Cond::Eq(f, v) => {
-                self.push(&format!("{} = ", value(f)));
-                self.text(v);
-            }
-            Cond::UpperEq(f, v) => {
-                self.push(&format!("UPPER({}) = ", value(f)));
-                self.text(v);
-            }
-            Cond::In(f, vs) => {
-                self.push(&format!("{} IN (", value(f)));
-                for (i, v) in vs.iter().enumerate() {
-                    if i > 0 {
-                        self.push(", ");
-                    }
-                    self.text(v);
-                }
-                self.push(")");
-            }
-            Cond::Not(c) => {
-                self.push("NOT (");
-                self.cond(c);
-                self.push(")");
-            }
-            Cond::And(cs) => {
-                self.push("(");
-                for (i, c) in cs.iter().enumerate() {
-                    if i > 0 {
-                        self.push(" AND ");
-                    }
-                    self.cond(c);
-                }
-                if cs.is_empty() {
-                    self.push("1 = 1");
-                }
-                self.push(")");
-            }
-        }
+        let text = crate::query::render(cond, self);
+        self.push(&text);
     }
 
     fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
@@ -199,6 +159,21 @@ impl Sql {
             };
         }
         query
+    }
+}
+
+impl CondSql for Sql {
+    fn has(&mut self, field: Field) -> String {
+        format!("o.{} IS NOT NULL", field.column())
+    }
+
+    fn value(&mut self, field: Field) -> String {
+        format!("COALESCE(o.{}, '')", field.column())
+    }
+
+    fn literal(&mut self, text: &str) -> String {
+        self.values.push(FilterValue::Text(text.to_owned()));
+        format!("${}", self.values.len())
     }
 }
 
