@@ -16,7 +16,7 @@ use sightline_platform::outbound::{OutboundClient, OutboundError};
 
 use crate::error::CallsError;
 use crate::flat::Field;
-use crate::metrics::CallSource;
+use crate::metrics::{CallSource, SourceTable};
 use crate::query::{render, Cond, CondSql, Scope, Sessions};
 
 /// A string as a ClickHouse literal: in single quotes, with `\` and `'` escaped by a backslash.
@@ -236,6 +236,51 @@ impl CallSource for ClickHouseSource {
         );
         let row = self.rows::<CallsSeconds>(&sql).await?.into_iter().next();
         Ok(row.map_or((0, 0.0), |r| (r.calls, r.seconds.unwrap_or(0.0))))
+    }
+
+    async fn describe(&self, table: SourceTable) -> Result<Vec<(String, String)>, CallsError> {
+        #[derive(Deserialize)]
+        struct Column {
+            name: String,
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        // The name comes from a fixed list, never from the request.
+        let sql = format!("DESCRIBE TABLE {}", table.name());
+        Ok(self.rows::<Column>(&sql).await?.into_iter().map(|c| (c.name, c.kind)).collect())
+    }
+
+    async fn node_output_count(&self, node_persistent_id: &str, since_ms: i64) -> Result<i64, CallsError> {
+        let sql = format!(
+            "SELECT count() AS runs FROM public_node_outputs WHERE node_persistent_id = {} AND timestamp >= toDateTime({})",
+            quote(node_persistent_id),
+            seconds(since_ms)
+        );
+        Ok(self.rows::<Runs>(&sql).await?.first().map_or(0, |r| r.runs))
+    }
+
+    async fn node_orgs(
+        &self,
+        node_persistent_id: &str,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64)>, CallsError> {
+        #[derive(Deserialize)]
+        struct OrgRuns {
+            org_id: String,
+            runs: i64,
+        }
+        let sql = format!(
+            "SELECT org_id, uniqExact(run_id) AS runs FROM public_sessions WHERE run_id IN \
+             (SELECT run_id FROM public_node_outputs WHERE node_persistent_id = {} AND timestamp >= toDateTime({})) \
+             GROUP BY org_id ORDER BY runs DESC, org_id",
+            quote(node_persistent_id),
+            seconds(since_ms)
+        );
+        Ok(self.rows::<OrgRuns>(&sql).await?.into_iter().map(|r| (r.org_id, r.runs)).collect())
+    }
+
+    fn kind(&self) -> &'static str {
+        "clickhouse"
     }
 }
 

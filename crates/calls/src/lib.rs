@@ -40,6 +40,11 @@ pub const PERMISSIONS: &[PermissionSpec] = &[
         roles: &["analyst"],
     },
     PermissionSpec {
+        name: "calls:debug",
+        description: "Read the call module's debug routes (settings, source tables, node counts)",
+        roles: &[],
+    },
+    PermissionSpec {
         name: "calls:ingest",
         description: "Feed calls into the embedded call store (the feeder's API key)",
         roles: &[],
@@ -155,6 +160,14 @@ impl CallsConfig {
     }
 }
 
+/// `url` without a `user:password@` part.
+fn without_credentials(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}{}", &url[..scheme + 3], &url[at + 1..]),
+        _ => url.to_owned(),
+    }
+}
+
 /// The `calls` module.
 pub struct CallsModule;
 
@@ -239,6 +252,14 @@ impl Module for CallsModule {
             default_org,
             schedule,
         );
+        let service = service.with_settings(serde_json::json!({
+            "clickhouse": config.clickhouse_url.as_ref().map(|url| serde_json::json!({
+                "url": without_credentials(url),
+                "database": config.clickhouse_database,
+                "user": config.clickhouse_user,
+                "password_set": config.clickhouse_password.is_some(),
+            })),
+        }));
         service.seed_default_org().await?;
         service.start_schedules().await?;
         Ok(ModuleParts::new(http::router(service.clone()))

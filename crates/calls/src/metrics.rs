@@ -26,6 +26,59 @@ pub trait CallSource: Send + Sync {
     /// Calls that have a node output of the scope's node, and the sum of their durations in
     /// seconds (each distinct run and duration once).
     async fn calls_and_duration(&self, scope: &Scope) -> Result<(i64, f64), CallsError>;
+
+    /// The columns of one of the four source tables (`public_runs`, …): name and type.
+    async fn describe(&self, table: SourceTable) -> Result<Vec<(String, String)>, CallsError>;
+
+    /// Node outputs of `node_persistent_id` since `since_ms`.
+    async fn node_output_count(&self, node_persistent_id: &str, since_ms: i64) -> Result<i64, CallsError>;
+
+    /// Per organisation (of the sessions), runs with an output of `node_persistent_id` since
+    /// `since_ms`, most first.
+    async fn node_orgs(
+        &self,
+        node_persistent_id: &str,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64)>, CallsError>;
+
+    /// `"clickhouse"` or `"embedded"`.
+    fn kind(&self) -> &'static str;
+}
+
+/// The original's four tables, the only ones the debug route describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceTable {
+    /// `public_runs`.
+    Runs,
+    /// `public_sessions`.
+    Sessions,
+    /// `public_node_outputs`.
+    NodeOutputs,
+    /// `public_nodes`.
+    Nodes,
+}
+
+impl SourceTable {
+    /// The table named `name`, if it is one of the four.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "public_runs" => Some(Self::Runs),
+            "public_sessions" => Some(Self::Sessions),
+            "public_node_outputs" => Some(Self::NodeOutputs),
+            "public_nodes" => Some(Self::Nodes),
+            _ => None,
+        }
+    }
+
+    /// Its ClickHouse name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Runs => "public_runs",
+            Self::Sessions => "public_sessions",
+            Self::NodeOutputs => "public_node_outputs",
+            Self::Nodes => "public_nodes",
+        }
+    }
 }
 
 /// `part` × 100 / `whole`, 2 decimals; 0 when `whole` is 0.

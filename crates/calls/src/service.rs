@@ -144,6 +144,7 @@ pub struct CallsService {
     default_org: Arc<DefaultOrg>,
     queue: Queue,
     schedule: Arc<ReportSchedule>,
+    settings: Arc<Value>,
 }
 
 impl CallsService {
@@ -156,7 +157,71 @@ impl CallsService {
         default_org: DefaultOrg,
         schedule: ReportSchedule,
     ) -> Self {
-        Self { db, bus, source, default_org: Arc::new(default_org), queue, schedule: Arc::new(schedule) }
+        Self {
+            db,
+            bus,
+            source,
+            default_org: Arc::new(default_org),
+            queue,
+            schedule: Arc::new(schedule),
+            settings: Arc::new(Value::Null),
+        }
+    }
+
+    /// With `settings`, what `/debug-config` shows (no secret in it).
+    pub fn with_settings(mut self, settings: Value) -> Self {
+        self.settings = Arc::new(settings);
+        self
+    }
+
+    /// The module's settings (no secret), the source and the default organisation.
+    pub fn debug_config(&self) -> Value {
+        let d = &self.default_org;
+        json!({
+            "source": self.source.kind(),
+            "org_id": d.org_id, "client_name": d.name, "broker_node_persistent_id": d.node_persistent_id,
+            "default_timezone": d.timezone, "excluded_user_numbers": d.excluded_numbers,
+            "scheduler": {"enabled": self.schedule.enabled, "hour": self.schedule.hour, "minute": self.schedule.minute,
+                "catchup_days": self.schedule.catchup_days},
+            "settings": *self.settings,
+        })
+    }
+
+    /// The configured broker node (`BROKER_NODE_PERSISTENT_ID`).
+    pub fn default_node(&self) -> Option<&str> {
+        self.default_org.node_persistent_id.as_deref()
+    }
+
+    /// The columns of one of the source's four tables.
+    pub async fn describe_table(&self, name: &str) -> Result<Value, CallsError> {
+        let table = crate::metrics::SourceTable::parse(name).ok_or_else(|| {
+            CallsError::invalid(
+                "table_name",
+                "one of public_node_outputs, public_runs, public_sessions, public_nodes",
+            )
+        })?;
+        let columns = self.source.describe(table).await?;
+        Ok(json!({
+            "table": table.name(), "source": self.source.kind(),
+            "columns": columns.into_iter().map(|(name, kind)| json!({"name": name, "type": kind})).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Node outputs of a node in the last `days` days.
+    pub async fn node_count(&self, node_persistent_id: &str, days: i64) -> Result<Value, CallsError> {
+        let since = now_ms() - days * 86_400_000;
+        let count = self.source.node_output_count(node_persistent_id, since).await?;
+        Ok(json!({"node_persistent_id": node_persistent_id, "days": days, "count": count}))
+    }
+
+    /// The organisations whose sessions a node's outputs belong to, in the last `days` days.
+    pub async fn node_orgs(&self, node_persistent_id: &str, days: i64) -> Result<Value, CallsError> {
+        let since = now_ms() - days * 86_400_000;
+        let orgs = self.source.node_orgs(node_persistent_id, since).await?;
+        Ok(json!({
+            "node_persistent_id": node_persistent_id, "days": days,
+            "orgs": orgs.into_iter().map(|(org_id, runs)| json!({"org_id": org_id, "runs": runs})).collect::<Vec<_>>(),
+        }))
     }
 
     /// When reports are generated.

@@ -518,6 +518,15 @@ async fn clickhouse_and_the_embedded_store_give_the_same_answers() {
     }
     let day = "/daily-report?date=2025-12-15&org_id=o1";
     assert_eq!(embedded.get_json(day).await, remote.get_json(day).await);
+    let (status, schema) = remote.get_json("/debug-schema/public_runs").await;
+    assert_eq!(
+        (status, &schema["columns"]),
+        (200, &json!([{"name": "id", "type": "String"}, {"name": "timestamp", "type": "DateTime"}])),
+        "{schema}"
+    );
+    let (_, config) = remote.get_json("/debug-config").await;
+    assert_eq!(config["source"], "clickhouse");
+    assert_eq!(config["settings"]["clickhouse"]["password_set"], false, "{config}");
     // A broken query is a 502 with the error body, never a silent empty answer.
     let gone = [
         ("calls.clickhouse_url", json!(url)),
@@ -660,6 +669,46 @@ async fn a_backfill_resumes_from_its_committed_progress(backend: Backend) {
     assert_eq!(dates["count"], 19);
 }
 
+async fn the_debug_routes_are_for_admins_and_show_no_secret(backend: Backend) {
+    let overrides = [
+        ("calls.scheduler_catchup_days", json!(0)),
+        ("calls.broker_node_persistent_id", json!("p1")),
+        ("calls.org_id", json!("o1")),
+    ];
+    let app = TestApp::spawn(backend, vec![Arc::new(CallsModule)], &overrides).await;
+    let key = app.api_key(&["calls:ingest"]).await;
+    let now = chrono::Utc::now().timestamp();
+    let batch = [
+        json!({"type": "node", "id": "n1", "org_id": "o1"}),
+        json!({"type": "run", "id": "fresh", "timestamp": now}),
+        json!({"type": "session", "run_id": "fresh", "org_id": "o1", "user_number": "+1", "duration": 5, "timestamp": now}),
+        json!({"type": "node_output", "run_id": "fresh", "node_id": "n1", "node_persistent_id": "p1",
+            "flat_data": {"result.call.call_classification": "success"}, "timestamp": now}),
+    ];
+    let body = batch.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+    assert_eq!(ingest(&app, &key, body).await.0, 200);
+    let (status, config) = app.get_json("/debug-config").await;
+    assert_eq!(
+        (status, config["source"].as_str(), config["org_id"].as_str()),
+        (200, Some("embedded"), Some("o1"))
+    );
+    let (status, schema) = app.get_json("/debug-schema/public_sessions").await;
+    assert_eq!((status, schema["columns"][1]["name"].as_str()), (200, Some("org_id")), "{schema}");
+    let (status, body) = app.get_json("/debug-schema/auth_users").await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("table_name")));
+    let (_, count) = app.get_json("/debug-node-count").await;
+    assert_eq!(
+        (count["node_persistent_id"].as_str(), count["count"].as_i64()),
+        (Some("p1"), Some(1)),
+        "{count}"
+    );
+    let (_, orgs) = app.get_json("/debug-node-orgs?node_persistent_id=p1&days=2").await;
+    assert_eq!(orgs["orgs"], json!([{"org_id": "o1", "runs": 1}]));
+    let viewer = app.client_with(&app.user_with_roles(&["analyst"]).await.access_token);
+    let r = viewer.get(app.url("/debug-config")).send().await.unwrap();
+    assert_eq!(r.status(), 403, "admins only");
+}
+
 #[tokio::test]
 async fn every_route_follows_its_declared_access_and_parameters_are_declared_where_read() {
     let app = spawn(Backend::Sqlite).await;
@@ -668,6 +717,7 @@ async fn every_route_follows_its_declared_access_and_parameters_are_declared_whe
 }
 
 storage_tests!(
+    the_debug_routes_are_for_admins_and_show_no_secret,
     a_short_backfill_answers_at_once_and_a_long_one_runs_as_a_job,
     a_backfill_resumes_from_its_committed_progress,
     the_configured_organisation_is_seeded_and_its_missing_days_caught_up,

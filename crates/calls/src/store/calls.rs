@@ -8,7 +8,7 @@ use sqlx::{AnyConnection, Row as _};
 
 use crate::error::CallsError;
 use crate::flat::Field;
-use crate::metrics::CallSource;
+use crate::metrics::{CallSource, SourceTable};
 use crate::model::{CallRecord, IngestSummary};
 use crate::query::{Cond, CondSql, Scope, Sessions};
 
@@ -234,5 +234,62 @@ impl CallSource for EmbeddedSource {
         let row = sql.query().fetch_one(self.db.reader()).await?;
         let seconds: f64 = row.try_get("seconds")?;
         Ok((row.try_get("calls")?, seconds))
+    }
+
+    async fn describe(&self, table: SourceTable) -> Result<Vec<(String, String)>, CallsError> {
+        let columns: &[(&str, &str)] = match table {
+            SourceTable::Runs => &[("id", "TEXT"), ("timestamp", "BIGINT (ms, as ts)")],
+            SourceTable::Sessions => &[
+                ("run_id", "TEXT"),
+                ("org_id", "TEXT"),
+                ("user_number", "TEXT"),
+                ("duration", "DOUBLE PRECISION"),
+                ("timestamp", "BIGINT (ms, as ts)"),
+            ],
+            SourceTable::NodeOutputs => &[
+                ("run_id", "TEXT"),
+                ("node_id", "TEXT"),
+                ("node_persistent_id", "TEXT"),
+                ("flat_data", "TEXT (and the metric keys in f_… columns)"),
+                ("timestamp", "BIGINT (ms, as ts)"),
+            ],
+            SourceTable::Nodes => &[("id", "TEXT"), ("org_id", "TEXT")],
+        };
+        Ok(columns.iter().map(|(n, t)| ((*n).to_owned(), (*t).to_owned())).collect())
+    }
+
+    async fn node_output_count(&self, node_persistent_id: &str, since_ms: i64) -> Result<i64, CallsError> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n FROM calls_node_outputs WHERE node_persistent_id = $1 AND ts >= $2",
+        )
+        .bind(node_persistent_id)
+        .bind(since_ms)
+        .fetch_one(self.db.reader())
+        .await?;
+        Ok(row.try_get("n")?)
+    }
+
+    async fn node_orgs(
+        &self,
+        node_persistent_id: &str,
+        since_ms: i64,
+    ) -> Result<Vec<(String, i64)>, CallsError> {
+        let rows = sqlx::query(
+            "SELECT s.org_id AS org_id, COUNT(DISTINCT s.run_id) AS runs FROM calls_sessions s \
+             WHERE s.run_id IN (SELECT o.run_id FROM calls_node_outputs o WHERE o.node_persistent_id = $1 AND o.ts >= $2) \
+             GROUP BY s.org_id ORDER BY runs DESC, org_id",
+        )
+        .bind(node_persistent_id)
+        .bind(since_ms)
+        .fetch_all(self.db.reader())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("org_id")?, r.try_get("runs")?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(Into::into)
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
     }
 }
