@@ -85,6 +85,9 @@ fi
 if [ -d tests/browser/node_modules ] && ! SIGHTLINE_BIN=target/debug/sightline node tests/browser/usage.test.mjs; then
   failed_steps+=("browser test (usage)")
 fi
+if [ -d tests/browser/node_modules ] && ! SIGHTLINE_BIN=target/debug/sightline node tests/browser/calls.test.mjs; then
+  failed_steps+=("browser test (calls)")
+fi
 
 # ---------------------------------------------------------------------------
 if [ "${#failed_steps[@]}" -gt 0 ]; then

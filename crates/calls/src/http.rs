@@ -490,6 +490,7 @@ pub fn router(service: CallsService) -> SecureRouter {
         .route(Access::Permission("calls:manage"), routes!(generate_reports))
         .route(Access::Permission("calls:manage"), routes!(backfill_reports))
         .route(read, routes!(get_backfill))
+        .route(Access::Public, routes!(reports_page))
         .route(Access::Permission("calls:debug"), routes!(debug_config))
         .route(Access::Permission("calls:debug"), routes!(debug_schema))
         .route(Access::Permission("calls:debug"), routes!(debug_node_count))
@@ -781,4 +782,11 @@ async fn debug_node_orgs(
 ) -> ApiResult<Json<Value>> {
     let (node, days) = node_and_days(&s, &q, 30)?;
     Ok(Json(s.node_orgs(&node, days).await?))
+}
+
+/// The reports dashboard: KPI tiles, breakdowns and trends per organisation and day.
+#[utoipa::path(get, path = "/ui/calls", tag = "calls",
+    responses((status = 200, description = "HTML page", content_type = "text/html")))]
+async fn reports_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../ui/reports.html"))
 }

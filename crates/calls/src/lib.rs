@@ -263,6 +263,7 @@ impl Module for CallsModule {
         service.seed_default_org().await?;
         service.start_schedules().await?;
         Ok(ModuleParts::new(http::router(service.clone()))
+            .page("/ui/calls", "Call reports", "KPIs, breakdowns and trends of each organisation's calls")
             .standalone_job(jobs::GenerateReportJob { service: service.clone() })
             .standalone_job(jobs::CatchUpJob { service: service.clone() })
             .standalone_job(jobs::RunBackfillJob { service }))
