@@ -227,15 +227,30 @@ impl CallSource for ClickHouseSource {
         Ok(self.rows::<Runs>(&sql).await?.first().map_or(0, |r| r.runs))
     }
 
-    async fn calls_and_duration(&self, scope: &Scope) -> Result<(i64, f64), CallsError> {
+    async fn sessions_duration(&self, scope: &Scope, cond: &Cond) -> Result<(i64, f64), CallsError> {
         let sql = format!(
             "SELECT count() AS calls, sum(duration) AS seconds FROM (SELECT DISTINCT run_id, duration FROM public_sessions \
-             WHERE run_id IN (SELECT o.run_id{}) AND {})",
+             WHERE run_id IN (SELECT o.run_id{} AND {}) AND {})",
             scope_sql(scope, Sessions::All),
+            render(cond, &mut ClickHouseSql),
             sessions_sql(scope, Sessions::All),
         );
         let row = self.rows::<CallsSeconds>(&sql).await?.into_iter().next();
         Ok(row.map_or((0, 0.0), |r| (r.calls, r.seconds.unwrap_or(0.0))))
+    }
+
+    async fn distinct_values(&self, scope: &Scope, field: Field) -> Result<Vec<String>, CallsError> {
+        #[derive(Deserialize)]
+        struct Value {
+            value: String,
+        }
+        let sql = format!(
+            "SELECT DISTINCT {value} AS value{scope} AND {present}",
+            value = value(field),
+            scope = scope_sql(scope, Sessions::All),
+            present = render(&Cond::Present(field), &mut ClickHouseSql),
+        );
+        Ok(self.rows::<Value>(&sql).await?.into_iter().map(|v| v.value).collect())
     }
 
     async fn describe(&self, table: SourceTable) -> Result<Vec<(String, String)>, CallsError> {

@@ -17,8 +17,9 @@ use utoipa_axum::routes;
 use crate::error::CallsError;
 use crate::metrics::{
     CallClassificationShare, CallStageShare, CallsAndDuration, CarrierEndStateShare, CarrierNotQualified,
-    CarrierQualificationShare, LoadNotFound, LoadStatusShare, NonConvertible, PricingShare,
-    TransferOverAttempts, TransferOverCalls, TransferredForBooking,
+    CarrierQualificationShare, DurationCarrierAsked, LegacyNonConvertible, LoadNotFound, LoadStatusShare,
+    NonConvertible, PricingShare, TransferOverAttempts, TransferOverCalls, TransferredForBooking,
+    UniqueLoads,
 };
 use crate::model::{IngestSummary, Org};
 use crate::service::{parse_timezone, CallsService, NewOrg, OrgChange, RunType};
@@ -239,6 +240,51 @@ async fn calls_and_duration_stats(
     Ok(Json(s.metrics(&scope).calls_and_duration().await?))
 }
 
+/// The legacy non-convertible share: classified calls whose load was covered or past due, whose
+/// carrier could not or would not take it, or that were too expensive, over all calls.
+#[utoipa::path(get, path = "/percent-non-convertible-calls-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = LegacyNonConvertible)))]
+async fn legacy_non_convertible_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<LegacyNonConvertible>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    Ok(Json(s.metrics(&scope).legacy_non_convertible().await?))
+}
+
+/// Distinct loads asked about, and calls per load.
+#[utoipa::path(get, path = "/number-of-unique-loads-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = UniqueLoads)))]
+async fn unique_loads_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<UniqueLoads>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    Ok(Json(s.metrics(&scope).unique_loads().await?))
+}
+
+/// The distinct load reference numbers: `{list_of_unique_loads: [...]}`.
+#[utoipa::path(get, path = "/list-of-unique-loads-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = Object)))]
+async fn unique_load_list_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<Value>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    Ok(Json(json!({"list_of_unique_loads": s.metrics(&scope).unique_load_list().await?})))
+}
+
+/// Hours of talk time of calls whose carrier asked for a transfer.
+#[utoipa::path(get, path = "/duration-carrier-asked-for-transfer-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = DurationCarrierAsked)))]
+async fn duration_carrier_asked_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<DurationCarrierAsked>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    Ok(Json(s.metrics(&scope).duration_carrier_asked().await?))
+}
+
 /// Every breakdown and ratio at once: `{stats, date_range, errors?}`; a part that fails is
 /// `null` with its message under `errors`.
 #[utoipa::path(get, path = "/all-stats", tag = "calls", params(StatsQuery),
@@ -274,6 +320,8 @@ async fn all_stats(
     put("carrier_qualification", m.carrier_qualification().await.map(|v| json!(v)));
     put("pricing", m.pricing().await.map(|v| json!(v)));
     put("carrier_end_state", m.carrier_end_state().await.map(|v| json!(v)));
+    put("percent_non_convertible_calls", m.legacy_non_convertible().await.map(|v| json!(v)));
+    put("number_of_unique_loads", m.unique_loads().await.map(|v| json!(v)));
     let mut answer = json!({"stats": stats, "date_range": date_range});
     if !errors.is_empty() {
         answer["errors"] = Value::Object(errors);
@@ -477,6 +525,10 @@ pub fn router(service: CallsService) -> SecureRouter {
         .route(read, routes!(carrier_not_qualified_stats))
         .route(read, routes!(calls_and_duration_stats))
         .route(read, routes!(all_stats))
+        .route(read, routes!(legacy_non_convertible_stats))
+        .route(read, routes!(unique_loads_stats))
+        .route(read, routes!(unique_load_list_stats))
+        .route(read, routes!(duration_carrier_asked_stats))
         .route(read, routes!(daily_report))
         .route(read, routes!(list_orgs))
         .route(read, routes!(get_org))

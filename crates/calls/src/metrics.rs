@@ -23,9 +23,12 @@ pub trait CallSource: Send + Sync {
     /// Runs with a node output meeting `cond`, drawing on `sessions`.
     async fn count(&self, scope: &Scope, cond: &Cond, sessions: Sessions) -> Result<i64, CallsError>;
 
-    /// Calls that have a node output of the scope's node, and the sum of their durations in
-    /// seconds (each distinct run and duration once).
-    async fn calls_and_duration(&self, scope: &Scope) -> Result<(i64, f64), CallsError>;
+    /// Calls with a node output meeting `cond`, and the sum of their durations in seconds
+    /// (each distinct run and duration once).
+    async fn sessions_duration(&self, scope: &Scope, cond: &Cond) -> Result<(i64, f64), CallsError>;
+
+    /// The distinct present values of `field`, sorted.
+    async fn distinct_values(&self, scope: &Scope, field: Field) -> Result<Vec<String>, CallsError>;
 
     /// The columns of one of the four source tables (`public_runs`, …): name and type.
     async fn describe(&self, table: SourceTable) -> Result<Vec<(String, String)>, CallsError>;
@@ -222,6 +225,36 @@ pub struct CallsAndDuration {
     pub avg_minutes_per_call: f64,
 }
 
+/// Talk time of carrier-asked transfers.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DurationCarrierAsked {
+    /// Hours of the calls whose transfer reason is `CARRIER_ASKED_FOR_TRANSFER` (any case).
+    pub duration_carrier_asked_for_transfer: f64,
+}
+
+/// Distinct loads asked about.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct UniqueLoads {
+    /// Distinct load reference numbers.
+    pub number_of_unique_loads: i64,
+    /// Calls.
+    pub total_calls_count: i64,
+    /// Calls per distinct load (the original's name), 2 decimals; 0 without loads.
+    pub number_of_unique_loads_percentage: f64,
+}
+
+/// The legacy non-convertible share.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct LegacyNonConvertible {
+    /// Classified calls whose load was covered or past due, whose carrier could not or would not
+    /// take it, or that were too expensive.
+    pub non_convertible_calls_count: i64,
+    /// Calls.
+    pub total_calls_count: i64,
+    /// Percent.
+    pub non_convertible_calls_percentage: f64,
+}
+
 /// The non-convertible outcomes, `carrier_not_qualified` first.
 pub const NON_CONVERTIBLE: [&str; 12] = [
     "carrier_not_qualified",
@@ -414,9 +447,63 @@ impl<'a> Metrics<'a> {
         })
     }
 
+    /// Rule 14, the legacy share (counted in distinct runs, as every newer rule is).
+    pub async fn legacy_non_convertible(&self) -> Result<LegacyNonConvertible, CallsError> {
+        const END_STATES: [&str; 4] = [
+            "CARRIER_OFFER_TOO_HIGH",
+            "CARRIER_UNABLE_TO_MEET_PICKUP_DELIVERY_APPT",
+            "CARRIER_UNABLE_TO_MEET_EQUIPMENT_REQ",
+            "CARRIER_DID_NOT_WANT_LOAD",
+        ];
+        let cond = Cond::all([
+            Cond::Present(Field::CallClassification),
+            Cond::Any(vec![
+                Cond::In(Field::LoadStatus, &["COVERED", "PAST_DUE"]),
+                Cond::In(Field::CarrierEndState, &END_STATES),
+                Cond::Eq(Field::CallClassification, "rate_too_high"),
+            ]),
+        ]);
+        let count = self.count(cond).await?;
+        let (calls, _) = self.source.sessions_duration(self.scope, &Cond::True).await?;
+        Ok(LegacyNonConvertible {
+            non_convertible_calls_count: count,
+            total_calls_count: calls,
+            non_convertible_calls_percentage: percent(count, calls),
+        })
+    }
+
+    /// Rule 17: the distinct load reference numbers, sorted.
+    pub async fn unique_load_list(&self) -> Result<Vec<String>, CallsError> {
+        let mut loads = self.source.distinct_values(self.scope, Field::ReferenceNumber).await?;
+        loads.sort();
+        Ok(loads)
+    }
+
+    /// Rule 17: distinct loads and calls per load.
+    pub async fn unique_loads(&self) -> Result<UniqueLoads, CallsError> {
+        let loads = self.unique_load_list().await?.len() as i64;
+        let (calls, _) = self.source.sessions_duration(self.scope, &Cond::True).await?;
+        Ok(UniqueLoads {
+            number_of_unique_loads: loads,
+            total_calls_count: calls,
+            number_of_unique_loads_percentage: if loads == 0 {
+                0.0
+            } else {
+                round2(calls as f64 / loads as f64)
+            },
+        })
+    }
+
+    /// Rule 19, in hours.
+    pub async fn duration_carrier_asked(&self) -> Result<DurationCarrierAsked, CallsError> {
+        let asked = Cond::UpperEq(Field::TransferReason, "CARRIER_ASKED_FOR_TRANSFER");
+        let (_, seconds) = self.source.sessions_duration(self.scope, &asked).await?;
+        Ok(DurationCarrierAsked { duration_carrier_asked_for_transfer: round2(seconds / 3600.0) })
+    }
+
     /// Rule 16, the duration in hours.
     pub async fn calls_and_duration(&self) -> Result<CallsAndDuration, CallsError> {
-        let (calls, seconds) = self.source.calls_and_duration(self.scope).await?;
+        let (calls, seconds) = self.source.sessions_duration(self.scope, &Cond::True).await?;
         Ok(CallsAndDuration {
             total_calls: calls,
             total_duration: round2(seconds / 3600.0),

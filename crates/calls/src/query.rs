@@ -42,6 +42,8 @@ pub enum Cond {
     Not(Box<Cond>),
     /// All of these.
     And(Vec<Cond>),
+    /// Any of these.
+    Any(Vec<Cond>),
 }
 
 impl Cond {
@@ -62,6 +64,7 @@ impl Cond {
             Cond::In(f, vs) => vs.contains(&value_of(*f).unwrap_or_default().as_str()),
             Cond::Not(c) => !c.holds(value_of),
             Cond::And(cs) => cs.iter().all(|c| c.holds(value_of)),
+            Cond::Any(cs) => cs.iter().any(|c| c.holds(value_of)),
         }
     }
 }
@@ -102,6 +105,11 @@ pub fn render(cond: &Cond, dialect: &mut impl CondSql) -> String {
         Cond::And(cs) => {
             let parts: Vec<String> = cs.iter().map(|c| render(c, dialect)).collect();
             format!("({})", parts.join(" AND "))
+        }
+        Cond::Any(cs) if cs.is_empty() => "1 = 0".to_owned(),
+        Cond::Any(cs) => {
+            let parts: Vec<String> = cs.iter().map(|c| render(c, dialect)).collect();
+            format!("({})", parts.join(" OR "))
         }
     }
 }

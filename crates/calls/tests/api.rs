@@ -47,11 +47,12 @@ fn fixture() -> String {
         "result.call.call_classification": "success", "result.call.call_stage": "TRANSFER_SUCCEEDED",
         "result.transfer.transfer_attempt": "YES", "result.transfer.transfer_reason": "CARRIER_ASKED_FOR_TRANSFER",
         "result.pricing.agreed_upon_rate": 1500, "result.pricing.pricing_notes": "AGREEMENT_REACHED_WITH_NEGOTIATION",
-        "result.load.load_status": "ACTIVE"}))]));
+        "result.load.load_status": "ACTIVE", "result.load.reference_number": "L1"}))]));
     // r2: carrier not qualified, load not found.
     lines.extend(call("r2", day, "o1", "+1002", 60.0, &[("n1", json!({
         "result.call.call_classification": "carrier_not_qualified", "result.call.call_stage": "CARRIER_QUALIFICATION",
-        "result.load.load_status": "NOT_FOUND", "result.carrier.carrier_qualification": "NOT_QUALIFIED"}))]));
+        "result.load.load_status": "NOT_FOUND", "result.carrier.carrier_qualification": "NOT_QUALIFIED",
+        "result.load.reference_number": "L1"}))]));
     // r3: rate too high, from no number (so not non-convertible); no transfer; a null rate.
     lines.extend(call(
         "r3",
@@ -64,7 +65,8 @@ fn fixture() -> String {
             json!({
         "result.call.call_classification": "rate_too_high", "result.call.call_stage": "PRICING",
         "result.pricing.pricing_notes": "NO_AGREEMENT", "result.transfer.transfer_attempt": "NO",
-        "result.transfer.transfer_reason": "NO_TRANSFER_INVOLVED", "result.pricing.agreed_upon_rate": null}),
+        "result.transfer.transfer_reason": "NO_TRANSFER_INVOLVED", "result.pricing.agreed_upon_rate": null,
+        "result.load.reference_number": "L2"}),
         )],
     ));
     // r4: classified, but empty; a null stage.
@@ -193,6 +195,25 @@ async fn every_counting_rule_holds_on_the_fixture(backend: Backend) {
     assert_eq!(
         stat(&app, "/total-calls-and-total-duration-stats").await,
         json!({"total_calls": 5, "total_duration": 0.17, "avg_minutes_per_call": 2.1})
+    );
+
+    // The legacy share: r3 (rate too high) of the 5 calls; loads L1 (twice) and L2; carrier-asked
+    // talk time r1 (120 s) and r10 (240 s, asked in lower case).
+    assert_eq!(
+        stat(&app, "/percent-non-convertible-calls-stats").await,
+        json!({"non_convertible_calls_count": 1, "total_calls_count": 5, "non_convertible_calls_percentage": 20.0})
+    );
+    assert_eq!(
+        stat(&app, "/number-of-unique-loads-stats").await,
+        json!({"number_of_unique_loads": 2, "total_calls_count": 5, "number_of_unique_loads_percentage": 2.5})
+    );
+    assert_eq!(
+        stat(&app, "/list-of-unique-loads-stats").await,
+        json!({"list_of_unique_loads": ["L1", "L2"]})
+    );
+    assert_eq!(
+        stat(&app, "/duration-carrier-asked-for-transfer-stats").await,
+        json!({"duration_carrier_asked_for_transfer": 0.1})
     );
 
     // The daily report of the same day, in the organisation's zone.
@@ -506,6 +527,10 @@ async fn clickhouse_and_the_embedded_store_give_the_same_answers() {
         "/non-convertible-calls-without-carrier-not-qualified-stats",
         "/carrier-not-qualified-stats",
         "/total-calls-and-total-duration-stats",
+        "/percent-non-convertible-calls-stats",
+        "/number-of-unique-loads-stats",
+        "/list-of-unique-loads-stats",
+        "/duration-carrier-asked-for-transfer-stats",
         "/all-stats",
     ];
     for window in [DAY, "start_date=2025-11-20&end_date=2025-12-20&org_id=o1"] {

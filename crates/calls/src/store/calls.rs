@@ -220,10 +220,12 @@ impl CallSource for EmbeddedSource {
         Ok(sql.query().fetch_one(self.db.reader()).await?.try_get("runs")?)
     }
 
-    async fn calls_and_duration(&self, scope: &Scope) -> Result<(i64, f64), CallsError> {
+    async fn sessions_duration(&self, scope: &Scope, cond: &Cond) -> Result<(i64, f64), CallsError> {
         let mut sql = Sql::default();
         sql.push("SELECT COUNT(*) AS calls, COALESCE(SUM(d.duration), 0.0) AS seconds FROM (SELECT DISTINCT s.run_id, s.duration FROM calls_sessions s WHERE s.run_id IN (SELECT o.run_id");
         sql.scope(scope, Sessions::All);
+        sql.push(" AND ");
+        sql.cond(cond);
         sql.push(") AND s.org_id = ");
         sql.text(&scope.org_id);
         sql.push(" AND s.ts >= ");
@@ -234,6 +236,16 @@ impl CallSource for EmbeddedSource {
         let row = sql.query().fetch_one(self.db.reader()).await?;
         let seconds: f64 = row.try_get("seconds")?;
         Ok((row.try_get("calls")?, seconds))
+    }
+
+    async fn distinct_values(&self, scope: &Scope, field: Field) -> Result<Vec<String>, CallsError> {
+        let mut sql = Sql::default();
+        sql.push(&format!("SELECT DISTINCT o.{} AS value", field.column()));
+        sql.scope(scope, Sessions::All);
+        sql.push(" AND ");
+        sql.cond(&Cond::Present(field));
+        let rows = sql.query().fetch_all(self.db.reader()).await?;
+        rows.iter().map(|r| r.try_get("value")).collect::<Result<_, sqlx::Error>>().map_err(Into::into)
     }
 
     async fn describe(&self, table: SourceTable) -> Result<Vec<(String, String)>, CallsError> {
