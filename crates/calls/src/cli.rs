@@ -37,6 +37,22 @@ pub enum CallsAction {
         #[arg(long, default_value_t = 200)]
         calls_per_day: u32,
     },
+    /// Make (and store) one organisation's daily reports of a range of days, with a progress
+    /// bar; stored days are kept unless --force.
+    Backfill {
+        /// The organisation's id.
+        #[arg(long)]
+        org: String,
+        /// First day, YYYY-MM-DD.
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last day, inclusive.
+        #[arg(long)]
+        to: NaiveDate,
+        /// Make stored days again.
+        #[arg(long)]
+        force: bool,
+    },
     /// Load ingest lines into the embedded store: every line is checked first, and a bad one
     /// stops the import naming its line, before anything is written.
     Import {
@@ -71,6 +87,17 @@ pub async fn run(matches: &clap::ArgMatches, context: &CommandContext) -> anyhow
             eprintln!("wrote {} calls ({} lines) to {}", summary.calls, summary.lines, out.display());
             Ok(())
         }
+        CallsAction::Backfill { org, from, to, force } => {
+            anyhow::ensure!(from <= to, "--from must not be after --to");
+            let config = context.load_config()?;
+            tokio::task::spawn_blocking(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(backfill(org, from, to, force, config))
+            })
+            .await?
+        }
         CallsAction::Import { file, sample_orgs } => {
             let config = context.load_config()?;
             // On a runtime of its own: the store's futures are not `Send` for every lifetime the
@@ -94,6 +121,69 @@ fn progress(len: u64, unit: &str) -> indicatif::ProgressBar {
         ))
         .expect("valid template"),
     )
+}
+
+/// The module's services over `config`'s database and call source, for a command.
+async fn services(config: sightline_platform::config::Config) -> anyhow::Result<CallsService> {
+    let modules: Vec<Arc<dyn sightline_platform::Module>> = vec![Arc::new(CallsModule)];
+    let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
+    let calls = crate::CallsConfig::load(&config)?;
+    let queue = Queue::new(db.clone(), config.queue.clone());
+    let outbound = sightline_platform::outbound::Outbound::new(Arc::new(config));
+    let source = calls.source(&db, &outbound)?;
+    Ok(CallsService::new(
+        db,
+        EventBus::standard(),
+        queue,
+        source,
+        DefaultOrg::default(),
+        ReportSchedule::default(),
+    ))
+}
+
+async fn backfill(
+    org_id: String,
+    from: NaiveDate,
+    to: NaiveDate,
+    force: bool,
+    config: sightline_platform::config::Config,
+) -> anyhow::Result<()> {
+    let service = services(config).await?;
+    let org = service.org(&org_id).await?;
+    let days = (to - from).num_days() + 1;
+    let bar = progress(days as u64, "days");
+    let started = sightline_platform::db::now_ms();
+    let (mut written, mut kept, mut failed) = (0, 0, Vec::new());
+    let mut day = from;
+    while day <= to {
+        match service.generate_report(&org, day, force).await {
+            Ok((_, true)) => written += 1,
+            Ok((_, false)) => kept += 1,
+            Err(e) => failed.push(format!("{day}: {e}")),
+        }
+        bar.inc(1);
+        day += chrono::Duration::days(1);
+    }
+    bar.finish_and_clear();
+    let status = match (failed.len(), written + kept) {
+        (0, _) => "success",
+        (_, 0) => "error",
+        _ => "partial",
+    };
+    let error = (!failed.is_empty()).then(|| failed.join("; "));
+    service
+        .record_run(
+            crate::service::RunType::Backfill,
+            status,
+            Some(&org.org_id),
+            started,
+            written,
+            error.as_deref(),
+        )
+        .await?;
+    eprintln!("{}: {written} reports made, {kept} kept, {} failed", org.name, failed.len());
+    anyhow::ensure!(failed.is_empty(), "some days failed:\n  {}", failed.join("\n  "));
+    Ok(())
 }
 
 async fn import(
@@ -125,14 +215,7 @@ async fn import(
     let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
     let actor = RequestContext::new(None, Actor { kind: "system".into(), id: None, name: "cli".into() });
     if sample_orgs {
-        let service = CallsService::new(
-            db.clone(),
-            EventBus::standard(),
-            Queue::new(db.clone(), config.queue.clone()),
-            Arc::new(store::calls::EmbeddedSource::new(db.clone())),
-            DefaultOrg::default(),
-            ReportSchedule::default(),
-        );
+        let service = services(config.clone()).await?;
         for org in sample::ORGS {
             let new = NewOrg {
                 org_id: org.org_id.into(),

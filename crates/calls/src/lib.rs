@@ -168,6 +168,41 @@ fn without_credentials(url: &str) -> String {
     }
 }
 
+impl CallsConfig {
+    /// The configured call source: ClickHouse when a URL is set, else the embedded store.
+    pub fn source(
+        &self,
+        db: &sightline_platform::Db,
+        outbound: &sightline_platform::outbound::Outbound,
+    ) -> anyhow::Result<Arc<dyn metrics::CallSource>> {
+        let Some(url) = &self.clickhouse_url else {
+            return Ok(Arc::new(store::calls::EmbeddedSource::new(db.clone())));
+        };
+        let defaults = OutboundConfig {
+            base_url: url.trim_end_matches('/').to_owned(),
+            // The original's client: 30 s to connect; a query may run 180 s.
+            connect_timeout_ms: 30_000,
+            timeout_ms: 190_000,
+            budget_ms: 200_000,
+            max_retries: 1,
+            ..OutboundConfig::default()
+        };
+        let client = outbound.client("clickhouse", defaults)?;
+        let settings = clickhouse::ClickHouseSettings {
+            database: self.clickhouse_database.clone(),
+            user: self.clickhouse_user.clone(),
+            password: self.clickhouse_password.clone().unwrap_or_else(|| Secret::new("")),
+        };
+        tracing::info!(database = %settings.database, "calls.source_clickhouse");
+        Ok(Arc::new(clickhouse::ClickHouseSource::new(client, settings)))
+    }
+
+    /// This section of `config`, with the original's environment variables over it.
+    pub fn load(config: &sightline_platform::config::Config) -> anyhow::Result<Self> {
+        config.module_section::<CallsConfig>("calls")?.with_env()
+    }
+}
+
 /// The `calls` module.
 pub struct CallsModule;
 
@@ -202,13 +237,14 @@ impl Module for CallsModule {
     }
 
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
-        let config: CallsConfig = platform.config.module_section::<CallsConfig>("calls")?.with_env()?;
+        let config = CallsConfig::load(&platform.config)?;
         service::parse_timezone(&config.default_timezone).map_err(|_| {
             anyhow::anyhow!(
                 "calls.default_timezone (DEFAULT_TIMEZONE) {:?} is not an IANA time zone",
                 config.default_timezone
             )
         })?;
+        let source = config.source(&platform.db, &platform.outbound)?;
         let default_org = service::DefaultOrg {
             org_id: config.org_id,
             name: config.client_name,
@@ -221,28 +257,6 @@ impl Module for CallsModule {
             hour: config.scheduler_hour,
             minute: config.scheduler_minute,
             catchup_days: config.scheduler_catchup_days,
-        };
-        let source: Arc<dyn metrics::CallSource> = match &config.clickhouse_url {
-            Some(url) => {
-                let defaults = OutboundConfig {
-                    base_url: url.trim_end_matches('/').to_owned(),
-                    // The original's client: 30 s to connect; a query may run 180 s.
-                    connect_timeout_ms: 30_000,
-                    timeout_ms: 190_000,
-                    budget_ms: 200_000,
-                    max_retries: 1,
-                    ..OutboundConfig::default()
-                };
-                let client = platform.outbound.client("clickhouse", defaults)?;
-                let settings = clickhouse::ClickHouseSettings {
-                    database: config.clickhouse_database.clone(),
-                    user: config.clickhouse_user.clone(),
-                    password: config.clickhouse_password.clone().unwrap_or_else(|| Secret::new("")),
-                };
-                tracing::info!(database = %settings.database, "calls.source_clickhouse");
-                Arc::new(clickhouse::ClickHouseSource::new(client, settings))
-            }
-            None => Arc::new(store::calls::EmbeddedSource::new(platform.db.clone())),
         };
         let service = service::CallsService::new(
             platform.db.clone(),

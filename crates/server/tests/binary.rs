@@ -408,6 +408,33 @@ fn call_data_is_sampled_and_imported_from_the_cli_all_or_nothing() {
     let out = run(&args, &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!String::from_utf8_lossy(&out.stderr).contains("created organisation"));
+
+    // Reports of the three days, made once.
+    let backfill = [
+        "calls",
+        "backfill",
+        "--org",
+        "01951f56-8c6e-7a93-a971-3d06a81a1ab0",
+        "--from",
+        "2025-11-03",
+        "--to",
+        "2025-11-05",
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    let out = run(&backfill, &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("3 reports made, 0 kept"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&backfill, &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("0 reports made, 3 kept"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -431,6 +458,7 @@ fn every_command_has_useful_help() {
         vec!["calc", "income", "--help"],
         vec!["calls", "import", "--help"],
         vec!["calls", "sample", "--help"],
+        vec!["calls", "backfill", "--help"],
     ] {
         let out = run(&args, &[]);
         assert!(out.status.success());
