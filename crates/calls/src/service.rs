@@ -763,9 +763,7 @@ impl CallsService {
     ) -> Result<(Tz, Window), CallsError> {
         let tz = parse_timezone(tz.unwrap_or(&org.timezone))?;
         let date = date.unwrap_or_else(|| Utc::now().with_timezone(&tz).date_naive() - Duration::days(1));
-        let start = local_midnight(tz, date);
-        let end = local_midnight(tz, date + Duration::days(1));
-        Ok((tz, Window { start, end }))
+        Ok((tz, day_window(tz, date)))
     }
 
     /// The original's daily report for `org` over `window`: date range, KPIs and breakdowns.
@@ -819,6 +817,12 @@ pub fn parse_timezone(name: &str) -> Result<Tz, CallsError> {
         .map_err(|_| CallsError::invalid("timezone", format!("{name:?} is not an IANA time zone")))
 }
 
+/// The day `date` in `tz`: from its first instant to the next day's (23 or 25 hours across a
+/// daylight-saving change).
+pub fn day_window(tz: Tz, date: NaiveDate) -> Window {
+    Window { start: local_midnight(tz, date), end: local_midnight(tz, date + Duration::days(1)) }
+}
+
 /// Midnight starting `date` in `tz` (the first instant of the day where a change skips it).
 fn local_midnight(tz: Tz, date: NaiveDate) -> DateTime<Tz> {
     let midnight = date.and_hms_opt(0, 0, 0).expect("midnight exists");
@@ -857,4 +861,28 @@ fn error_chain(e: &CallsError) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_follow_daylight_saving_changes() {
+        let chicago: Tz = "America/Chicago".parse().unwrap();
+        let hours = |d: NaiveDate| {
+            let w = day_window(chicago, d);
+            ((w.end - w.start).num_hours(), w.to_json())
+        };
+        let (fall, json) = hours(NaiveDate::from_ymd_opt(2025, 11, 2).unwrap());
+        assert_eq!(fall, 25);
+        assert_eq!(json["start_date"], "2025-11-02T00:00:00-05:00");
+        assert_eq!(json["end_date"], "2025-11-03T00:00:00-06:00");
+        assert_eq!(hours(NaiveDate::from_ymd_opt(2025, 3, 9).unwrap()).0, 23);
+        assert_eq!(hours(NaiveDate::from_ymd_opt(2025, 12, 15).unwrap()).0, 24);
+        // A zone whose midnight is skipped (Santiago's spring change) starts the day at 01:00.
+        let santiago: Tz = "America/Santiago".parse().unwrap();
+        let w = day_window(santiago, NaiveDate::from_ymd_opt(2025, 9, 7).unwrap());
+        assert_eq!(w.start.format("%H:%M").to_string(), "01:00");
+    }
 }
