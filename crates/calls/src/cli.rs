@@ -150,6 +150,7 @@ async fn backfill(
 ) -> anyhow::Result<()> {
     let service = services(config).await?;
     let org = service.org(&org_id).await?;
+    service.check_days(&org, "--to", from, to)?;
     let days = (to - from).num_days() + 1;
     let bar = progress(days as u64, "days");
     let started = sightline_platform::db::now_ms();

@@ -58,7 +58,8 @@ pub struct ClickHouseSource {
 /// The settings every query runs with (the original's limits, read-only, errors at the end
 /// turned into HTTP errors, 64-bit numbers unquoted on old servers too).
 const QUERY_SETTINGS: [(&str, &str); 6] = [
-    ("readonly", "1"),
+    // 2: read-only, yet these settings may still be set (modern servers refuse them under 1).
+    ("readonly", "2"),
     ("max_execution_time", "180"),
     ("max_memory_usage", "10000000000"),
     ("max_threads", "16"),
@@ -85,10 +86,17 @@ impl ClickHouseSource {
             .header(reqwest::header::HeaderName::from_static("x-clickhouse-user"), user)
             .header(reqwest::header::HeaderName::from_static("x-clickhouse-key"), key)
             .body(format!("{sql}\nFORMAT JSONEachRow"), "text/plain; charset=utf-8")
-            .retry_non_idempotent()
+            // Not retried once sent: ClickHouse may still be running a query whose answer was
+            // lost, and a heavy one sent again doubles its load.
             .send()
             .await
-            .map_err(CallsError::Source)?;
+            .map_err(|e| match e {
+                // ClickHouse's own error text (`Code: 159 …` for its timeout): said as such.
+                OutboundError::Status { body, .. } if body.starts_with("Code: ") => {
+                    CallsError::SourceFailed(clip(&body))
+                }
+                other => CallsError::Source(other),
+            })?;
         let text =
             std::str::from_utf8(&answer.body).map_err(|_| undecodable(self, "the answer is not UTF-8"))?;
         text.lines()

@@ -669,6 +669,7 @@ async fn generate_reports(
             Some(d) => d,
             None => s.day(&org, None, None)?.1.start.date_naive(),
         };
+        s.check_days(&org, "date", day, day)?;
         let outcome = s.generate_report(&org, day, false).await;
         let (status, error) = match &outcome {
             Ok(_) => ("success", None),
@@ -695,7 +696,10 @@ async fn generate_reports(
             Some(d) => d,
             None => s.day(&org, None, None)?.1.start.date_naive(),
         };
-        let outcome = s.generate_report(&org, day, false).await;
+        let outcome = match s.check_days(&org, "date", day, day) {
+            Ok(()) => s.generate_report(&org, day, false).await,
+            Err(e) => Err(e),
+        };
         generated += i64::from(matches!(outcome, Ok((_, true))));
         failed += i64::from(outcome.is_err());
         results.push(json!({"org_id": org.org_id, "org_name": org.name, "success": outcome.is_ok()}));
@@ -721,8 +725,9 @@ async fn scheduler_health(State(s): State<CallsService>) -> ApiResult<Json<Value
     Ok(Json(s.scheduler_health().await?))
 }
 
-/// Days a backfill makes within the request; a longer one runs as a job to follow.
-const BACKFILL_NOW_MAX_DAYS: i64 = 31;
+/// Days a backfill makes within the request (well inside its time limit on ClickHouse too); a
+/// longer one runs as a job to follow.
+const BACKFILL_NOW_MAX_DAYS: i64 = 7;
 
 /// A backfill.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -740,8 +745,8 @@ pub struct BackfillRequest {
     force: bool,
 }
 
-/// Make the reports of a range of days (stored ones kept unless `force`). Up to 31 days: made
-/// now, answered in the original's shape `{success, org_id, start_date, end_date, total_days,
+/// Make the reports of a range of days that are over (stored ones kept unless `force`). Up to 7
+/// days: made now, answered in the original's shape `{success, org_id, start_date, end_date, total_days,
 /// successful, failed, results}`. Longer: `202` with the backfill job to follow at
 /// `/api/reports/backfills/{id}`; it resumes where it stopped after a crash.
 #[utoipa::path(post, path = "/api/reports/backfill", tag = "calls", request_body = BackfillRequest,
@@ -760,6 +765,7 @@ async fn backfill_reports(
         let answer = json!({"success": false, "error": "start_date must be before end_date"});
         return Ok(Json(answer).into_response());
     }
+    s.check_days(&org, "end_date", start, end)?;
     if (end - start).num_days() < BACKFILL_NOW_MAX_DAYS {
         return Ok(Json(s.backfill_now(&org, start, end, body.force).await?).into_response());
     }

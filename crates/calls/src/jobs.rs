@@ -88,7 +88,12 @@ impl RunStandalone for CatchUpJob {
 
     async fn run(&self, job: CatchUp, _ctx: &JobContext, lease: &JobLease) -> anyhow::Result<()> {
         let started = now_ms();
-        let (generated, failures) = self.service.catch_up(job.days, lease).await?;
+        let (generated, failures) = match self.service.catch_up(job.days, lease).await {
+            Ok(done) => done,
+            // Interrupted (asked to stop): the queue runs it again.
+            Err(CallsError::Internal(e)) => return Err(e),
+            Err(e) => return Err(e.into()),
+        };
         let status = match (generated, failures.len()) {
             (_, 0) => "success",
             (0, _) => "error",

@@ -65,7 +65,9 @@ pub enum CallRecord {
 /// A node output, with the fields the metrics read taken out of its `flat_data`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeOutput {
-    /// Its id (given, or `<run_id>:<node_id>`).
+    /// Its id: given, or `<run_id>:<node_id>:` and a digest of its node, time and `flat_data`
+    /// (the original's table has no id: a second output of a run is another row, and only an
+    /// exact repeat is the same one).
     pub id: String,
     /// Its run.
     pub run_id: String,
@@ -92,9 +94,15 @@ impl NodeOutput {
         flat_data: &Map<String, Value>,
     ) -> Self {
         Self {
-            id: id.unwrap_or_else(|| format!("{run_id}:{node_id}")),
             fields: Field::ALL.iter().map(|f| flat::value_text(flat_data, f.key())).collect(),
             flat_data: Value::Object(flat_data.clone()).to_string(),
+            id: id.unwrap_or_else(|| {
+                use sha2::{Digest as _, Sha256};
+                let text = Value::Object(flat_data.clone()).to_string();
+                let digest = Sha256::digest(format!("{node_persistent_id}\n{ts}\n{text}").as_bytes());
+                let short: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+                format!("{run_id}:{node_id}:{short}")
+            }),
             run_id,
             node_id,
             node_persistent_id,

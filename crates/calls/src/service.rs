@@ -40,6 +40,9 @@ pub struct DefaultOrg {
     pub excluded_numbers: Vec<String>,
 }
 
+/// Most days one backfill makes.
+pub const MAX_BACKFILL_DAYS: i64 = 1096;
+
 /// When reports are generated (the original's `SCHEDULER_*` variables).
 #[derive(Debug, Clone)]
 pub struct ReportSchedule {
@@ -330,7 +333,7 @@ impl CallsService {
             let today = Utc::now().with_timezone(&tz).date_naive();
             for back in 1..=i64::from(days) {
                 if lease.should_stop() {
-                    return Ok((generated, failures));
+                    return Err(CallsError::Internal(sightline_platform::queue::Interrupted.into()));
                 }
                 let date = today - Duration::days(back);
                 match self.generate_report(&org, date, false).await {
@@ -439,6 +442,29 @@ impl CallsService {
         }))
     }
 
+    /// Refuses a day of `org` that is not over yet in its zone (its report would be partial and
+    /// kept), or a range longer than three years.
+    pub fn check_days(
+        &self,
+        org: &Org,
+        field: &str,
+        start: NaiveDate,
+        end: NaiveDate,
+    ) -> Result<(), CallsError> {
+        let tz = parse_timezone(&org.timezone)?;
+        let today = Utc::now().with_timezone(&tz).date_naive();
+        if end >= today {
+            return Err(CallsError::invalid(field, format!("{end} is not over yet in {}", tz.name())));
+        }
+        if (end - start).num_days() >= MAX_BACKFILL_DAYS {
+            return Err(CallsError::invalid(
+                "start_date",
+                format!("at most {MAX_BACKFILL_DAYS} days at once"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Makes the reports of `start..=end` now (a stored one kept unless `force`), in the
     /// original's answer: `{success, org_id, start_date, end_date, total_days, successful,
     /// failed, results: [{date, success}]}`; the run is recorded.
@@ -542,6 +568,11 @@ impl CallsService {
                 return Err(CallsError::Internal(sightline_platform::queue::Interrupted.into()));
             }
             let outcome = self.generate_report(&org, day, backfill.force).await;
+            if let Err(e @ (CallsError::Source(_) | CallsError::SourceFailed(_))) = outcome {
+                // The source is failing, not this day: the queue retries with backoff, and the
+                // run resumes at this day.
+                return Err(e);
+            }
             let (written, error) = match &outcome {
                 Ok((_, written)) => (*written, None),
                 Err(e) => {
@@ -549,10 +580,16 @@ impl CallsService {
                     (false, Some(format!("{day}: {e}")))
                 }
             };
+            let from = day.format("%Y-%m-%d").to_string();
             day += Duration::days(1);
             let mut conn = self.db.writer().acquire().await?;
             let next = day.format("%Y-%m-%d").to_string();
-            store::backfills::advance(&mut conn, id, &next, written, error.as_deref(), now_ms()).await?;
+            if !store::backfills::advance(&mut conn, id, &from, &next, written, error.as_deref(), now_ms())
+                .await?
+            {
+                // Another worker moved this backfill on (this one lost its lease): leave it.
+                return Err(CallsError::Internal(sightline_platform::queue::Interrupted.into()));
+            }
         }
         backfill = self.backfill(id).await?;
         let status = if backfill.failed == 0 { "succeeded" } else { "failed" };
@@ -590,7 +627,9 @@ impl CallsService {
         })
     }
 
-    /// Creates or updates the configured organisation at start (the original's seeding).
+    /// Creates the configured organisation at start when it does not exist (the original's
+    /// seeding). An existing one is left as it is: changes made through the API survive a
+    /// restart.
     pub async fn seed_default_org(&self) -> Result<(), CallsError> {
         let d = &self.default_org;
         let (Some(org_id), Some(node)) = (&d.org_id, &d.node_persistent_id) else { return Ok(()) };
@@ -606,14 +645,8 @@ impl CallsService {
             excluded_numbers: d.excluded_numbers.clone(),
             created_at: String::new(),
         };
-        match store::orgs::get(&mut conn, org_id).await? {
-            Some(existing) => {
-                store::orgs::update(&mut conn, &Org { is_active: existing.is_active, ..org }, now_ms())
-                    .await?
-            }
-            None => {
-                store::orgs::insert(&mut conn, &org, now_ms()).await?;
-            }
+        if store::orgs::get(&mut conn, org_id).await?.is_none() {
+            store::orgs::insert(&mut conn, &org, now_ms()).await?;
         }
         Ok(())
     }

@@ -27,8 +27,8 @@ fn call(
         json!({"type": "run", "id": run, "timestamp": at}),
         json!({"type": "session", "run_id": run, "org_id": org, "user_number": number, "duration": duration, "timestamp": at}),
     ];
-    for (i, (node, flat)) in outputs.iter().enumerate() {
-        lines.push(json!({"type": "node_output", "id": format!("{run}-{i}"), "run_id": run, "node_id": node,
+    for (node, flat) in outputs {
+        lines.push(json!({"type": "node_output", "run_id": run, "node_id": node,
             "node_persistent_id": "p1", "flat_data": flat, "timestamp": at}));
     }
     lines
@@ -631,6 +631,18 @@ async fn a_short_backfill_answers_at_once_and_a_long_one_runs_as_a_job(backend: 
         (status, backwards),
         (200, json!({"success": false, "error": "start_date must be before end_date"}))
     );
+    // A day not over yet would be stored partial and kept: refused.
+    let today = chrono::Utc::now().date_naive().to_string();
+    let (status, body) = app
+        .post_json(
+            "/api/reports/backfill",
+            &json!({"org_id": "o1", "start_date": "2025-12-14", "end_date": today}),
+        )
+        .await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("end_date")), "{body}");
+    let (status, body) =
+        app.post_json("/api/reports/generate", &json!({"org_id": "o1", "date": "2099-01-01"})).await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("date")), "{body}");
 
     let (status, long) = app
         .post_json(

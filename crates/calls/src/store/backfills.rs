@@ -90,18 +90,22 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<Backfill>,
     row.as_ref().map(backfill).transpose()
 }
 
-/// One day done: the next day, the counts, `running`.
+/// Day `done` finished: the next day, the counts, `running`; `false` when the backfill was not
+/// at `done` (another worker moved it on).
+#[allow(clippy::too_many_arguments)]
 pub async fn advance(
     conn: &mut AnyConnection,
     id: &str,
+    done: &str,
     next_date: &str,
     generated: bool,
     error: Option<&str>,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let moved = sqlx::query(
         "UPDATE calls_backfills SET next_date = $1, days_done = days_done + 1, generated = generated + $2, \
-         failed = failed + $3, error = COALESCE($4, error), status = 'running', updated_at = $5 WHERE id = $6",
+         failed = failed + $3, error = COALESCE($4, error), status = 'running', updated_at = $5 \
+         WHERE id = $6 AND next_date = $7",
     )
     .bind(next_date)
     .bind(i64::from(generated))
@@ -109,9 +113,10 @@ pub async fn advance(
     .bind(error)
     .bind(now)
     .bind(id)
+    .bind(done)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(moved.rows_affected() == 1)
 }
 
 /// The backfill's end: `succeeded` or `failed`.
