@@ -1,11 +1,14 @@
-//! Project tasks: `cargo xtask bench actions` measures the NBA pipeline and `cargo xtask bench
-//! usage` the CSV import, against the release binary on SQLite and PostgreSQL; both print
-//! figures (they assert nothing).
+//! Project tasks: `cargo xtask bench actions` measures the NBA pipeline, `cargo xtask bench
+//! usage` the CSV import and `cargo xtask bench calls` the call analytics, against the release
+//! binary on SQLite and PostgreSQL (and ClickHouse for calls); they print figures (they assert
+//! nothing).
 
 mod bench_actions;
+mod bench_calls;
 mod bench_usage;
 
 use bench_actions::{bench_actions, print_results, Params};
+use bench_calls::{bench_calls, load_clickhouse, print_calls_results, Source, ThrowawayClickHouse};
 use bench_usage::{bench_usage, print_usage_results, storage_alone};
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -60,6 +63,26 @@ enum BenchTarget {
         #[arg(long, value_name = "PATH")]
         binary: Option<PathBuf>,
     },
+    /// Generated calls loaded into the embedded store; a day's report generated, a stored one
+    /// read, and /all-stats over 30 days, on SQLite, PostgreSQL and ClickHouse (raw ClickHouse
+    /// beside it).
+    Calls {
+        /// Node outputs to generate (one per call), over 30 days and 3 organisations.
+        #[arg(long, default_value_t = 1_000_000)]
+        outputs: u64,
+        /// Backends of the embedded store to measure.
+        #[arg(long, value_enum, default_value_t = Which::Both)]
+        backend: Which,
+        /// Leave ClickHouse out.
+        #[arg(long)]
+        no_clickhouse: bool,
+        /// PostgreSQL admin URL; without it a durable throw-away server is started.
+        #[arg(long, env = "SIGHTLINE_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+        /// Measure this binary instead of building target/release/sightline.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+    },
     /// A generated usage upload (users + transactions CSV) imported end to end: upload, rows,
     /// aggregates; rows/s, time per stage and the server's peak RSS.
     Usage {
@@ -103,6 +126,55 @@ fn main() -> anyhow::Result<()> {
                 rt.block_on(bench_actions(&bin, &root, dir, url, &params))
             })?;
             print_results(&params, &results);
+        }
+        Task::Bench {
+            target: BenchTarget::Calls { outputs, backend, no_clickhouse, postgres_url, binary },
+        } => {
+            let bin = release_binary(&root, binary)?;
+            let files = tempdir()?;
+            let file = files.join("calls.ndjson");
+            // About 22 weekdays at full volume and 8 weekend days at a quarter, 3 organisations.
+            let per_day = ((outputs as f64) / (3.0 * (22.0 + 8.0 / 4.0) * 1.1)).ceil().max(1.0) as u64;
+            let started = Instant::now();
+            let status = Command::new(&bin)
+                .args([
+                    "calls",
+                    "sample",
+                    "--from",
+                    bench_calls::FIRST_DAY,
+                    "--days",
+                    "30",
+                    "--calls-per-day",
+                ])
+                .arg(per_day.to_string())
+                .arg("--out")
+                .arg(&file)
+                .status()?;
+            if !status.success() {
+                bail!("sightline calls sample failed");
+            }
+            let lines = BufReader::new(std::fs::File::open(&file)?).lines().count() as u64;
+            eprintln!("generated {lines} lines in {:.1} s", started.elapsed().as_secs_f64());
+            let mut results = on_backends(&rt, &root, backend, postgres_url, |dir, url| {
+                rt.block_on(bench_calls(&bin, &root, dir, url, &file, lines, &Source::Embedded))
+            })?;
+            if !no_clickhouse {
+                let ch = ThrowawayClickHouse::start(&root)?;
+                let started = Instant::now();
+                let database = rt.block_on(load_clickhouse(&ch.url, &file))?;
+                eprintln!("loaded ClickHouse in {:.1} s", started.elapsed().as_secs_f64());
+                let dir = tempdir()?;
+                let url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
+                let source = Source::ClickHouse { url: ch.url.clone(), database };
+                results.push((
+                    "clickhouse",
+                    rt.block_on(bench_calls(&bin, &root, &dir, &url, &file, lines, &source))?,
+                ));
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            let _ = std::fs::remove_dir_all(&files);
+            let outputs = (lines.saturating_sub(3)) / 3;
+            print_calls_results(outputs, &results);
         }
         Task::Bench { target: BenchTarget::Usage { rows, chunk_rows, backend, postgres_url, binary } } => {
             let bin = release_binary(&root, binary)?;
@@ -250,6 +322,8 @@ async fn create_database(admin: &str) -> anyhow::Result<String> {
 struct Server {
     child: Child,
     base: String,
+    /// The ClickHouse queries the server logged (`calls.clickhouse_query`, at debug level).
+    queries: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Drop for Server {
@@ -325,19 +399,27 @@ fn start_server_with(
         Box::new(child.stderr.take().context("no stderr")?),
     ];
     let (tx, rx) = std::sync::mpsc::channel();
+    let queries = Arc::new(std::sync::Mutex::new(Vec::new()));
     for output in outputs {
         let tx = tx.clone();
+        let queries = queries.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(output).lines().map_while(Result::ok) {
                 if line.contains("server.listening") {
                     let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
                     let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
+                } else if line.contains("calls.clickhouse_query") {
+                    let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
+                    let sql = v["sql"].as_str().or_else(|| v["fields"]["sql"].as_str()).unwrap_or_default();
+                    if !sql.is_empty() {
+                        queries.lock().expect("log lock").push(sql.to_owned());
+                    }
                 }
             }
         });
     }
     let addr = rx.recv_timeout(Duration::from_secs(60)).context("server did not start")?;
-    Ok(Server { child, base: format!("http://{addr}") })
+    Ok(Server { child, base: format!("http://{addr}"), queries })
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {

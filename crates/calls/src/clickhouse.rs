@@ -75,6 +75,8 @@ impl ClickHouseSource {
 
     /// Runs `sql` and reads its rows.
     pub async fn rows<T: DeserializeOwned>(&self, sql: &str) -> Result<Vec<T>, CallsError> {
+        // The query text holds no secret (values are the scope's ids); at debug level only.
+        tracing::debug!(sql = %sql, "calls.clickhouse_query");
         let mut query: Vec<(&str, &str)> = QUERY_SETTINGS.to_vec();
         query.push(("database", &self.settings.database));
         let user = http_header(&self.settings.user)?;
