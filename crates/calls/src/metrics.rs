@@ -2,7 +2,11 @@
 //! each source only counts distinct runs; every share, ratio and shape is made here, so the
 //! embedded store and ClickHouse answer alike.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use serde::Serialize;
+use tokio::sync::OnceCell;
 use utoipa::ToSchema;
 
 use crate::error::CallsError;
@@ -274,20 +278,40 @@ pub const NON_CONVERTIBLE: [&str; 12] = [
 const AGREEMENT_REACHED: [&str; 2] =
     ["AGREEMENT_REACHED_WITH_NEGOTIATION", "AGREEMENT_REACHED_WITHOUT_NEGOTIATION"];
 
-/// The counting rules over one source and scope.
+/// The counting rules over one source and scope. The counts several rules share (classified
+/// calls, calls and their duration, a field's distribution) are asked of the source once.
 pub struct Metrics<'a> {
     source: &'a dyn CallSource,
     scope: &'a Scope,
+    classified: OnceCell<i64>,
+    calls: OnceCell<(i64, f64)>,
+    distributions: Mutex<HashMap<Field, Vec<(String, i64)>>>,
 }
 
 impl<'a> Metrics<'a> {
     /// The rules over `source` in `scope`.
     pub fn new(source: &'a dyn CallSource, scope: &'a Scope) -> Self {
-        Self { source, scope }
+        Self {
+            source,
+            scope,
+            classified: OnceCell::new(),
+            calls: OnceCell::new(),
+            distributions: Mutex::new(HashMap::new()),
+        }
     }
 
     async fn distribution(&self, field: Field) -> Result<Vec<(String, i64)>, CallsError> {
-        self.source.distribution(self.scope, field, &Cond::True).await
+        if let Some(rows) = self.distributions.lock().expect("metrics lock").get(&field) {
+            return Ok(rows.clone());
+        }
+        let rows = self.source.distribution(self.scope, field, &Cond::True).await?;
+        self.distributions.lock().expect("metrics lock").insert(field, rows.clone());
+        Ok(rows)
+    }
+
+    /// Calls (with an output of the scope's node) and their summed duration in seconds.
+    async fn calls(&self) -> Result<(i64, f64), CallsError> {
+        self.calls.get_or_try_init(|| self.source.sessions_duration(self.scope, &Cond::True)).await.copied()
     }
 
     async fn count(&self, cond: Cond) -> Result<i64, CallsError> {
@@ -296,7 +320,7 @@ impl<'a> Metrics<'a> {
 
     /// Classified calls: runs whose output has a call classification (even an empty one).
     pub async fn classified_calls(&self) -> Result<i64, CallsError> {
-        self.count(Cond::Has(Field::CallClassification)).await
+        self.classified.get_or_try_init(|| self.count(Cond::Has(Field::CallClassification))).await.copied()
     }
 
     /// Rule 1.
@@ -464,7 +488,7 @@ impl<'a> Metrics<'a> {
             ]),
         ]);
         let count = self.count(cond).await?;
-        let (calls, _) = self.source.sessions_duration(self.scope, &Cond::True).await?;
+        let (calls, _) = self.calls().await?;
         Ok(LegacyNonConvertible {
             non_convertible_calls_count: count,
             total_calls_count: calls,
@@ -482,7 +506,7 @@ impl<'a> Metrics<'a> {
     /// Rule 17: distinct loads and calls per load.
     pub async fn unique_loads(&self) -> Result<UniqueLoads, CallsError> {
         let loads = self.unique_load_list().await?.len() as i64;
-        let (calls, _) = self.source.sessions_duration(self.scope, &Cond::True).await?;
+        let (calls, _) = self.calls().await?;
         Ok(UniqueLoads {
             number_of_unique_loads: loads,
             total_calls_count: calls,
@@ -503,7 +527,7 @@ impl<'a> Metrics<'a> {
 
     /// Rule 16, the duration in hours.
     pub async fn calls_and_duration(&self) -> Result<CallsAndDuration, CallsError> {
-        let (calls, seconds) = self.source.sessions_duration(self.scope, &Cond::True).await?;
+        let (calls, seconds) = self.calls().await?;
         Ok(CallsAndDuration {
             total_calls: calls,
             total_duration: round2(seconds / 3600.0),
