@@ -16,8 +16,9 @@ use sightline_platform::outbound::{OutboundClient, OutboundError};
 
 use crate::error::CallsError;
 use crate::flat::Field;
-use crate::metrics::{CallSource, SourceTable};
-use crate::query::{render, Cond, CondSql, Scope, Sessions};
+use crate::metrics::{CallSource, RawOutput, SourceTable};
+use crate::profile::{OutputValues, Profile, ProfileRow, AGREED_RATE_PRESENT, PROFILE_FIELDS};
+use crate::query::Scope;
 
 /// A string as a ClickHouse literal: in single quotes, with `\` and `'` escaped by a backslash.
 /// ClickHouse reads backslash escapes in literals, so SQL-standard quote doubling alone would let
@@ -140,35 +141,15 @@ fn value(field: Field) -> String {
     format!("if(substring({raw}, 1, 1) = '\"', visitParamExtractString(concat('{{\"v\":', {raw}, '}}'), 'v'), {raw})")
 }
 
-/// ClickHouse's atoms: `visitParam*` over `flat_data`, literals through [`quote`].
-struct ClickHouseSql;
-
-impl CondSql for ClickHouseSql {
-    fn has(&mut self, field: Field) -> String {
-        format!("visitParamHas(o.flat_data, {})", quote(field.key()))
-    }
-
-    fn value(&mut self, field: Field) -> String {
-        value(field)
-    }
-
-    fn literal(&mut self, text: &str) -> String {
-        quote(text)
-    }
-
-    fn upper(&mut self, expr: &str) -> String {
-        format!("upper({expr})")
-    }
-}
-
 /// Window bounds in whole seconds: a row at second `s` is in `[start, end)` (in ms) when
 /// `s >= ceil(start / 1000)` and `s < ceil(end / 1000)`.
 fn seconds(ms: i64) -> i64 {
     ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0)
 }
 
-/// The scope's sessions filter (inside `public_sessions`).
-fn sessions_sql(scope: &Scope, sessions: Sessions) -> String {
+/// The scope's sessions filter (inside `public_sessions`). A session without a number (`''` or
+/// NULL) is one without a caller number, as in the embedded store.
+fn sessions_sql(scope: &Scope) -> String {
     let (start, end) = (seconds(scope.start_ms), seconds(scope.end_ms));
     let mut sql = format!(
         "org_id = {} AND timestamp >= toDateTime({start}) AND timestamp < toDateTime({end})",
@@ -176,31 +157,80 @@ fn sessions_sql(scope: &Scope, sessions: Sessions) -> String {
     );
     if !scope.excluded_numbers.is_empty() {
         let list: Vec<String> = scope.excluded_numbers.iter().map(|n| quote(n)).collect();
-        let _ = write!(sql, " AND user_number NOT IN ({})", list.join(", "));
-    }
-    if sessions == Sessions::WithNumber {
-        sql.push_str(" AND user_number != ''");
+        let _ = write!(sql, " AND ifNull(user_number, '') NOT IN ({})", list.join(", "));
     }
     sql
 }
 
-/// ` FROM … WHERE …` of the scope's node outputs, as the original's joins select them.
-fn scope_sql(scope: &Scope, sessions: Sessions) -> String {
+/// ` FROM … WHERE …` of the scope's node outputs: of its node, whose node is known, whose run
+/// falls in the window (the sessions are joined or filtered by the caller).
+fn outputs_sql(scope: &Scope) -> String {
     let (start, end) = (seconds(scope.start_ms), seconds(scope.end_ms));
     format!(
         " FROM public_node_outputs AS o WHERE o.node_persistent_id = {node} \
          AND o.node_id IN (SELECT id FROM public_nodes) \
-         AND o.run_id IN (SELECT id FROM public_runs WHERE timestamp >= toDateTime({start}) AND timestamp < toDateTime({end})) \
-         AND o.run_id IN (SELECT run_id FROM public_sessions WHERE {sessions})",
+         AND o.run_id IN (SELECT id FROM public_runs WHERE timestamp >= toDateTime({start}) AND timestamp < toDateTime({end}))",
         node = quote(&scope.node_persistent_id),
-        sessions = sessions_sql(scope, sessions),
     )
 }
 
+/// The profile query: per run, its distinct outputs (a bit mask of the keys present, then the
+/// values) joined to its sessions in scope (distinct `(run, duration)` pairs, as the original
+/// counts calls), then runs alike grouped; a run with several distinct outputs stays alone.
+fn profile_sql(scope: &Scope) -> String {
+    let mut mask = Vec::new();
+    let mut values = Vec::new();
+    for (i, field) in Field::ALL[..PROFILE_FIELDS].iter().enumerate() {
+        mask.push(format!("{} * visitParamHas(o.flat_data, {})", 1u32 << i, quote(field.key())));
+        let v = value(*field);
+        values.push(if *field == Field::AgreedUponRate {
+            format!("if({v} IN ('', 'null'), {v}, {})", quote(AGREED_RATE_PRESENT))
+        } else {
+            v
+        });
+    }
+    format!(
+        "SELECT if(length(outs) > 1, run_id, '') AS run, outs, with_number, count() AS runs, \
+         sum(calls) AS calls, sum(seconds) AS seconds FROM (\
+         SELECT o.run_id AS run_id, groupUniqArray(({mask}, {values})) AS outs{outputs} GROUP BY o.run_id) AS o \
+         ALL INNER JOIN (SELECT run_id, max(has_number) AS with_number, count() AS calls, sum(duration) AS seconds \
+         FROM (SELECT run_id, duration, max(ifNull(user_number, '') != '') AS has_number FROM public_sessions \
+         WHERE {sessions} GROUP BY run_id, duration) AS d GROUP BY run_id) AS s USING run_id \
+         GROUP BY run, outs, with_number",
+        mask = mask.join(" + "),
+        values = values.join(", "),
+        outputs = outputs_sql(scope),
+        sessions = sessions_sql(scope),
+    )
+}
+
+type Output = (u32, String, String, String, String, String, String, String, String, String);
+
 #[derive(Deserialize)]
-struct ValueRuns {
-    value: String,
+struct GroupRow {
+    run: String,
+    outs: Vec<Output>,
+    with_number: Option<u8>,
     runs: i64,
+    calls: i64,
+    seconds: Option<f64>,
+}
+
+impl GroupRow {
+    fn into_rows(self) -> impl Iterator<Item = ProfileRow> {
+        let run = (!self.run.is_empty()).then_some(self.run);
+        let (with_number, runs, calls, seconds) =
+            (self.with_number == Some(1), self.runs, self.calls, self.seconds.unwrap_or(0.0));
+        self.outs.into_iter().map(move |(mask, v0, v1, v2, v3, v4, v5, v6, v7, v8)| {
+            let mut values: OutputValues = [v0, v1, v2, v3, v4, v5, v6, v7, v8].map(Some);
+            for (i, value) in values.iter_mut().enumerate() {
+                if mask & (1 << i) == 0 {
+                    *value = None;
+                }
+            }
+            ProfileRow { run: run.clone(), values, with_number, runs, calls, seconds }
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -208,45 +238,51 @@ struct Runs {
     runs: i64,
 }
 
-#[derive(Deserialize)]
-struct CallsSeconds {
-    calls: i64,
-    seconds: Option<f64>,
-}
-
 #[async_trait::async_trait]
 impl CallSource for ClickHouseSource {
-    async fn distribution(
-        &self,
-        scope: &Scope,
-        field: Field,
-        cond: &Cond,
-    ) -> Result<Vec<(String, i64)>, CallsError> {
-        let filter = render(&Cond::all([Cond::Present(field), cond.clone()]), &mut ClickHouseSql);
-        let sql = format!(
-            "SELECT {value} AS value, uniqExact(o.run_id) AS runs{scope} AND {filter} GROUP BY value",
-            value = value(field),
-            scope = scope_sql(scope, Sessions::All),
-        );
-        Ok(self.rows::<ValueRuns>(&sql).await?.into_iter().map(|r| (r.value, r.runs)).collect())
+    async fn profile(&self, scope: &Scope) -> Result<Profile, CallsError> {
+        let groups = self.rows::<GroupRow>(&profile_sql(scope)).await?;
+        Ok(Profile::from_rows(groups.into_iter().flat_map(GroupRow::into_rows).collect()))
     }
 
-    async fn count(&self, scope: &Scope, cond: &Cond, sessions: Sessions) -> Result<i64, CallsError> {
-        let filter = render(cond, &mut ClickHouseSql);
-        let sql = format!("SELECT uniqExact(o.run_id) AS runs{} AND {filter}", scope_sql(scope, sessions));
-        Ok(self.rows::<Runs>(&sql).await?.first().map_or(0, |r| r.runs))
-    }
-
-    async fn sessions_duration(&self, scope: &Scope, cond: &Cond) -> Result<(i64, f64), CallsError> {
+    async fn node_outputs(&self, scope: &Scope, limit: i64) -> Result<Vec<RawOutput>, CallsError> {
+        #[derive(Deserialize)]
+        struct Row {
+            run_id: String,
+            run_s: i64,
+            node_persistent_id: String,
+            user_number: Option<String>,
+            duration: Option<f64>,
+            flat_data: String,
+        }
+        // 18.16 joins one table per SELECT: the runs inside, the sessions around.
         let sql = format!(
-            "SELECT count() AS calls, sum(duration) AS seconds FROM (SELECT DISTINCT run_id, duration FROM public_sessions \
-             WHERE run_id IN (SELECT o.run_id{} AND {}) AND {})",
-            scope_sql(scope, Sessions::All),
-            render(cond, &mut ClickHouseSql),
-            sessions_sql(scope, Sessions::All),
+            "SELECT run_id, run_s, node_persistent_id, user_number, duration, flat_data FROM (\
+             SELECT o.run_id AS run_id, r.run_s AS run_s, o.node_persistent_id AS node_persistent_id, \
+             toUnixTimestamp(o.timestamp) AS output_s, o.flat_data AS flat_data \
+             FROM public_node_outputs AS o ALL INNER JOIN (SELECT id AS run_id, toUnixTimestamp(timestamp) AS run_s \
+             FROM public_runs WHERE timestamp >= toDateTime({start}) AND timestamp < toDateTime({end})) AS r USING run_id \
+             WHERE o.node_persistent_id = {node}) AS x \
+             ANY INNER JOIN (SELECT run_id, user_number, duration FROM public_sessions WHERE {sessions}) AS s \
+             USING run_id ORDER BY run_s DESC, run_id, output_s LIMIT {limit}",
+            start = seconds(scope.start_ms),
+            end = seconds(scope.end_ms),
+            node = quote(&scope.node_persistent_id),
+            sessions = sessions_sql(scope),
         );
-        let row = self.rows::<CallsSeconds>(&sql).await?.into_iter().next();
-        Ok(row.map_or((0, 0.0), |r| (r.calls, r.seconds.unwrap_or(0.0))))
+        Ok(self
+            .rows::<Row>(&sql)
+            .await?
+            .into_iter()
+            .map(|r| RawOutput {
+                run_id: r.run_id,
+                run_ms: r.run_s * 1000,
+                node_persistent_id: r.node_persistent_id,
+                user_number: r.user_number,
+                duration: r.duration,
+                flat_data: r.flat_data,
+            })
+            .collect())
     }
 
     async fn distinct_values(&self, scope: &Scope, field: Field) -> Result<Vec<String>, CallsError> {
@@ -255,10 +291,11 @@ impl CallSource for ClickHouseSource {
             value: String,
         }
         let sql = format!(
-            "SELECT DISTINCT {value} AS value{scope} AND {present}",
+            "SELECT DISTINCT {value} AS value{outputs} AND o.run_id IN (SELECT run_id FROM public_sessions WHERE {sessions}) \
+             AND value NOT IN ('', 'null')",
             value = value(field),
-            scope = scope_sql(scope, Sessions::All),
-            present = render(&Cond::Present(field), &mut ClickHouseSql),
+            outputs = outputs_sql(scope),
+            sessions = sessions_sql(scope),
         );
         Ok(self.rows::<Value>(&sql).await?.into_iter().map(|v| v.value).collect())
     }

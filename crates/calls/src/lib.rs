@@ -15,6 +15,7 @@ pub mod ingest;
 pub mod jobs;
 pub mod metrics;
 pub mod model;
+pub mod profile;
 pub mod query;
 pub mod sample;
 pub mod service;

@@ -1,9 +1,6 @@
-//! The original's counting rules (FACTS.md, section 001), written once over a [`CallSource`]:
-//! each source only counts distinct runs; every share, ratio and shape is made here, so the
-//! embedded store and ClickHouse answer alike.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//! The original's counting rules (FACTS.md, section 001), written once over a scope's
+//! [`Profile`]: a source only groups its calls; every count, share, ratio and shape is made here,
+//! so the embedded store and ClickHouse answer alike.
 
 use serde::Serialize;
 use tokio::sync::OnceCell;
@@ -11,25 +8,20 @@ use utoipa::ToSchema;
 
 use crate::error::CallsError;
 use crate::flat::Field;
+use crate::profile::Profile;
 use crate::query::{Cond, Scope, Sessions};
 
-/// What a source of calls can count. Every count is of distinct runs in `scope`.
+/// What a source of calls answers. The counting rules need only a scope's [`Profile`] and the
+/// distinct load numbers; the rest serves the debug and node-output routes.
 #[async_trait::async_trait]
 pub trait CallSource: Send + Sync {
-    /// Runs per present value of `field` among node outputs meeting `cond`.
-    async fn distribution(
-        &self,
-        scope: &Scope,
-        field: Field,
-        cond: &Cond,
-    ) -> Result<Vec<(String, i64)>, CallsError>;
+    /// The scope's calls, grouped (see [`Profile`]).
+    async fn profile(&self, scope: &Scope) -> Result<Profile, CallsError>;
 
-    /// Runs with a node output meeting `cond`, drawing on `sessions`.
-    async fn count(&self, scope: &Scope, cond: &Cond, sessions: Sessions) -> Result<i64, CallsError>;
-
-    /// Calls with a node output meeting `cond`, and the sum of their durations in seconds
-    /// (each distinct run and duration once).
-    async fn sessions_duration(&self, scope: &Scope, cond: &Cond) -> Result<(i64, f64), CallsError>;
+    /// Up to `limit` outputs of the scope's node whose run falls in its window, newest run first,
+    /// each with its session (of the scope's organisation, in the window, not from an excluded
+    /// number; runs without one are left out).
+    async fn node_outputs(&self, scope: &Scope, limit: i64) -> Result<Vec<RawOutput>, CallsError>;
 
     /// The distinct present values of `field`, sorted.
     async fn distinct_values(&self, scope: &Scope, field: Field) -> Result<Vec<String>, CallsError>;
@@ -50,6 +42,23 @@ pub trait CallSource: Send + Sync {
 
     /// `"clickhouse"` or `"embedded"`.
     fn kind(&self) -> &'static str;
+}
+
+/// A node output as read for `/daily-node-outputs`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawOutput {
+    /// Its run.
+    pub run_id: String,
+    /// The run's time (epoch ms).
+    pub run_ms: i64,
+    /// Its node's persistent id.
+    pub node_persistent_id: String,
+    /// The session's caller number.
+    pub user_number: Option<String>,
+    /// The session's duration in seconds.
+    pub duration: Option<f64>,
+    /// The `flat_data` text.
+    pub flat_data: String,
 }
 
 /// The original's four tables, the only ones the debug route describes.
@@ -259,6 +268,71 @@ pub struct LegacyNonConvertible {
     pub non_convertible_calls_percentage: f64,
 }
 
+/// Calls whose transfer reason is set and is not the carrier's asking (rule 18): how many and how
+/// long, bucketed by outcome. Durations in hours; `…_percentage` fields are fractions (0–1) of
+/// the calls or of their duration, as the original answers (0 where there are none).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct WithoutCarrierAsked {
+    /// Hours of these calls.
+    pub total_duration_no_carrier_asked_for_transfer: f64,
+    /// These calls.
+    pub total_calls_no_carrier_asked_for_transfer: i64,
+    /// Of them, runs with a non-convertible outcome (the 11 outcomes, `rate_too_high` apart).
+    pub non_convertible_calls_count: i64,
+    /// Their hours.
+    pub non_convertible_calls_duration: f64,
+    /// Runs classified `rate_too_high`.
+    pub rate_too_high_calls_count: i64,
+    /// Their hours.
+    pub rate_too_high_calls_duration: f64,
+    /// Runs classified `success` or `after_hours`.
+    pub success_calls_count: i64,
+    /// Their hours.
+    pub success_calls_duration: f64,
+    /// Runs classified `other`.
+    pub other_calls_count: i64,
+    /// Their hours.
+    pub other_calls_duration: f64,
+    /// `non_convertible_calls_count` over the calls.
+    pub non_convertible_calls_percentage: f64,
+    /// `rate_too_high_calls_count` over the calls.
+    pub rate_too_high_calls_percentage: f64,
+    /// `success_calls_count` over the calls.
+    pub success_calls_percentage: f64,
+    /// `other_calls_count` over the calls.
+    pub other_calls_percentage: f64,
+    /// Non-convertible hours over all hours.
+    pub duration_non_convertible_calls_percentage: f64,
+    /// `rate_too_high` hours over all hours.
+    pub duration_rate_too_high_calls_percentage: f64,
+    /// Success hours over all hours.
+    pub duration_success_calls_percentage: f64,
+    /// `other` hours over all hours.
+    pub duration_other_calls_percentage: f64,
+    /// Runs classified `alternate_equipment`.
+    pub alternate_equipment_count: i64,
+    /// Runs classified `caller_hung_up_no_explanation`.
+    pub caller_hung_up_no_explanation_count: i64,
+    /// Runs classified `load_not_ready`.
+    pub load_not_ready_count: i64,
+    /// Runs classified `load_past_due`.
+    pub load_past_due_count: i64,
+    /// Runs classified `covered`.
+    pub covered_count: i64,
+    /// Runs classified `carrier_not_qualified`.
+    pub carrier_not_qualified_count: i64,
+    /// Runs classified `alternate_date_or_time`.
+    pub alternate_date_or_time_count: i64,
+    /// Runs classified `user_declined_load`.
+    pub user_declined_load_count: i64,
+    /// Runs classified `checking_with_driver`.
+    pub checking_with_driver_count: i64,
+    /// Runs classified `carrier_cannot_see_reference_number`.
+    pub carrier_cannot_see_reference_number_count: i64,
+    /// Runs classified `caller_put_on_hold_assistant_hung_up`.
+    pub caller_put_on_hold_assistant_hung_up_count: i64,
+}
+
 /// The non-convertible outcomes, `carrier_not_qualified` first.
 pub const NON_CONVERTIBLE: [&str; 12] = [
     "carrier_not_qualified",
@@ -278,49 +352,40 @@ pub const NON_CONVERTIBLE: [&str; 12] = [
 const AGREEMENT_REACHED: [&str; 2] =
     ["AGREEMENT_REACHED_WITH_NEGOTIATION", "AGREEMENT_REACHED_WITHOUT_NEGOTIATION"];
 
-/// The counting rules over one source and scope. The counts several rules share (classified
-/// calls, calls and their duration, a field's distribution) are asked of the source once.
+/// The counting rules over one source and scope: the scope's profile is asked of the source once,
+/// however many rules are counted.
 pub struct Metrics<'a> {
     source: &'a dyn CallSource,
     scope: &'a Scope,
-    classified: OnceCell<i64>,
-    calls: OnceCell<(i64, f64)>,
-    distributions: Mutex<HashMap<Field, Vec<(String, i64)>>>,
+    profile: OnceCell<Profile>,
 }
 
 impl<'a> Metrics<'a> {
     /// The rules over `source` in `scope`.
     pub fn new(source: &'a dyn CallSource, scope: &'a Scope) -> Self {
-        Self {
-            source,
-            scope,
-            classified: OnceCell::new(),
-            calls: OnceCell::new(),
-            distributions: Mutex::new(HashMap::new()),
-        }
+        Self { source, scope, profile: OnceCell::new() }
+    }
+
+    async fn profile(&self) -> Result<&Profile, CallsError> {
+        self.profile.get_or_try_init(|| self.source.profile(self.scope)).await
     }
 
     async fn distribution(&self, field: Field) -> Result<Vec<(String, i64)>, CallsError> {
-        if let Some(rows) = self.distributions.lock().expect("metrics lock").get(&field) {
-            return Ok(rows.clone());
-        }
-        let rows = self.source.distribution(self.scope, field, &Cond::True).await?;
-        self.distributions.lock().expect("metrics lock").insert(field, rows.clone());
-        Ok(rows)
+        Ok(self.profile().await?.distribution(field, &Cond::True))
     }
 
     /// Calls (with an output of the scope's node) and their summed duration in seconds.
     async fn calls(&self) -> Result<(i64, f64), CallsError> {
-        self.calls.get_or_try_init(|| self.source.sessions_duration(self.scope, &Cond::True)).await.copied()
+        Ok(self.profile().await?.calls(&Cond::True))
     }
 
     async fn count(&self, cond: Cond) -> Result<i64, CallsError> {
-        self.source.count(self.scope, &cond, Sessions::All).await
+        Ok(self.profile().await?.count(&cond, Sessions::All))
     }
 
     /// Classified calls: runs whose output has a call classification (even an empty one).
     pub async fn classified_calls(&self) -> Result<i64, CallsError> {
-        self.classified.get_or_try_init(|| self.count(Cond::Has(Field::CallClassification))).await.copied()
+        self.count(Cond::Has(Field::CallClassification)).await
     }
 
     /// Rule 1.
@@ -396,7 +461,7 @@ impl<'a> Metrics<'a> {
             !Cond::UpperEq(Field::TransferReason, "NO_TRANSFER_INVOLVED"),
             Cond::UpperEq(Field::TransferAttempt, "YES"),
         ]);
-        let reasons = self.source.distribution(self.scope, Field::TransferReason, &attempts).await?;
+        let reasons = self.profile().await?.distribution(Field::TransferReason, &attempts);
         let Some(asked) = reasons.iter().find(|r| r.0 == "CARRIER_ASKED_FOR_TRANSFER").map(|r| r.1) else {
             return Ok(None);
         };
@@ -451,7 +516,7 @@ impl<'a> Metrics<'a> {
         let outcomes: &'static [&'static str] =
             if with_carrier_not_qualified { &NON_CONVERTIBLE } else { &NON_CONVERTIBLE[1..] };
         let cond = Cond::In(Field::CallClassification, outcomes);
-        let count = self.source.count(self.scope, &cond, Sessions::WithNumber).await?;
+        let count = self.profile().await?.count(&cond, Sessions::WithNumber);
         let total = self.classified_calls().await?;
         Ok(NonConvertible {
             non_convertible_calls_count: count,
@@ -521,8 +586,80 @@ impl<'a> Metrics<'a> {
     /// Rule 19, in hours.
     pub async fn duration_carrier_asked(&self) -> Result<DurationCarrierAsked, CallsError> {
         let asked = Cond::UpperEq(Field::TransferReason, "CARRIER_ASKED_FOR_TRANSFER");
-        let (_, seconds) = self.source.sessions_duration(self.scope, &asked).await?;
+        let (_, seconds) = self.profile().await?.calls(&asked);
         Ok(DurationCarrierAsked { duration_carrier_asked_for_transfer: round2(seconds / 3600.0) })
+    }
+
+    /// Rule 18: among runs whose transfer reason is set and is not `CARRIER_ASKED_FOR_TRANSFER`
+    /// (any case), their calls and hours, and runs (with their hours) per outcome bucket. A run
+    /// counts once in a bucket, whichever of its outputs' classifications put it there.
+    pub async fn without_carrier_asked(&self) -> Result<WithoutCarrierAsked, CallsError> {
+        let eligible = Cond::all([
+            Cond::Present(Field::TransferReason),
+            !Cond::UpperEq(Field::TransferReason, "CARRIER_ASKED_FOR_TRANSFER"),
+        ]);
+        let profile = self.profile().await?;
+        let (calls, seconds) = profile.calls(&eligible);
+        let reasons = &NON_CONVERTIBLE[..11];
+        let mut per_reason = [0i64; 11];
+        // (runs, seconds) of: non-convertible, rate too high, success, other.
+        let mut buckets = [(0i64, 0.0f64); 4];
+        for (group, classes) in profile.by_values(&eligible, Field::CallClassification) {
+            for (i, reason) in reasons.iter().enumerate() {
+                if classes.contains(reason) {
+                    per_reason[i] += group.runs;
+                }
+            }
+            let hits = [
+                classes.iter().any(|c| reasons.contains(c)),
+                classes.contains("rate_too_high"),
+                classes.contains("success") || classes.contains("after_hours"),
+                classes.contains("other"),
+            ];
+            for (bucket, hit) in buckets.iter_mut().zip(hits) {
+                if hit {
+                    bucket.0 += group.runs;
+                    bucket.1 += group.seconds;
+                }
+            }
+        }
+        let share = |part: f64, whole: f64| if whole == 0.0 { 0.0 } else { part / whole };
+        let [nc, rth, success, other] = buckets;
+        let of_calls = |runs: i64| share(runs as f64, calls as f64);
+        let of_time = |s: f64| share(s, seconds);
+        let hours = |s: f64| s / 3600.0;
+        let count = |reason: &str| per_reason[reasons.iter().position(|r| *r == reason).unwrap_or_default()];
+        Ok(WithoutCarrierAsked {
+            total_duration_no_carrier_asked_for_transfer: hours(seconds),
+            total_calls_no_carrier_asked_for_transfer: calls,
+            non_convertible_calls_count: nc.0,
+            non_convertible_calls_duration: hours(nc.1),
+            rate_too_high_calls_count: rth.0,
+            rate_too_high_calls_duration: hours(rth.1),
+            success_calls_count: success.0,
+            success_calls_duration: hours(success.1),
+            other_calls_count: other.0,
+            other_calls_duration: hours(other.1),
+            non_convertible_calls_percentage: of_calls(nc.0),
+            rate_too_high_calls_percentage: of_calls(rth.0),
+            success_calls_percentage: of_calls(success.0),
+            other_calls_percentage: of_calls(other.0),
+            duration_non_convertible_calls_percentage: of_time(nc.1),
+            duration_rate_too_high_calls_percentage: of_time(rth.1),
+            duration_success_calls_percentage: of_time(success.1),
+            duration_other_calls_percentage: of_time(other.1),
+            alternate_equipment_count: count("alternate_equipment"),
+            caller_hung_up_no_explanation_count: count("caller_hung_up_no_explanation"),
+            load_not_ready_count: count("load_not_ready"),
+            load_past_due_count: count("load_past_due"),
+            covered_count: count("covered"),
+            carrier_not_qualified_count: count("carrier_not_qualified"),
+            alternate_date_or_time_count: count("alternate_date_or_time"),
+            user_declined_load_count: count("user_declined_load"),
+            checking_with_driver_count: count("checking_with_driver"),
+            carrier_cannot_see_reference_number_count: count("carrier_cannot_see_reference_number"),
+            caller_put_on_hold_assistant_hung_up_count: count("caller_put_on_hold_assistant_hung_up"),
+        })
     }
 
     /// Rule 16, the duration in hours.

@@ -125,3 +125,89 @@ pub struct IngestSummary {
     /// Nodes written.
     pub nodes: u64,
 }
+
+/// A node output as `/daily-node-outputs` shows it: the run, the session and the `flat_data`
+/// fields a new client looks at first (`null` when the key is absent; numbers as their text).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct NodeOutputRow {
+    /// Its run.
+    pub run_id: String,
+    /// The run's time (RFC 3339, UTC).
+    pub run_timestamp: String,
+    /// Its node's persistent id.
+    pub node_persistent_id: String,
+    /// The caller's number (`null` without a session).
+    pub user_number: Option<String>,
+    /// The call's length in whole seconds.
+    pub duration_seconds: Option<i64>,
+    /// `result.metadata.processing_timestamp`.
+    pub processing_timestamp: Option<String>,
+    /// `result.call.call_classification`.
+    pub call_classification: Option<String>,
+    /// `result.call.call_stage`.
+    pub call_stage: Option<String>,
+    /// `result.call.notes`.
+    pub call_notes: Option<String>,
+    /// `result.transfer.transfer_attempt`.
+    pub transfer_attempt: Option<String>,
+    /// `result.transfer.transfer_reason`.
+    pub transfer_reason: Option<String>,
+    /// `result.transfer.transfer_success`.
+    pub transfer_success: Option<String>,
+    /// `result.load.load_status`.
+    pub load_status: Option<String>,
+    /// `result.load.reference_number`.
+    pub reference_number: Option<String>,
+    /// `result.carrier.carrier_name`.
+    pub carrier_name: Option<String>,
+    /// `result.carrier.carrier_mc`.
+    pub carrier_mc: Option<String>,
+    /// `result.carrier.carrier_qualification`.
+    pub carrier_qualification: Option<String>,
+    /// `result.carrier.carrier_end_state`.
+    pub carrier_end_state: Option<String>,
+    /// `result.pricing.pricing_notes`.
+    pub pricing_notes: Option<String>,
+    /// `result.pricing.agreed_upon_rate`.
+    pub agreed_upon_rate: Option<String>,
+    /// The whole `flat_data` object (`null` when not asked for; `{"_raw": text}` if it is not JSON).
+    pub flat_data: Option<Value>,
+}
+
+impl NodeOutputRow {
+    /// The row of `raw`, with its `flat_data` object when `include_flat_data`.
+    pub fn new(raw: crate::metrics::RawOutput, include_flat_data: bool) -> Self {
+        let parsed: Option<Map<String, Value>> = serde_json::from_str(&raw.flat_data).ok();
+        let empty = Map::new();
+        let object = parsed.as_ref().unwrap_or(&empty);
+        let get = |key: &str| flat::value_text(object, key);
+        Self {
+            run_timestamp: chrono::DateTime::from_timestamp_millis(raw.run_ms)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                .unwrap_or_default(),
+            user_number: raw.user_number,
+            duration_seconds: raw.duration.map(|d| d.trunc() as i64),
+            processing_timestamp: get("result.metadata.processing_timestamp"),
+            call_classification: get(Field::CallClassification.key()),
+            call_stage: get(Field::CallStage.key()),
+            call_notes: get("result.call.notes"),
+            transfer_attempt: get(Field::TransferAttempt.key()),
+            transfer_reason: get(Field::TransferReason.key()),
+            transfer_success: get("result.transfer.transfer_success"),
+            load_status: get(Field::LoadStatus.key()),
+            reference_number: get(Field::ReferenceNumber.key()),
+            carrier_name: get("result.carrier.carrier_name"),
+            carrier_mc: get("result.carrier.carrier_mc"),
+            carrier_qualification: get(Field::CarrierQualification.key()),
+            carrier_end_state: get(Field::CarrierEndState.key()),
+            pricing_notes: get(Field::PricingNotes.key()),
+            agreed_upon_rate: get(Field::AgreedUponRate.key()),
+            flat_data: include_flat_data.then(|| match parsed {
+                Some(object) => Value::Object(object),
+                None => serde_json::json!({"_raw": raw.flat_data}),
+            }),
+            run_id: raw.run_id,
+            node_persistent_id: raw.node_persistent_id,
+        }
+    }
+}

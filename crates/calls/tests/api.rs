@@ -95,7 +95,45 @@ fn fixture() -> String {
         ("n1", success),
         ("n1", json!({"result.transfer.transfer_reason": "carrier_asked_for_transfer", "result.transfer.transfer_attempt": "yes"})),
     ]));
+    lines.extend(transfer_fixture());
     lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n")
+}
+
+/// The 17th of December (rule 18): runs whose transfer reason is set and is not the carrier's
+/// asking, by outcome.
+fn transfer_fixture() -> Vec<Value> {
+    let day = "2025-12-17T15:00:00Z";
+    let out = |reason: Option<&str>, class: Option<&str>| {
+        let mut flat = serde_json::Map::new();
+        if let Some(r) = reason {
+            flat.insert("result.transfer.transfer_reason".into(), json!(r));
+        }
+        if let Some(c) = class {
+            flat.insert("result.call.call_classification".into(), json!(c));
+        }
+        ("n1", Value::Object(flat))
+    };
+    let mut lines = Vec::new();
+    for (run, seconds, outputs) in [
+        ("t1", 100.0, vec![out(Some("NO_TRANSFER_INVOLVED"), Some("covered"))]),
+        ("t2", 200.0, vec![out(Some("LOAD_BOOKED"), Some("success"))]),
+        ("t3", 300.0, vec![out(Some("AFTER_HOURS"), Some("after_hours"))]),
+        ("t4", 400.0, vec![out(Some("OTHER"), Some("other"))]),
+        // Not eligible: the carrier asked (any case); no reason.
+        ("t5", 500.0, vec![out(Some("Carrier_Asked_For_Transfer"), Some("covered"))]),
+        ("t6", 600.0, vec![out(Some(""), Some("covered"))]),
+        // Eligible through its first output; both outputs' outcomes count.
+        (
+            "t7",
+            700.0,
+            vec![out(Some("DISPATCH"), Some("carrier_not_qualified")), out(None, Some("rate_too_high"))],
+        ),
+        // Eligible, unclassified: a call and its time, in no bucket.
+        ("t8", 800.0, vec![out(Some("DISPATCH"), None)]),
+    ] {
+        lines.extend(call(run, day, "o1", "+1700", seconds, &outputs));
+    }
+    lines
 }
 
 async fn ingest(app: &TestApp, key: &str, body: String) -> (u16, Value) {
@@ -118,7 +156,7 @@ async fn set_up(app: &TestApp) {
     let key = app.api_key(&["calls:ingest"]).await;
     let (status, body) = ingest(app, &key, fixture()).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["sessions"].as_i64(), body["node_outputs"].as_i64()), (Some(11), Some(10)), "{body}");
+    assert_eq!((body["sessions"].as_i64(), body["node_outputs"].as_i64()), (Some(19), Some(19)), "{body}");
 }
 
 const DAY: &str = "start_date=2025-12-15&end_date=2025-12-16&org_id=o1";
@@ -237,6 +275,114 @@ async fn every_counting_rule_holds_on_the_fixture(backend: Backend) {
     assert_eq!(all["stats"]["call_stage_stats"], stat(&app, "/call-stage-stats").await);
     assert_eq!(all["date_range"]["start_date"], "2025-12-15T00:00:00-06:00");
     assert!(all.get("errors").is_none(), "{all}");
+
+    // Rule 18 on the 15th: r3 only (no transfer involved, rate too high, 180 s).
+    let r18 = stat(&app, "/calls-without-carrier-asked-for-transfer-stats").await;
+    assert_eq!(
+        (&r18["total_calls_no_carrier_asked_for_transfer"], &r18["rate_too_high_calls_count"]),
+        (&json!(1), &json!(1)),
+        "{r18}"
+    );
+    assert_eq!(r18["duration_rate_too_high_calls_percentage"], 1.0);
+    // On the 17th: eligible t1, t2, t3, t4, t7, t8 (2,500 s); t5 asked, t6 gave no reason.
+    let (status, r18) = app
+        .get_json("/calls-without-carrier-asked-for-transfer-stats?start_date=2025-12-17&end_date=2025-12-18&org_id=o1")
+        .await;
+    assert_eq!(status, 200, "{r18}");
+    let h = |s: f64| s / 3600.0;
+    assert_eq!(
+        r18,
+        json!({
+            "total_duration_no_carrier_asked_for_transfer": h(2500.0),
+            "total_calls_no_carrier_asked_for_transfer": 6,
+            "non_convertible_calls_count": 2, "non_convertible_calls_duration": h(800.0),
+            "rate_too_high_calls_count": 1, "rate_too_high_calls_duration": h(700.0),
+            "success_calls_count": 2, "success_calls_duration": h(500.0),
+            "other_calls_count": 1, "other_calls_duration": h(400.0),
+            "non_convertible_calls_percentage": 2.0 / 6.0, "rate_too_high_calls_percentage": 1.0 / 6.0,
+            "success_calls_percentage": 2.0 / 6.0, "other_calls_percentage": 1.0 / 6.0,
+            "duration_non_convertible_calls_percentage": 800.0 / 2500.0,
+            "duration_rate_too_high_calls_percentage": 700.0 / 2500.0,
+            "duration_success_calls_percentage": 500.0 / 2500.0,
+            "duration_other_calls_percentage": 400.0 / 2500.0,
+            "alternate_equipment_count": 0, "caller_hung_up_no_explanation_count": 0, "load_not_ready_count": 0,
+            "load_past_due_count": 0, "covered_count": 1, "carrier_not_qualified_count": 1,
+            "alternate_date_or_time_count": 0, "user_declined_load_count": 0, "checking_with_driver_count": 0,
+            "carrier_cannot_see_reference_number_count": 0, "caller_put_on_hold_assistant_hung_up_count": 0,
+        })
+    );
+
+    // The day's node outputs of the organisation's node: newest run first; r5 (a test number),
+    // r6 (another organisation), r7 (the day before) and r9 (no output) are not listed; r8's
+    // unknown node is (the listing is raw).
+    let (status, rows) = app.get_json("/daily-node-outputs?date=2025-12-15&org_id=o1").await;
+    assert_eq!(status, 200, "{rows}");
+    let runs: Vec<&str> = rows.as_array().unwrap().iter().map(|r| r["run_id"].as_str().unwrap()).collect();
+    assert_eq!(runs, ["r10", "r10", "r1", "r2", "r3", "r4", "r8"]);
+    let r1 = &rows[2];
+    assert_eq!(
+        (&r1["run_timestamp"], &r1["user_number"], &r1["duration_seconds"], &r1["agreed_upon_rate"]),
+        (&json!("2025-12-15T15:00:00Z"), &json!("+1001"), &json!(120), &json!("1500")),
+        "{r1}"
+    );
+    assert_eq!(
+        (&r1["call_notes"], &r1["flat_data"]["result.load.reference_number"]),
+        (&Value::Null, &json!("L1"))
+    );
+    let (_, short) =
+        app.get_json("/daily-node-outputs?date=2025-12-15&org_id=o1&limit=2&include_flat_data=false").await;
+    assert_eq!((short.as_array().unwrap().len(), &short[0]["flat_data"]), (2, &Value::Null), "{short}");
+    let (status, body) = app.get_json("/daily-node-outputs?date=2025-12-15&org_id=o1&limit=0").await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("limit")), "{body}");
+}
+
+/// Records arriving in any order, and changing, move the figures with them: an output before its
+/// run and session, a session moved to a test number and back, a second output of a run.
+async fn records_in_any_order_and_changed_records_count_as_they_stand(backend: Backend) {
+    let app = spawn(backend).await;
+    set_up(&app).await;
+    let key = app.api_key(&["calls:ingest"]).await;
+    let at = "2025-12-18T15:00:00Z";
+    let window = "start_date=2025-12-18&end_date=2025-12-19&org_id=o1";
+    let send = |lines: Vec<Value>| {
+        let body = lines.iter().map(Value::to_string).collect::<Vec<_>>().join("\n");
+        let (app, key) = (&app, &key);
+        async move {
+            let (status, body) = ingest(app, key, body).await;
+            assert_eq!(status, 200, "{body}");
+        }
+    };
+    let classes = || async {
+        let (status, body) = app.get_json(&format!("/call-classification-stats?{window}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    };
+    let output = |id: &str, class: &str| {
+        json!({"type": "node_output", "id": id, "run_id": "b1", "node_id": "n1", "node_persistent_id": "p1",
+            "flat_data": {"result.call.call_classification": class}, "timestamp": at})
+    };
+    let session = |number: &str| json!({"type": "session", "run_id": "b1", "org_id": "o1", "user_number": number, "duration": 50, "timestamp": at});
+    send(vec![output("b1-a", "success")]).await;
+    assert_eq!(classes().await, json!([]), "no run or session yet");
+    send(vec![json!({"type": "run", "id": "b1", "timestamp": at}), session("+2001")]).await;
+    assert_eq!(classes().await, json!([{"call_classification": "success", "count": 1, "percentage": 100.0}]));
+    send(vec![session("+1999")]).await;
+    assert_eq!(classes().await, json!([]), "now a test number");
+    send(vec![session("+2001"), output("b1-b", "covered")]).await;
+    assert_eq!(
+        classes().await,
+        json!([{"call_classification": "covered", "count": 1, "percentage": 50.0},
+               {"call_classification": "success", "count": 1, "percentage": 50.0}])
+    );
+    let (_, volume) = app.get_json(&format!("/total-calls-and-total-duration-stats?{window}")).await;
+    assert_eq!(
+        (&volume["total_calls"], &volume["avg_minutes_per_call"]),
+        (&json!(1), &json!(0.83)),
+        "one call: {volume}"
+    );
+    let (_, over) =
+        app.get_json(&format!("/carrier-asked-transfer-over-total-call-attempts-stats?{window}")).await;
+    assert_eq!(over["total_call_attempts"], 1, "one classified call: {over}");
 }
 
 async fn a_batch_with_a_bad_line_is_refused_whole_and_batches_are_idempotent(backend: Backend) {
@@ -250,7 +396,7 @@ async fn a_batch_with_a_bad_line_is_refused_whole_and_batches_are_idempotent(bac
             .unwrap()
             .get::<i64, _>(0)
     };
-    assert_eq!(count().await, 10);
+    assert_eq!(count().await, 18);
     let bad = [
         json!({"type": "run", "id": "new1", "timestamp": "2025-12-15T15:00:00Z"}).to_string(),
         json!({"type": "run", "id": "new2", "timestamp": "soon"}).to_string(),
@@ -259,12 +405,12 @@ async fn a_batch_with_a_bad_line_is_refused_whole_and_batches_are_idempotent(bac
     let (status, body) = ingest(&app, &key, bad).await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["details"][0]["field"], "line 2", "{body}");
-    assert_eq!(count().await, 10, "nothing of the batch was applied");
+    assert_eq!(count().await, 18, "nothing of the batch was applied");
     // The same batch again changes no figure.
     let before = stat(&app, "/call-classification-stats").await;
     let (status, _) = ingest(&app, &key, fixture()).await;
     assert_eq!(status, 200);
-    assert_eq!(count().await, 10);
+    assert_eq!(count().await, 18);
     assert_eq!(stat(&app, "/call-classification-stats").await, before);
     // The ingest key reads nothing; a reader cannot ingest.
     let r = app.client_with(&key).get(app.url(&format!("/call-stage-stats?{DAY}"))).send().await.unwrap();
@@ -531,6 +677,7 @@ async fn clickhouse_and_the_embedded_store_give_the_same_answers() {
         "/number-of-unique-loads-stats",
         "/list-of-unique-loads-stats",
         "/duration-carrier-asked-for-transfer-stats",
+        "/calls-without-carrier-asked-for-transfer-stats",
         "/all-stats",
     ];
     for window in [DAY, "start_date=2025-11-20&end_date=2025-12-20&org_id=o1"] {
@@ -541,8 +688,18 @@ async fn clickhouse_and_the_embedded_store_give_the_same_answers() {
             assert_eq!(here.0, 200, "{path}?{window}: {:?}", here.1);
         }
     }
+    for window in [DAY, "start_date=2025-12-17&end_date=2025-12-18&org_id=o1"] {
+        let path = format!("/calls-without-carrier-asked-for-transfer-stats?{window}");
+        assert_eq!(embedded.get_json(&path).await, remote.get_json(&path).await, "{path}");
+    }
     let day = "/daily-report?date=2025-12-15&org_id=o1";
     assert_eq!(embedded.get_json(day).await, remote.get_json(day).await);
+    for date in ["2025-12-15", "2025-12-17"] {
+        let path = format!("/daily-node-outputs?date={date}&org_id=o1");
+        let here = embedded.get_json(&path).await;
+        assert_eq!(here, remote.get_json(&path).await, "{path}");
+        assert!(here.1.as_array().is_some_and(|rows| rows.len() > 5), "{path}: {:?}", here.1);
+    }
     let (status, schema) = remote.get_json("/debug-schema/public_runs").await;
     assert_eq!(
         (status, &schema["columns"]),
@@ -764,4 +921,5 @@ storage_tests!(
     every_counting_rule_holds_on_the_fixture,
     a_batch_with_a_bad_line_is_refused_whole_and_batches_are_idempotent,
     organisations_are_created_listed_and_changed,
+    records_in_any_order_and_changed_records_count_as_they_stand,
 );

@@ -16,8 +16,9 @@ use crate::metrics::{
     CallClassificationShare, CallStageShare, CallsAndDuration, CarrierEndStateShare, CarrierNotQualified,
     CarrierQualificationShare, DurationCarrierAsked, LegacyNonConvertible, LoadNotFound, LoadStatusShare,
     NonConvertible, PricingShare, TransferOverAttempts, TransferOverCalls, TransferredForBooking,
-    UniqueLoads,
+    UniqueLoads, WithoutCarrierAsked,
 };
+use crate::model::NodeOutputRow;
 use crate::service::CallsService;
 
 /// The organisation and window of a live metric.
@@ -236,6 +237,18 @@ async fn duration_carrier_asked_stats(
     Ok(Json(s.metrics(&scope).duration_carrier_asked().await?))
 }
 
+/// Calls whose transfer reason is set and is not the carrier's asking: calls and hours, and runs
+/// and hours per outcome (counts, hours, and fractions of calls and of hours).
+#[utoipa::path(get, path = "/calls-without-carrier-asked-for-transfer-stats", tag = "calls", params(StatsQuery),
+    responses((status = 200, body = WithoutCarrierAsked)))]
+async fn without_carrier_asked_stats(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<StatsQuery>,
+) -> ApiResult<Json<WithoutCarrierAsked>> {
+    let (scope, _) = metrics_scope(&s, &q).await?;
+    Ok(Json(s.metrics(&scope).without_carrier_asked().await?))
+}
+
 /// Every breakdown and ratio at once: `{stats, date_range, errors?}`; a part that fails is
 /// `null` with its message under `errors`.
 #[utoipa::path(get, path = "/all-stats", tag = "calls", params(StatsQuery),
@@ -300,14 +313,54 @@ async fn daily_report(
     ApiQuery(q): ApiQuery<DayQuery>,
 ) -> ApiResult<Json<Value>> {
     let org = s.org_or_default(q.org_id.as_deref()).await?;
-    let date = q
-        .date
-        .as_deref()
-        .map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d"))
-        .transpose()
-        .map_err(|_| CallsError::invalid("date", "must be YYYY-MM-DD"))?;
-    let (tz, window) = s.day(&org, date, q.tz.as_deref())?;
+    let (tz, window) = s.day(&org, parse_date(q.date.as_deref())?, q.tz.as_deref())?;
     Ok(Json(s.daily_report(&org, tz, &window).await?))
+}
+
+/// The day and node of `/daily-node-outputs`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NodeOutputsQuery {
+    /// The node; default the organisation's broker node.
+    node_persistent_id: Option<String>,
+    /// IANA zone of the day; default the organisation's.
+    tz: Option<String>,
+    /// `YYYY-MM-DD`; default yesterday in `tz`.
+    date: Option<String>,
+    /// Most outputs listed (1–5000; default 200).
+    limit: Option<i64>,
+    /// Whether each row carries the whole `flat_data` object (default true).
+    include_flat_data: Option<bool>,
+    /// Organisation (whose sessions are joined); default the configured one.
+    org_id: Option<String>,
+}
+
+/// A day's node outputs of one node, newest run first, with the session and the `flat_data`
+/// fields a new client looks at first.
+#[utoipa::path(get, path = "/daily-node-outputs", tag = "calls", params(NodeOutputsQuery),
+    responses((status = 200, body = Vec<NodeOutputRow>), (status = 422, body = ErrorBody)))]
+async fn daily_node_outputs(
+    State(s): State<CallsService>,
+    ApiQuery(q): ApiQuery<NodeOutputsQuery>,
+) -> ApiResult<Json<Vec<NodeOutputRow>>> {
+    let org = s.org_or_default(q.org_id.as_deref()).await?;
+    let (_, window) = s.day(&org, parse_date(q.date.as_deref())?, q.tz.as_deref())?;
+    let rows = s
+        .node_outputs(
+            &org,
+            q.node_persistent_id.as_deref(),
+            &window,
+            q.limit.unwrap_or(200),
+            q.include_flat_data.unwrap_or(true),
+        )
+        .await?;
+    Ok(Json(rows))
+}
+
+fn parse_date(date: Option<&str>) -> Result<Option<NaiveDate>, CallsError> {
+    date.map(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d"))
+        .transpose()
+        .map_err(|_| CallsError::invalid("date", "must be YYYY-MM-DD"))
 }
 
 /// Adds this file's routes.
@@ -334,4 +387,6 @@ pub(super) fn routes(router: SecureRouter<CallsService>) -> SecureRouter<CallsSe
         .route(read, routes!(unique_load_list_stats))
         .route(read, routes!(duration_carrier_asked_stats))
         .route(read, routes!(daily_report))
+        .route(read, routes!(without_carrier_asked_stats))
+        .route(read, routes!(daily_node_outputs))
 }

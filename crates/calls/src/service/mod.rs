@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use crate::error::CallsError;
 use crate::ingest;
 use crate::metrics::{CallSource, Metrics};
-use crate::model::{IngestSummary, Org};
+use crate::model::{IngestSummary, NodeOutputRow, Org};
 use crate::query::Scope;
 use crate::store;
 
@@ -37,6 +37,9 @@ pub struct DefaultOrg {
     /// `EXCLUDED_USER_NUMBERS`.
     pub excluded_numbers: Vec<String>,
 }
+
+/// Most node outputs `/daily-node-outputs` lists at once.
+pub const MAX_NODE_OUTPUTS: i64 = 5000;
 
 /// Most days one backfill makes.
 pub const MAX_BACKFILL_DAYS: i64 = 1096;
@@ -383,6 +386,33 @@ impl CallsService {
     /// The rules over the configured source in `scope`.
     pub fn metrics<'a>(&'a self, scope: &'a Scope) -> Metrics<'a> {
         Metrics::new(self.source.as_ref(), scope)
+    }
+
+    /// Up to `limit` outputs of `node` (default: the organisation's) in `window`, newest first.
+    pub async fn node_outputs(
+        &self,
+        org: &Org,
+        node: Option<&str>,
+        window: &Window,
+        limit: i64,
+        include_flat_data: bool,
+    ) -> Result<Vec<NodeOutputRow>, CallsError> {
+        if !(1..=MAX_NODE_OUTPUTS).contains(&limit) {
+            return Err(CallsError::invalid("limit", format!("must be 1 to {MAX_NODE_OUTPUTS}")));
+        }
+        let mut scope = Self::scope(org, window);
+        if let Some(node) = node {
+            scope.node_persistent_id = node.to_owned();
+        }
+        let mut rows = self.source.node_outputs(&scope, limit).await?;
+        // A run's outputs in one order whatever the source's text of their `flat_data`.
+        rows.sort_by_cached_key(|r| {
+            let canonical = serde_json::from_str::<Value>(&r.flat_data)
+                .map_or_else(|_| r.flat_data.clone(), |v| v.to_string());
+            (std::cmp::Reverse(r.run_ms), r.run_id.clone(), canonical)
+        });
+        let rows = rows.into_iter().map(|raw| NodeOutputRow::new(raw, include_flat_data)).collect();
+        Ok(rows)
     }
 
     /// The day `date` (default: yesterday) of `org` in zone `tz` (default: the organisation's).

@@ -146,5 +146,83 @@ pub const MIGRATIONS: &[Migration] = &[
             created_at BIGINT NOT NULL,
             updated_at BIGINT NOT NULL
         )",
-    ),
+    ),    // Each output carries its run's time, its session's organisation, time, number and duration,
+    // how many outputs of its node its run has, and its kind (the values the metrics group by):
+    // a scope's profile is then one scan of one covering index.
+    Migration {
+        version: 5,
+        name: "outputs carry their run, session and kind",
+        sqlite: "CREATE TABLE calls_output_kinds (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind_key TEXT NOT NULL UNIQUE,
+            f_call_classification TEXT,
+            f_call_stage TEXT,
+            f_load_status TEXT,
+            f_carrier_qualification TEXT,
+            f_pricing_notes TEXT,
+            f_carrier_end_state TEXT,
+            f_transfer_reason TEXT,
+            f_transfer_attempt TEXT,
+            f_agreed_upon_rate TEXT
+        );
+        ALTER TABLE calls_node_outputs ADD COLUMN kind_id BIGINT;
+        ALTER TABLE calls_node_outputs ADD COLUMN run_outputs BIGINT NOT NULL DEFAULT 1;
+        ALTER TABLE calls_node_outputs ADD COLUMN run_ts BIGINT;
+        ALTER TABLE calls_node_outputs ADD COLUMN session_org_id TEXT;
+        ALTER TABLE calls_node_outputs ADD COLUMN session_ts BIGINT;
+        ALTER TABLE calls_node_outputs ADD COLUMN session_user_number TEXT;
+        ALTER TABLE calls_node_outputs ADD COLUMN session_duration DOUBLE PRECISION;
+        INSERT INTO calls_output_kinds (kind_key, f_call_classification, f_call_stage, f_load_status,
+            f_carrier_qualification, f_pricing_notes, f_carrier_end_state, f_transfer_reason, f_transfer_attempt,
+            f_agreed_upon_rate)
+            SELECT DISTINCT json_array(f_call_classification, f_call_stage, f_load_status, f_carrier_qualification, f_pricing_notes, f_carrier_end_state, f_transfer_reason, f_transfer_attempt, CASE WHEN f_agreed_upon_rate IS NULL OR f_agreed_upon_rate IN ('', 'null') THEN f_agreed_upon_rate ELSE 'present' END), f_call_classification, f_call_stage, f_load_status, f_carrier_qualification, f_pricing_notes, f_carrier_end_state, f_transfer_reason, f_transfer_attempt, CASE WHEN f_agreed_upon_rate IS NULL OR f_agreed_upon_rate IN ('', 'null') THEN f_agreed_upon_rate ELSE 'present' END
+            FROM calls_node_outputs WHERE true ON CONFLICT (kind_key) DO NOTHING;
+        UPDATE calls_node_outputs SET
+            kind_id = (SELECT k.id FROM calls_output_kinds k WHERE k.kind_key = json_array(f_call_classification, f_call_stage, f_load_status, f_carrier_qualification, f_pricing_notes, f_carrier_end_state, f_transfer_reason, f_transfer_attempt, CASE WHEN f_agreed_upon_rate IS NULL OR f_agreed_upon_rate IN ('', 'null') THEN f_agreed_upon_rate ELSE 'present' END)),
+            run_outputs = (SELECT COUNT(*) FROM calls_node_outputs o2
+                WHERE o2.node_persistent_id = calls_node_outputs.node_persistent_id AND o2.run_id = calls_node_outputs.run_id),
+            run_ts = (SELECT r.ts FROM calls_runs r WHERE r.id = calls_node_outputs.run_id),
+            session_org_id = (SELECT s.org_id FROM calls_sessions s WHERE s.run_id = calls_node_outputs.run_id),
+            session_ts = (SELECT s.ts FROM calls_sessions s WHERE s.run_id = calls_node_outputs.run_id),
+            session_user_number = (SELECT s.user_number FROM calls_sessions s WHERE s.run_id = calls_node_outputs.run_id),
+            session_duration = (SELECT s.duration FROM calls_sessions s WHERE s.run_id = calls_node_outputs.run_id);
+        CREATE INDEX calls_node_outputs_scope ON calls_node_outputs (node_persistent_id, session_org_id, session_ts,
+            run_ts, node_id, session_user_number, session_duration, run_outputs, kind_id, run_id, f_reference_number)",
+        postgres: "CREATE TABLE calls_output_kinds (
+            id BIGSERIAL PRIMARY KEY,
+            kind_key TEXT NOT NULL UNIQUE,
+            f_call_classification TEXT,
+            f_call_stage TEXT,
+            f_load_status TEXT,
+            f_carrier_qualification TEXT,
+            f_pricing_notes TEXT,
+            f_carrier_end_state TEXT,
+            f_transfer_reason TEXT,
+            f_transfer_attempt TEXT,
+            f_agreed_upon_rate TEXT
+        );
+        ALTER TABLE calls_node_outputs ADD COLUMN kind_id BIGINT;
+        ALTER TABLE calls_node_outputs ADD COLUMN run_outputs BIGINT NOT NULL DEFAULT 1;
+        ALTER TABLE calls_node_outputs ADD COLUMN run_ts BIGINT;
+        ALTER TABLE calls_node_outputs ADD COLUMN session_org_id TEXT;
+        ALTER TABLE calls_node_outputs ADD COLUMN session_ts BIGINT;
+        ALTER TABLE calls_node_outputs ADD COLUMN session_user_number TEXT;
+        ALTER TABLE calls_node_outputs ADD COLUMN session_duration DOUBLE PRECISION;
+        INSERT INTO calls_output_kinds (kind_key, f_call_classification, f_call_stage, f_load_status,
+            f_carrier_qualification, f_pricing_notes, f_carrier_end_state, f_transfer_reason, f_transfer_attempt,
+            f_agreed_upon_rate)
+            SELECT DISTINCT json_build_array(f_call_classification, f_call_stage, f_load_status, f_carrier_qualification, f_pricing_notes, f_carrier_end_state, f_transfer_reason, f_transfer_attempt, CASE WHEN f_agreed_upon_rate IS NULL OR f_agreed_upon_rate IN ('', 'null') THEN f_agreed_upon_rate ELSE 'present' END)::text, f_call_classification, f_call_stage, f_load_status, f_carrier_qualification, f_pricing_notes, f_carrier_end_state, f_transfer_reason, f_transfer_attempt, CASE WHEN f_agreed_upon_rate IS NULL OR f_agreed_upon_rate IN ('', 'null') THEN f_agreed_upon_rate ELSE 'present' END
+            FROM calls_node_outputs WHERE true ON CONFLICT (kind_key) DO NOTHING;
+        UPDATE calls_node_outputs SET
+            kind_id = (SELECT k.id FROM calls_output_kinds k WHERE k.kind_key = json_build_array(f_call_classification, f_call_stage, f_load_status, f_carrier_qualification, f_pricing_notes, f_carrier_end_state, f_transfer_reason, f_transfer_attempt, CASE WHEN f_agreed_upon_rate IS NULL OR f_agreed_upon_rate IN ('', 'null') THEN f_agreed_upon_rate ELSE 'present' END)::text),
+            run_outputs = (SELECT COUNT(*) FROM calls_node_outputs o2
+                WHERE o2.node_persistent_id = calls_node_outputs.node_persistent_id AND o2.run_id = calls_node_outputs.run_id),
+            run_ts = (SELECT r.ts FROM calls_runs r WHERE r.id = calls_node_outputs.run_id),
+            session_org_id = (SELECT s.org_id FROM calls_sessions s WHERE s.run_id = calls_node_outputs.run_id),
+            session_ts = (SELECT s.ts FROM calls_sessions s WHERE s.run_id = calls_node_outputs.run_id),
+            session_user_number = (SELECT s.user_number FROM calls_sessions s WHERE s.run_id = calls_node_outputs.run_id),
+            session_duration = (SELECT s.duration FROM calls_sessions s WHERE s.run_id = calls_node_outputs.run_id);
+        CREATE INDEX calls_node_outputs_scope ON calls_node_outputs (node_persistent_id, session_org_id, session_ts,
+            run_ts, node_id, session_user_number, session_duration, run_outputs, kind_id, run_id, f_reference_number)",
+    },
 ];
