@@ -319,11 +319,19 @@ async fn create_database(admin: &str) -> anyhow::Result<String> {
     Ok(format!("{base}/{name}"))
 }
 
+/// A statement the server sent its call source, with its bound values (embedded store only).
+#[derive(Clone)]
+struct LoggedQuery {
+    sql: String,
+    binds: Vec<Value>,
+}
+
 struct Server {
     child: Child,
     base: String,
-    /// The ClickHouse queries the server logged (`calls.clickhouse_query`, at debug level).
-    queries: Arc<std::sync::Mutex<Vec<String>>>,
+    /// The call-source queries the server logged (`calls.clickhouse_query`,
+    /// `calls.embedded_query`, at debug level).
+    queries: Arc<std::sync::Mutex<Vec<LoggedQuery>>>,
 }
 
 impl Drop for Server {
@@ -408,11 +416,15 @@ fn start_server_with(
                 if line.contains("server.listening") {
                     let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
                     let _ = tx.send(v["addr"].as_str().unwrap_or_default().to_owned());
-                } else if line.contains("calls.clickhouse_query") {
+                } else if line.contains("calls.clickhouse_query") || line.contains("calls.embedded_query") {
                     let v: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                    let sql = v["sql"].as_str().or_else(|| v["fields"]["sql"].as_str()).unwrap_or_default();
-                    if !sql.is_empty() {
-                        queries.lock().expect("log lock").push(sql.to_owned());
+                    let field = |name: &str| {
+                        v[name].as_str().or_else(|| v["fields"][name].as_str()).map(str::to_owned)
+                    };
+                    if let Some(sql) = field("sql").filter(|s| !s.is_empty()) {
+                        let binds =
+                            field("binds").and_then(|b| serde_json::from_str(&b).ok()).unwrap_or_default();
+                        queries.lock().expect("log lock").push(LoggedQuery { sql, binds });
                     }
                 }
             }

@@ -136,7 +136,7 @@ pub struct NodeOutputRow {
     pub run_timestamp: String,
     /// Its node's persistent id.
     pub node_persistent_id: String,
-    /// The caller's number (`null` without a session).
+    /// The caller's number (`null` when the call has none).
     pub user_number: Option<String>,
     /// The call's length in whole seconds.
     pub duration_seconds: Option<i64>,
@@ -185,7 +185,7 @@ impl NodeOutputRow {
             run_timestamp: chrono::DateTime::from_timestamp_millis(raw.run_ms)
                 .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
                 .unwrap_or_default(),
-            user_number: raw.user_number,
+            user_number: raw.user_number.filter(|n| !n.is_empty()),
             duration_seconds: raw.duration.map(|d| d.trunc() as i64),
             processing_timestamp: get("result.metadata.processing_timestamp"),
             call_classification: get(Field::CallClassification.key()),

@@ -133,6 +133,12 @@ fn transfer_fixture() -> Vec<Value> {
     ] {
         lines.extend(call(run, day, "o1", "+1700", seconds, &outputs));
     }
+    // t8's session has no number at all (NULL in a Nullable ClickHouse column).
+    for line in &mut lines {
+        if line["type"] == "session" && line["run_id"] == "t8" {
+            line["user_number"] = Value::Null;
+        }
+    }
     lines
 }
 
@@ -533,6 +539,25 @@ async fn each_organisation_is_scheduled_in_its_own_zone_at_once(backend: Backend
     assert_eq!(health["healthy"], true, "{health}");
 }
 
+/// With no process ticking the scheduler, a schedule past its time makes the health check fail.
+async fn a_scheduler_that_does_not_tick_is_reported_unhealthy(backend: Backend) {
+    let overrides = [("calls.scheduler_catchup_days", json!(0)), ("scheduler.enabled", json!(false))];
+    let app = TestApp::spawn(backend, vec![Arc::new(CallsModule)], &overrides).await;
+    set_up(&app).await;
+    let (_, health) = app.get_json("/api/scheduler/health").await;
+    assert_eq!(health["healthy"], true, "{health}");
+    let ten_minutes_ago = chrono::Utc::now().timestamp_millis() - 600_000;
+    sqlx::query("UPDATE schedules SET next_run_at = $1 WHERE name = 'calls.daily_report:o1'")
+        .bind(ten_minutes_ago)
+        .execute(app.platform.db.writer())
+        .await
+        .unwrap();
+    let (status, health) = app.get_json("/api/scheduler/health").await;
+    assert_eq!((status, &health["healthy"]), (200, &json!(false)), "{health}");
+    let issue = health["issues"][0].as_str().unwrap_or_default();
+    assert!(issue.contains("overdue") && issue.contains("calls.daily_report:o1"), "{health}");
+}
+
 async fn a_queued_generation_stores_the_report_and_records_its_run(backend: Backend) {
     let app = spawn(backend).await;
     set_up(&app).await;
@@ -602,7 +627,8 @@ async fn load_fixture_into_clickhouse(url: &str) -> String {
     clickhouse(url, "default", &format!("CREATE DATABASE {database}"), "").await;
     for ddl in [
         "CREATE TABLE public_runs (id String, timestamp DateTime) ENGINE = Memory",
-        "CREATE TABLE public_sessions (run_id String, org_id String, user_number String, duration Float64, timestamp DateTime) ENGINE = Memory",
+        "CREATE TABLE public_sessions (run_id String, org_id String, user_number Nullable(String), \
+         duration Nullable(Float64), timestamp DateTime) ENGINE = Memory",
         "CREATE TABLE public_node_outputs (run_id String, node_id String, node_persistent_id String, flat_data String, timestamp DateTime) ENGINE = Memory",
         "CREATE TABLE public_nodes (id String, org_id String) ENGINE = Memory",
     ] {
@@ -922,4 +948,5 @@ storage_tests!(
     a_batch_with_a_bad_line_is_refused_whole_and_batches_are_idempotent,
     organisations_are_created_listed_and_changed,
     records_in_any_order_and_changed_records_count_as_they_stand,
+    a_scheduler_that_does_not_tick_is_reported_unhealthy,
 );

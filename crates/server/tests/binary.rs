@@ -332,6 +332,93 @@ storage_tests!(
 );
 
 /// GETs a list until its `total` is `want` (processing is asynchronous), for up to 2 s.
+/// A long backfill is a job that commits each day: killed with `kill -9` part-way, it goes on
+/// after a restart from the last committed day and ends with every day's report made once.
+async fn a_backfill_killed_part_way_resumes_and_makes_every_day_once(backend: Backend) {
+    let db = test_database(backend).await;
+    let files = tempfile::tempdir().unwrap();
+    let file = files.path().join("calls.ndjson");
+    let data = db.dir.path().to_str().unwrap();
+    let out = run(
+        &["calls", "sample", "--out", file.to_str().unwrap(), "--days", "5", "--calls-per-day", "30"],
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let env = [("DATABASE_URL", db.url.as_str())];
+    let out = run(&["calls", "import", file.to_str().unwrap(), "--sample-orgs", "--data-dir", data], &env);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let settings = [("SIGHTLINE_QUEUE__LEASE_SECS", "60"), ("SIGHTLINE_CALLS__SCHEDULER_CATCHUP_DAYS", "0")];
+    let mut server = Server::start_with(db.dir.path(), &db.url, &settings);
+    let client = admin_client(&server.base).await;
+    // Three years to the sample's last day: the sample's days and many empty ones.
+    let org = "01951f56-8c6e-7a93-a971-3d06a81a1ab0";
+    let r = client
+        .post(format!("{}/api/reports/backfill", server.base))
+        .json(&json!({"org_id": org, "start_date": "2022-11-09", "end_date": "2025-11-07"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    let backfill: Value = r.json().await.unwrap();
+    let url = format!("{}/api/reports/backfills/{}", server.base, backfill["id"].as_str().unwrap());
+    let total = backfill["days_total"].as_i64().unwrap();
+    assert_eq!(total, 1095);
+    let at_kill = loop {
+        let b: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        if b["days_done"].as_i64().unwrap_or(0) >= 30 {
+            break b;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    server.kill9();
+    let done_at_kill = at_kill["days_done"].as_i64().unwrap();
+    assert!(done_at_kill < total, "killed part-way: {at_kill}");
+
+    let server = Server::start_with(db.dir.path(), &db.url, &settings);
+    let client = admin_client(&server.base).await;
+    let url = url.replace(&backfill_base(&url), &server.base);
+    let started = std::time::Instant::now();
+    let finished = loop {
+        let b: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        if b["status"] == "succeeded" || b["status"] == "failed" {
+            break b;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "the backfill did not finish: {b}\n{}",
+            server.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(finished["status"], "succeeded", "{finished}\n{}", server.log_text());
+    assert!(server.log_text().contains("queue.lease_recovered"), "the killed job was taken up again");
+    assert_eq!(
+        (finished["days_done"].as_i64(), finished["failed"].as_i64()),
+        (Some(total), Some(0)),
+        "{finished}"
+    );
+    // Every day stored once: a day made before the kill but not yet counted is kept, not made again.
+    let dates: Value = client
+        .get(format!("{}/api/reports/dates?org_id={org}", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(dates["count"].as_i64(), Some(total), "{}", dates["date_range"]);
+    assert!(finished["generated"].as_i64().unwrap() <= total, "{finished}");
+}
+
+/// `http://host:port` of a URL.
+fn backfill_base(url: &str) -> String {
+    let rest = url.strip_prefix("http://").unwrap();
+    format!("http://{}", rest.split('/').next().unwrap())
+}
+
+storage_tests!(a_backfill_killed_part_way_resumes_and_makes_every_day_once);
+
 async fn poll_until_total(client: &reqwest::Client, url: &str, want: i64) -> Value {
     let mut list = Value::Null;
     for _ in 0..100 {

@@ -19,6 +19,9 @@ use crate::store;
 
 use super::{error_chain, iso, parse_timezone, CallsService, ReportSchedule, RunType, MAX_BACKFILL_DAYS};
 
+/// How late a schedule may be before the health check calls it overdue.
+const OVERDUE_MINUTES: i64 = 5;
+
 impl CallsService {
     /// When reports are generated.
     pub fn report_schedule(&self) -> &ReportSchedule {
@@ -215,8 +218,8 @@ impl CallsService {
         }))
     }
 
-    /// Healthy unless enabled without schedules for active organisations, or 2 of the last 3
-    /// runs failed.
+    /// Healthy unless enabled without schedules for active organisations, a schedule is overdue
+    /// (no process ticks the scheduler), or 2 of the last 3 runs failed.
     pub async fn scheduler_health(&self) -> Result<Value, CallsError> {
         let mut issues = Vec::new();
         let mut conn = self.db.reader().acquire().await?;
@@ -226,6 +229,20 @@ impl CallsService {
         let active = self.list_orgs(true).await?;
         if self.schedule.enabled && schedules.len() < active.len() {
             issues.push(format!("{} active organisations but {} schedules", active.len(), schedules.len()));
+        }
+        // A schedule long past its time means no process is ticking the scheduler.
+        let late = Utc::now() - Duration::minutes(OVERDUE_MINUTES);
+        let overdue: Vec<&str> = schedules
+            .iter()
+            .filter(|s| DateTime::parse_from_rfc3339(&s.next_run_at).is_ok_and(|t| t < late))
+            .map(|s| s.name.as_str())
+            .collect();
+        if !overdue.is_empty() {
+            issues.push(format!(
+                "{} overdue by more than {OVERDUE_MINUTES} minutes (is a scheduler running?): {}",
+                overdue.len(),
+                overdue.join(", ")
+            ));
         }
         if runs.iter().filter(|r| r.status == "error").count() >= 2 {
             issues.push("2 or more of the last 3 runs failed".to_owned());

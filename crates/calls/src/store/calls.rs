@@ -296,6 +296,18 @@ impl Sql {
     }
 
     fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+        // At debug level, so the benchmark can send the same statement to the database alone.
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let binds: Vec<serde_json::Value> = self
+                .values
+                .iter()
+                .map(|v| match v {
+                    FilterValue::Text(t) => serde_json::Value::from(t.as_str()),
+                    FilterValue::Int(i) => serde_json::Value::from(*i),
+                })
+                .collect();
+            tracing::debug!(sql = %self.text, binds = %serde_json::Value::from(binds), "calls.embedded_query");
+        }
         let mut query = sqlx::query(&self.text);
         for v in &self.values {
             query = match v {
