@@ -266,6 +266,21 @@ impl Sql {
         self.bind(FilterValue::Text(value.to_owned()));
     }
 
+    /// ` AND column NOT IN (…)` of `values`; nothing when there are none.
+    fn not_in(&mut self, column: &str, values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        self.push(&format!(" AND {column} NOT IN ("));
+        for (i, value) in values.iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.text(value);
+        }
+        self.push(")");
+    }
+
     /// ` FROM … WHERE …` of the node outputs of `scope`: of its node, whose node is known, whose
     /// run and session fall in the window, of its organisation and not from an excluded number
     /// (all read from the output's own columns: one covering index answers).
@@ -283,16 +298,7 @@ impl Sql {
         self.push(" AND o.run_ts < ");
         self.bind(FilterValue::Int(scope.end_ms));
         self.push(" AND o.node_id IN (SELECT n.id FROM calls_nodes n)");
-        if !scope.excluded_numbers.is_empty() {
-            self.push(" AND o.session_user_number NOT IN (");
-            for (i, number) in scope.excluded_numbers.iter().enumerate() {
-                if i > 0 {
-                    self.push(", ");
-                }
-                self.text(number);
-            }
-            self.push(")");
-        }
+        self.not_in("o.session_user_number", &scope.excluded_numbers);
     }
 
     fn query(&self) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
@@ -392,16 +398,7 @@ impl CallSource for EmbeddedSource {
         sql.bind(FilterValue::Int(scope.start_ms));
         sql.push(" AND r.ts < ");
         sql.bind(FilterValue::Int(scope.end_ms));
-        if !scope.excluded_numbers.is_empty() {
-            sql.push(" AND s.user_number NOT IN (");
-            for (i, number) in scope.excluded_numbers.iter().enumerate() {
-                if i > 0 {
-                    sql.push(", ");
-                }
-                sql.text(number);
-            }
-            sql.push(")");
-        }
+        sql.not_in("s.user_number", &scope.excluded_numbers);
         sql.push(" ORDER BY r.ts DESC, o.run_id, o.ts, o.id LIMIT ");
         sql.bind(FilterValue::Int(limit));
         let rows = sql.query().fetch_all(self.db.reader()).await?;
