@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Runs Sightline's whole test suite on a fresh Debian 12 machine (as root):
-#   1. installs missing Debian packages (postgresql, clickhouse-server, chromium, nodejs/npm if
-#      no node)
+#   1. installs missing Debian packages (postgresql, clickhouse-server, redis-server, chromium,
+#      nodejs/npm if no node)
 #   2. starts a throw-away PostgreSQL and exports SIGHTLINE_TEST_POSTGRES_URL,
 #      (and SIGHTLINE_TEST_POSTGRES_TLS=1: the server speaks TLS), and a throw-away ClickHouse
-#      (SIGHTLINE_TEST_CLICKHOUSE_URL)
+#      (SIGHTLINE_TEST_CLICKHOUSE_URL) and a throw-away Redis (SIGHTLINE_TEST_REDIS_URL)
 #   3. cargo fmt --check and cargo clippy --workspace --all-targets -- -D warnings
 #   4. cargo nextest run --workspace --run-ignored all (or cargo test -- --include-ignored):
 #      the PostgreSQL variants of the storage tests are #[ignore]d for a plain `cargo test`
@@ -20,7 +20,7 @@ section() { printf '\n==> %s\n' "$*"; }
 # ---------------------------------------------------------------------------
 section "System packages"
 missing=()
-for pkg in postgresql clickhouse-server chromium curl; do
+for pkg in postgresql clickhouse-server redis-server chromium curl; do
   if ! dpkg -s "$pkg" >/dev/null 2>&1; then missing+=("$pkg"); fi
 done
 if ! command -v node >/dev/null 2>&1; then
@@ -44,7 +44,9 @@ section "PostgreSQL"
 source "$REPO_ROOT/scripts/lib/postgres.sh"
 # shellcheck source=lib/clickhouse.sh
 source "$REPO_ROOT/scripts/lib/clickhouse.sh"
-trap 'pg_stop; ch_stop' EXIT
+# shellcheck source=lib/redis.sh
+source "$REPO_ROOT/scripts/lib/redis.sh"
+trap 'pg_stop; ch_stop; redis_stop' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 pg_start
@@ -54,6 +56,11 @@ echo "SIGHTLINE_TEST_POSTGRES_URL=$SIGHTLINE_TEST_POSTGRES_URL"
 section "ClickHouse"
 ch_start
 echo "SIGHTLINE_TEST_CLICKHOUSE_URL=$SIGHTLINE_TEST_CLICKHOUSE_URL"
+
+# ---------------------------------------------------------------------------
+section "Redis"
+redis_start
+echo "SIGHTLINE_TEST_REDIS_URL=$SIGHTLINE_TEST_REDIS_URL"
 
 failed_steps=()
 # Disk is the first thing to run short on a fresh CI machine: say what there is.

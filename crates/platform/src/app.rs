@@ -84,7 +84,8 @@ impl Assembled {
         let platform = {
             let config = Arc::new(config);
             let outbound = crate::outbound::Outbound::new(config.clone());
-            Platform { config, db, queue, bus, outbound, shutdown: CancellationToken::new() }
+            let cache = crate::cache::Cache::from_config(&config.cache)?;
+            Platform { config, db, queue, bus, outbound, cache, shutdown: CancellationToken::new() }
         };
         let mut parts = Vec::with_capacity(modules.len());
         for m in modules {

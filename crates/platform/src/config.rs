@@ -252,6 +252,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// Identity and access settings.
     pub auth: AuthConfig,
+    /// The shared cache: memory, or Redis.
+    pub cache: crate::cache::CacheConfig,
     #[serde(skip)]
     figment: Sources,
 }
@@ -280,6 +282,7 @@ impl Default for Config {
             queue: QueueConfig::default(),
             scheduler: SchedulerConfig::default(),
             auth: AuthConfig::default(),
+            cache: crate::cache::CacheConfig::default(),
             figment: Sources::default(),
         }
     }
@@ -321,6 +324,7 @@ impl Config {
         }
         // The seed systems' own variable names.
         figment = figment.merge(Env::raw().only(&["DATABASE_URL"]).map(|_| "database_url".into()));
+        figment = figment.merge(Env::raw().only(&["REDIS_URL"]).map(|_| "cache.redis_url".into()));
         figment = figment.merge(
             Env::prefixed("SIGHTLINE_")
                 .ignore(&["CONFIG", "ADMIN_PASSWORD"])

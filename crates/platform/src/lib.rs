@@ -6,6 +6,7 @@ pub mod audit;
 pub mod auth;
 pub mod background;
 pub mod batch;
+pub mod cache;
 pub mod client_address;
 pub mod config;
 pub mod context;
@@ -53,6 +54,8 @@ pub struct Platform {
     pub outbound: outbound::Outbound,
     /// Domain events: publish inside the transaction of the change (audit trail, log).
     pub bus: audit::EventBus,
+    /// The shared cache (memory, or Redis with `REDIS_URL`).
+    pub cache: cache::Cache,
     /// Fires when the process is asked to stop.
     pub shutdown: CancellationToken,
 }

@@ -104,4 +104,16 @@ impl ErrorCode for OutboundError {
             Self::Config { .. } => "internal",
         }
     }
+
+    /// A service that is down, slow or pausing us may answer later: 503/504 say when to ask
+    /// again (what the service asked for, else half a minute, a breaker's usual cool-down).
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after, .. } => Some(retry_after.unwrap_or(Duration::from_secs(30))),
+            Self::Timeout { .. } | Self::Unavailable { .. } | Self::CircuitOpen { .. } => {
+                Some(Duration::from_secs(30))
+            }
+            Self::Status { .. } | Self::Undecodable { .. } | Self::Config { .. } => None,
+        }
+    }
 }

@@ -200,8 +200,12 @@ impl OutboundClient {
         } else {
             format!("{}/{}", self.base_url().trim_end_matches('/'), path.trim_start_matches('/'))
         };
-        let retry_unsafe = false;
-        OutboundRequest { client: self.clone(), builder: self.inner.http.request(method, url), retry_unsafe }
+        OutboundRequest {
+            client: self.clone(),
+            builder: self.inner.http.request(method, url),
+            retry_unsafe: false,
+            require_json: false,
+        }
     }
 }
 
@@ -223,6 +227,7 @@ pub struct OutboundRequest {
     client: OutboundClient,
     builder: reqwest::RequestBuilder,
     retry_unsafe: bool,
+    require_json: bool,
 }
 
 impl OutboundRequest {
@@ -270,6 +275,13 @@ impl OutboundRequest {
         self
     }
 
+    /// Counts a 2xx answer whose body is not JSON as a failed attempt (retried, and against the
+    /// breaker): services that answer an HTML block page with 200 when they throttle.
+    pub fn require_json(mut self) -> Self {
+        self.require_json = true;
+        self
+    }
+
     /// Sends the request; a 2xx answer comes back with its whole body, anything else as an
     /// [`OutboundError`].
     pub async fn send(self) -> Result<OutboundResponse, OutboundError> {
@@ -294,7 +306,7 @@ impl OutboundRequest {
         let started = std::time::Instant::now();
         let budget = Duration::from_millis(inner.settings.budget_ms);
         let result = async {
-            tokio::time::timeout(budget, inner.call(request, idempotent))
+            tokio::time::timeout(budget, inner.call(request, idempotent, self.require_json))
                 .await
                 .unwrap_or_else(|_| Err(OutboundError::Timeout { client: inner.name.clone(), after: budget }))
         }
@@ -356,6 +368,7 @@ impl Inner {
         &self,
         request: reqwest::Request,
         idempotent: bool,
+        require_json: bool,
     ) -> Result<OutboundResponse, OutboundError> {
         let mut delays = backon::ExponentialBuilder::default()
             .with_min_delay(Duration::from_millis(self.settings.backoff_base_ms))
@@ -370,7 +383,7 @@ impl Inner {
             let spare = request.try_clone();
             attempts += 1;
             tracing::Span::current().record("attempts", attempts);
-            let failure = match self.attempt(request).await {
+            let failure = match self.attempt(request, require_json).await {
                 Ok(answer) => return Ok(answer),
                 Err(failure) => failure,
             };
@@ -390,7 +403,11 @@ impl Inner {
         }
     }
 
-    async fn attempt(&self, request: reqwest::Request) -> Result<OutboundResponse, Failure> {
+    async fn attempt(
+        &self,
+        request: reqwest::Request,
+        require_json: bool,
+    ) -> Result<OutboundResponse, Failure> {
         let client = || self.name.clone();
         let Some(permit) = self.breaker.admit() else {
             let error = OutboundError::CircuitOpen { client: client() };
@@ -420,9 +437,18 @@ impl Inner {
                 return Err(failure);
             }
         };
-        // A service answering 4xx is up; 5xx counts against it.
-        permit.record(!status.is_server_error());
+        let not_json = require_json
+            && status.is_success()
+            && serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err();
+        // A service answering 4xx is up; 5xx, or a block page where JSON was due, counts against it.
+        permit.record(!status.is_server_error() && !not_json);
         self.publish_breaker_state();
+        if not_json {
+            let excerpt = String::from_utf8_lossy(&body[..body.len().min(120)]).into_owned();
+            let reason = format!("the answer is not JSON: {excerpt}");
+            let error = OutboundError::Undecodable { client: client(), reason };
+            return Err(Failure { error, transient: true, not_sent: false, retry_after: None });
+        }
         if status.is_success() {
             return Ok(OutboundResponse { status, headers, body });
         }

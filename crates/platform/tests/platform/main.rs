@@ -19,6 +19,7 @@ use sightline_platform::{
 use sqlx::{AnyConnection, Row};
 
 mod auth;
+mod cache;
 mod hardening;
 mod jobs;
 mod outbound;
