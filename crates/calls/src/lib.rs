@@ -161,20 +161,6 @@ impl CallsConfig {
     }
 }
 
-/// `url` without its `user:password@` part or its query (ClickHouse takes `?password=` too).
-fn without_credentials(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            parsed.to_string()
-        }
-        Err(_) => "(not a URL)".to_owned(),
-    }
-}
-
 impl CallsConfig {
     /// The configured call source: ClickHouse when a URL is set, else the embedded store.
     pub fn source(
@@ -275,7 +261,7 @@ impl Module for CallsModule {
         );
         let service = service.with_settings(serde_json::json!({
             "clickhouse": config.clickhouse_url.as_ref().map(|url| serde_json::json!({
-                "url": without_credentials(url),
+                "url": sightline_platform::config::url_without_credentials(url),
                 "database": config.clickhouse_database,
                 "user": config.clickhouse_user,
                 "password_set": config.clickhouse_password.is_some(),

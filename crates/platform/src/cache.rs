@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
@@ -79,7 +80,29 @@ struct Redis {
     down: Mutex<Option<(Instant, String)>>,
 }
 
+/// What this process's cache has done since it started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct CacheCounters {
+    /// Reads that found a value.
+    pub hits: u64,
+    /// Reads that found none.
+    pub misses: u64,
+    /// Values stored.
+    pub sets: u64,
+    /// Values forgotten on request.
+    pub deletes: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    sets: AtomicU64,
+    deletes: AtomicU64,
+}
+
 struct Inner {
+    counters: Counters,
     memory: moka::future::Cache<String, Entry>,
     redis: Option<Redis>,
     flights: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
@@ -94,18 +117,6 @@ pub struct Cache {
 impl std::fmt::Debug for Cache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cache").field("redis", &self.inner.redis.is_some()).finish_non_exhaustive()
-    }
-}
-
-/// `url` without user and password.
-fn shown(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Err(_) => "(not a URL)".to_owned(),
     }
 }
 
@@ -125,7 +136,7 @@ impl Cache {
         let client = redis::Client::open(url)
             .map_err(|e| anyhow::anyhow!("configuration error: key `cache.redis_url`: {e}"))?;
         let redis = Redis {
-            url_shown: shown(url),
+            url_shown: crate::config::url_without_credentials(url),
             client,
             connection: tokio::sync::Mutex::new(None),
             timeout: Duration::from_millis(config.redis_timeout_ms.max(1)),
@@ -137,13 +148,25 @@ impl Cache {
 
     fn build(max_entries: u64, redis: Option<Redis>) -> Self {
         let memory = moka::future::Cache::builder().max_capacity(max_entries.max(1)).build();
-        Self { inner: Arc::new(Inner { memory, redis, flights: Mutex::new(HashMap::new()) }) }
+        Self {
+            inner: Arc::new(Inner {
+                counters: Counters::default(),
+                memory,
+                redis,
+                flights: Mutex::new(HashMap::new()),
+            }),
+        }
     }
 
     /// The value of `key`, if cached and alive.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let json = self.get_json(key).await;
-        let result = if json.is_some() { "hit" } else { "miss" };
+        let (result, counter) = if json.is_some() {
+            ("hit", &self.inner.counters.hits)
+        } else {
+            ("miss", &self.inner.counters.misses)
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("sightline_cache_requests_total", "result" => result).increment(1);
         serde_json::from_slice(&json?).ok()
     }
@@ -152,6 +175,7 @@ impl Cache {
     pub async fn set<T: Serialize + ?Sized>(&self, key: &str, value: &T, ttl: Duration) {
         let Ok(json) = serde_json::to_vec(value) else { return };
         metrics::counter!("sightline_cache_sets_total").increment(1);
+        self.inner.counters.sets.fetch_add(1, Ordering::Relaxed);
         if let Some(redis) = self.redis_in_use() {
             let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
             let set = redis::cmd("SET").arg(key).arg(&json).arg("PX").arg(ms).to_owned();
@@ -165,6 +189,7 @@ impl Cache {
 
     /// Forgets `key`.
     pub async fn delete(&self, key: &str) {
+        self.inner.counters.deletes.fetch_add(1, Ordering::Relaxed);
         if let Some(redis) = self.redis_in_use() {
             let _ = redis.run::<i64>(redis::cmd("DEL").arg(key).to_owned()).await;
         }
@@ -194,6 +219,17 @@ impl Cache {
         let value = load().await?;
         self.set(key, &value, ttl).await;
         Ok((value, false))
+    }
+
+    /// What this process's cache has done.
+    pub fn counters(&self) -> CacheCounters {
+        let c = &self.inner.counters;
+        CacheCounters {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            sets: c.sets.load(Ordering::Relaxed),
+            deletes: c.deletes.load(Ordering::Relaxed),
+        }
     }
 
     /// Which store answers, and Redis's state.
@@ -304,7 +340,7 @@ impl Redis {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::atomic::AtomicU32;
 
     #[tokio::test]
     async fn values_expire_and_concurrent_misses_load_once() {

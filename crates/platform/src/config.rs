@@ -550,3 +550,18 @@ mod tests {
         assert!(err.contains("http.trusted_proxies") && err.contains("proxy.local"), "{err}");
     }
 }
+
+/// `url` without its user, password and query (which may carry a password), for logs and status
+/// pages; `(not a URL)` when it does not parse.
+pub fn url_without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}

@@ -12,6 +12,12 @@ pub enum SportsError {
     /// Bad fields, each named.
     #[error("{}", describe(.0))]
     Invalid(Vec<FieldError>),
+    /// More items than a batch may have.
+    #[error("max batch size exceeded (max {0})")]
+    BatchTooLarge(usize),
+    /// The client asked for more items than its share of the minute; try after this long.
+    #[error("rate limit exceeded, try later")]
+    RateLimited(std::time::Duration),
     /// stats.nba.com failed, was too slow, or could not be reached.
     #[error(transparent)]
     Upstream(#[from] OutboundError),

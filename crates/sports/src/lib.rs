@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod error;
+pub mod features;
 pub mod http;
 pub mod nba;
 pub mod players;
@@ -16,14 +17,22 @@ use sightline_platform::outbound::OutboundConfig;
 use sightline_platform::{migrate::Migration, Module, ModuleParts, PermissionSpec, Platform};
 
 /// What the module's routes check, and who holds it.
-pub const PERMISSIONS: &[PermissionSpec] = &[PermissionSpec {
-    name: "sports:read",
-    description: "Read player summaries and contexts",
-    roles: &["executive", "sop_coordinator", "viewer", "analyst"],
-}];
+pub const PERMISSIONS: &[PermissionSpec] = &[
+    PermissionSpec {
+        name: "sports:read",
+        description: "Read player summaries, contexts and advanced figures, and ask for predictions",
+        roles: &["executive", "sop_coordinator", "viewer", "analyst"],
+    },
+    PermissionSpec {
+        name: "sports:debug",
+        description: "Read the sports module's status routes (database, Redis, cache, stats.nba.com)",
+        roles: &[],
+    },
+];
 
 /// The module's configuration section `[sports]`; the original's environment variables
-/// (`NBA_STATS_BASE_URL`, `NBA_API_MAX_RPM`, `NBA_API_TIMEOUT`) win over it.
+/// (`NBA_STATS_BASE_URL`, `NBA_API_MAX_RPM`, `NBA_API_TIMEOUT`, `NBA_DEFAULT_SEASON`,
+/// `MAX_BATCH_SIZE`, `BATCH_MAX_RPM`) win over it.
 #[derive(Debug, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SportsConfig {
@@ -35,6 +44,13 @@ pub struct SportsConfig {
     pub nba_api_timeout_secs: u64,
     /// Seconds a whole call may take, retries and pacing included: no answer waits longer.
     pub nba_api_budget_secs: u64,
+    /// The season asked about when a request names none (`NBA_DEFAULT_SEASON`); default the
+    /// current one by date (a new season from October).
+    pub default_season: Option<String>,
+    /// Items in one batch at most (`MAX_BATCH_SIZE`).
+    pub max_batch_size: usize,
+    /// Batch items a client may ask for a minute (`BATCH_MAX_RPM`).
+    pub batch_max_rpm: u32,
 }
 
 impl Default for SportsConfig {
@@ -44,6 +60,9 @@ impl Default for SportsConfig {
             nba_api_max_rpm: 20,
             nba_api_timeout_secs: 10,
             nba_api_budget_secs: 20,
+            default_season: None,
+            max_batch_size: 50,
+            batch_max_rpm: 120,
         }
     }
 }
@@ -56,6 +75,12 @@ impl SportsConfig {
         if let Some(url) = var("NBA_STATS_BASE_URL") {
             this.nba_stats_base_url = url;
         }
+        if let Some(season) = var("NBA_DEFAULT_SEASON") {
+            this.default_season = Some(season.trim().to_owned());
+        }
+        if let Some(season) = this.default_season.as_deref().filter(|s| !nba::valid_season(s)) {
+            anyhow::bail!("configuration error: key `sports.default_season` (NBA_DEFAULT_SEASON): {season:?} is not a season such as 2024-25");
+        }
         let number = |name: &str, key: &str| -> anyhow::Result<Option<u64>> {
             var(name).map(|v| v.trim().parse::<f64>().map(|n| n.ceil() as u64)).transpose().map_err(|_| {
                 anyhow::anyhow!("configuration error: key `sports.{key}` ({name}): not a number")
@@ -67,6 +92,16 @@ impl SportsConfig {
         if let Some(secs) = number("NBA_API_TIMEOUT", "nba_api_timeout_secs")? {
             this.nba_api_timeout_secs = secs;
         }
+        if let Some(size) = number("MAX_BATCH_SIZE", "max_batch_size")? {
+            this.max_batch_size = usize::try_from(size).unwrap_or(usize::MAX);
+        }
+        if let Some(rpm) = number("BATCH_MAX_RPM", "batch_max_rpm")? {
+            this.batch_max_rpm = u32::try_from(rpm).unwrap_or(u32::MAX);
+        }
+        anyhow::ensure!(
+            this.max_batch_size >= 1 && this.batch_max_rpm >= 1,
+            "configuration error: keys `sports.max_batch_size` and `sports.batch_max_rpm`: at least 1"
+        );
         anyhow::ensure!(
             this.nba_api_max_rpm >= 1,
             "configuration error: key `sports.nba_api_max_rpm`: at least 1"
@@ -133,7 +168,21 @@ impl Module for SportsModule {
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
         let config = SportsConfig::load(&platform.config)?;
         let client = platform.outbound.client("nba_stats", config.outbound())?;
-        let service = service::SportsService::new(nba::NbaStats::new(client), platform.cache.clone());
+        let config_root = &platform.config;
+        let database_shown =
+            sightline_platform::config::url_without_credentials(config_root.database_url.expose());
+        let redis = config_root.cache.redis_url.expose();
+        let redis_shown =
+            (!redis.is_empty()).then(|| sightline_platform::config::url_without_credentials(redis));
+        let service = service::SportsService::new(
+            nba::NbaStats::new(client),
+            platform.cache.clone(),
+            platform.db.clone(),
+            database_shown,
+            redis_shown,
+            service::BatchLimits { max_batch_size: config.max_batch_size, per_minute: config.batch_max_rpm },
+            config.default_season,
+        );
         Ok(ModuleParts::new(http::router(service)))
     }
 }

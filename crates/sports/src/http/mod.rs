@@ -1,6 +1,8 @@
-//! Routes of the sports module, on the original's paths: player summaries ([`players`]).
+//! Routes of the sports module, on the original's paths: players and teams ([`players`]),
+//! status ([`status`]).
 
 mod players;
+mod status;
 
 use axum::http::StatusCode;
 use serde_json::{json, Value};
@@ -16,6 +18,8 @@ impl ErrorCode for SportsError {
         match self {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BatchTooLarge(_) => StatusCode::BAD_REQUEST,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Upstream(e) => e.status(),
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -25,6 +29,8 @@ impl ErrorCode for SportsError {
         match self {
             Self::NotFound(_) => "not_found",
             Self::Invalid(_) => "validation_failed",
+            Self::BatchTooLarge(_) => "batch_too_large",
+            Self::RateLimited(_) => "rate_limited",
             Self::Upstream(e) => e.code(),
             Self::Database(_) | Self::Internal(_) => "internal",
         }
@@ -41,6 +47,7 @@ impl ErrorCode for SportsError {
     fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
             Self::Upstream(e) => e.retry_after(),
+            Self::RateLimited(wait) => Some(*wait),
             _ => None,
         }
     }
@@ -48,5 +55,5 @@ impl ErrorCode for SportsError {
 
 /// The module's routes.
 pub fn router(service: SportsService) -> SecureRouter {
-    players::routes(SecureRouter::new()).with_state(service)
+    status::routes(players::routes(SecureRouter::new())).with_state(service)
 }

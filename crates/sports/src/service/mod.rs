@@ -1,6 +1,12 @@
 //! What the routes call: player lookup and summaries over stats.nba.com, through the shared
 //! cache (a fresh copy for the original's time to live, and a stale one kept longer, served
-//! marked `stale` when stats.nba.com fails). Knows no HTTP.
+//! marked `stale` when stats.nba.com fails); contexts, batches and advanced figures
+//! ([`context`]), team figures ([`teams`]), predictions ([`predict`]), and the status routes.
+//! Knows no HTTP.
+
+pub mod context;
+pub mod predict;
+pub mod teams;
 
 use std::time::Duration;
 
@@ -124,17 +130,93 @@ pub struct PlayerSummary {
     pub stale: bool,
 }
 
+/// The first and last day a season's games can be on (October to June).
+pub fn season_bounds(season: &str) -> (NaiveDate, NaiveDate) {
+    let start: i32 = season.get(..4).and_then(|y| y.parse().ok()).unwrap_or(2000);
+    (
+        NaiveDate::from_ymd_opt(start, 10, 1).expect("a date"),
+        NaiveDate::from_ymd_opt(start + 1, 6, 30).expect("a date"),
+    )
+}
+
+/// How big batches may be and how many items a client may ask for a minute.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchLimits {
+    /// Items in one batch at most (`MAX_BATCH_SIZE`).
+    pub max_batch_size: usize,
+    /// Items a client may ask for a minute (`BATCH_MAX_RPM`), refilled continuously.
+    pub per_minute: u32,
+}
+
+type KeyedLimiter = governor::RateLimiter<
+    String,
+    governor::state::keyed::HashMapStateStore<String>,
+    governor::clock::DefaultClock,
+>;
+
 /// The module's service.
 #[derive(Clone)]
 pub struct SportsService {
+    limits: BatchLimits,
+    batch_limiter: std::sync::Arc<KeyedLimiter>,
     nba: NbaStats,
     cache: Cache,
+    db: sightline_platform::Db,
+    /// The database URL without credentials, for `/debug/status`.
+    database_shown: String,
+    /// The Redis URL without credentials, when configured.
+    redis_shown: Option<String>,
+    /// The season when a request names none (`None`: the current one by date).
+    default_season: Option<String>,
 }
 
 impl SportsService {
-    /// The service over stats.nba.com and the shared cache.
-    pub fn new(nba: NbaStats, cache: Cache) -> Self {
-        Self { nba, cache }
+    /// The service over stats.nba.com, the shared cache and the database.
+    pub fn new(
+        nba: NbaStats,
+        cache: Cache,
+        db: sightline_platform::Db,
+        database_shown: String,
+        redis_shown: Option<String>,
+        limits: BatchLimits,
+        default_season: Option<String>,
+    ) -> Self {
+        let per_minute = std::num::NonZeroU32::new(limits.per_minute.max(1)).expect("at least 1");
+        let batch_limiter =
+            std::sync::Arc::new(governor::RateLimiter::hashmap(governor::Quota::per_minute(per_minute)));
+        Self { limits, batch_limiter, nba, cache, db, database_shown, redis_shown, default_season }
+    }
+
+    /// The season when a request names none.
+    pub fn default_season(&self) -> String {
+        self.default_season.clone().unwrap_or_else(|| season_of(Utc::now().date_naive()))
+    }
+
+    /// Items one batch may have.
+    pub fn max_batch_size(&self) -> usize {
+        self.limits.max_batch_size
+    }
+
+    /// Admits a batch of `items` from `client` against its share of the minute (an empty batch
+    /// counts as one), or says why not: too big (400) or too many lately (429, with the wait).
+    pub fn admit_batch(&self, client: &str, items: usize) -> Result<(), SportsError> {
+        use governor::clock::Clock as _;
+        if items > self.limits.max_batch_size {
+            return Err(SportsError::BatchTooLarge(self.limits.max_batch_size));
+        }
+        let cost =
+            std::num::NonZeroU32::new(u32::try_from(items.max(1)).unwrap_or(u32::MAX)).expect("at least 1");
+        if self.batch_limiter.len() > 10_000 {
+            self.batch_limiter.retain_recent();
+        }
+        match self.batch_limiter.check_key_n(&client.to_owned(), cost) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => {
+                let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+                Err(SportsError::RateLimited(wait.max(Duration::from_secs(1))))
+            }
+            Err(_) => Err(SportsError::RateLimited(Duration::from_secs(60))),
+        }
     }
 
     /// The stats.nba.com client.
@@ -182,9 +264,65 @@ impl SportsService {
         }
     }
 
+    /// `/api/db_health`: `{ok, db: {ok, error?}}`.
+    pub async fn db_health(&self) -> Value {
+        match sqlx::query("SELECT 1").execute(self.db.reader()).await {
+            Ok(_) => json!({"ok": true, "db": {"ok": true}}),
+            Err(e) => {
+                tracing::warn!(error = %e, "sports.db_health_failed");
+                json!({"ok": false, "db": {"ok": false, "error": "the database did not answer"}})
+            }
+        }
+    }
+
+    /// `/api/nba_status`: whether stats.nba.com answers (the player list and LeBron James's
+    /// three latest games), and the client's breaker.
+    pub async fn nba_status(&self) -> Value {
+        let directory = self.directory().await;
+        let sample = match &directory {
+            Ok(d) => {
+                let found = d.find("LeBron James").cloned();
+                let recent = match &found {
+                    Some(p) => self
+                        .nba
+                        .player_game_log(p.id, &self.default_season())
+                        .await
+                        .map(|log| log.rows.len().min(3))
+                        .ok(),
+                    None => None,
+                };
+                json!({"name": "LeBron James", "player_id": found.map(|p| p.id), "recent_count": recent})
+            }
+            Err(_) => Value::Null,
+        };
+        json!({
+            "nba_api_installed": true,
+            "can_fetch_players": directory.is_ok(),
+            "sample_player": sample,
+            "cached_logs_exist": false,
+            "base_url": self.nba.outbound().base_url(),
+            "breaker": format!("{:?}", self.nba.outbound().breaker_state()).to_lowercase(),
+        })
+    }
+
+    /// `/debug/status`: the database, Redis and the cache, without secrets.
+    pub async fn debug_status(&self) -> Value {
+        let db = self.db_health().await;
+        let cache = self.cache.status().await;
+        let counters = self.cache.counters();
+        json!({
+            "db": {"url": self.database_shown, "ok": db["ok"], "error": db["db"]["error"]},
+            "redis": {"installed": true, "env": self.redis_shown, "can_connect": cache.redis_connected,
+                "error": cache.redis_error},
+            "cache_metrics": {"hits": counters.hits, "misses": counters.misses, "sets": counters.sets,
+                "deletes": counters.deletes, "expirations": 0},
+            "cache": cache,
+        })
+    }
+
     /// The league's players (cached a day).
     pub async fn directory(&self) -> Result<Directory, SportsError> {
-        let season = season_of(Utc::now().date_naive());
+        let season = self.default_season();
         let (directory, _, _) = self
             .cached("nba_all_players", PLAYERS_TTL, || async {
                 Ok(Directory::from_result_set(&self.nba.all_players(&season).await?))
@@ -217,7 +355,7 @@ impl SportsService {
         if let Some(s) = season.filter(|s| !valid_season(s)) {
             return Err(SportsError::invalid("season", format!("{s:?} is not a season such as 2024-25")));
         }
-        let season = season.map_or_else(|| season_of(Utc::now().date_naive()), str::to_owned);
+        let season = season.map_or_else(|| self.default_season(), str::to_owned);
         let key = format!("player_summary:{name}:{stat}:{limit}:{season}");
         let (mut summary, cached, stale) = self
             .cached(&key, SUMMARY_TTL, || async {

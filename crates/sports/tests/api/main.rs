@@ -13,6 +13,8 @@ use sightline_platform::Backend;
 use sightline_sports::standin::{Control, Mode, StandIn};
 use sightline_sports::SportsModule;
 
+mod context;
+
 /// The stand-in lives after the 2024-25 regular season.
 fn standin() -> StandIn {
     StandIn::new(NaiveDate::from_ymd_opt(2025, 6, 1).unwrap())
@@ -20,8 +22,13 @@ fn standin() -> StandIn {
 
 /// The server against `standin`: 1 s per attempt, 3 s per call, quick retries.
 async fn spawn(standin: &StandIn) -> TestApp {
+    spawn_with(standin, &[]).await
+}
+
+/// The same, with more settings.
+async fn spawn_with(standin: &StandIn, more: &[(&str, Value)]) -> TestApp {
     let base = standin.spawn().await.unwrap();
-    let overrides = [
+    let mut overrides = vec![
         ("sports.nba_stats_base_url", json!(format!("{base}/stats"))),
         ("sports.nba_api_max_rpm", json!(6000)),
         ("sports.nba_api_timeout_secs", json!(1)),
@@ -29,7 +36,9 @@ async fn spawn(standin: &StandIn) -> TestApp {
         ("outbound.nba_stats.backoff_base_ms", json!(50)),
         ("outbound.nba_stats.backoff_max_ms", json!(200)),
         ("outbound.nba_stats.breaker_failures", json!(20)),
+        ("sports.default_season", json!("2024-25")),
     ];
+    overrides.extend(more.iter().cloned());
     TestApp::spawn(Backend::Sqlite, vec![Arc::new(SportsModule)], &overrides).await
 }
 
