@@ -473,6 +473,21 @@ fn one_line(e: &figment::Error) -> String {
     }
 }
 
+/// `url` without its user, password and query (which may carry a password), for logs and status
+/// pages; `(not a URL)` when it does not parse.
+pub fn url_without_credentials(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        Err(_) => "(not a URL)".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,20 +563,5 @@ mod tests {
             .merge(("http.trusted_proxies", vec!["10.0.0.0/8", "proxy.local"]));
         let err = Config::from_figment(f).unwrap_err().to_string();
         assert!(err.contains("http.trusted_proxies") && err.contains("proxy.local"), "{err}");
-    }
-}
-
-/// `url` without its user, password and query (which may carry a password), for logs and status
-/// pages; `(not a URL)` when it does not parse.
-pub fn url_without_credentials(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) => {
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            parsed.to_string()
-        }
-        Err(_) => "(not a URL)".to_owned(),
     }
 }
