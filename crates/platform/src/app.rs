@@ -19,9 +19,14 @@ use crate::scheduler::Scheduler;
 use crate::{migrate, queue, Platform};
 
 /// The platform's own migrations: queue and schedules, identity and audit, the worker registry,
-/// job deduplication and schedule owners.
-const PLATFORM_MIGRATIONS: &[migrate::Migration] =
-    &[queue::MIGRATION, crate::auth::store::MIGRATION, queue::WORKERS_MIGRATION, queue::DEDUP_MIGRATION];
+/// job deduplication and schedule owners, outgoing webhooks.
+const PLATFORM_MIGRATIONS: &[migrate::Migration] = &[
+    queue::MIGRATION,
+    crate::auth::store::MIGRATION,
+    queue::WORKERS_MIGRATION,
+    queue::DEDUP_MIGRATION,
+    crate::webhooks::MIGRATION,
+];
 
 /// Makes what the process creates (database, WAL, uploads, secrets) readable by the owner only:
 /// umask 077 for the process, and the data directory created 0700.

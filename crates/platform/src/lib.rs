@@ -27,6 +27,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod ui;
 pub mod validate;
+pub mod webhooks;
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
-//! The module's command-line tools: `sightline sports stand-in` (a local stats.nba.com).
+//! The module's command-line tools: `sightline sports stand-in` (a local stats.nba.com) and
+//! `sightline sports sync` (one day's ingestion).
 
 use chrono::NaiveDate;
 use clap::{FromArgMatches as _, Subcommand};
@@ -19,6 +20,16 @@ pub enum SportsAction {
         #[arg(long)]
         today: Option<NaiveDate>,
     },
+    /// Sync one day's games from stats.nba.com into the store (the daily ingestion), and print
+    /// its summary. An alert it raises is queued: a running `serve` or `worker` delivers it.
+    Sync {
+        /// The day, YYYY-MM-DD; default yesterday in the sync's zone.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+        /// Fetch, audit and validate only: store nothing, alert nobody.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// The `sports` command.
@@ -30,7 +41,7 @@ pub fn command() -> clap::Command {
 }
 
 /// Runs `sports …` with its matches.
-pub async fn run(matches: &clap::ArgMatches, _context: &CommandContext) -> anyhow::Result<()> {
+pub async fn run(matches: &clap::ArgMatches, context: &CommandContext) -> anyhow::Result<()> {
     match SportsAction::from_arg_matches(matches)? {
         SportsAction::StandIn { bind, today } => {
             let today = today.unwrap_or_else(|| chrono::Utc::now().date_naive());
@@ -43,5 +54,50 @@ pub async fn run(matches: &clap::ArgMatches, _context: &CommandContext) -> anyho
             StandIn::new(today).serve(listener).await?;
             Ok(())
         }
+        SportsAction::Sync { date, dry_run } => {
+            let config = context.load_config()?;
+            on_own_runtime(move || sync(config, date, dry_run)).await
+        }
     }
+}
+
+/// Runs the future `work` makes on a runtime of its own (the store's futures are not `Send`
+/// for every lifetime the module trait asks).
+async fn on_own_runtime<F, Fut>(work: F) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(work())
+    })
+    .await?
+}
+
+async fn sync(
+    config: sightline_platform::config::Config,
+    date: Option<NaiveDate>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let modules: Vec<std::sync::Arc<dyn sightline_platform::Module>> =
+        vec![std::sync::Arc::new(crate::SportsModule)];
+    let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
+    let sports = crate::SportsConfig::load(&config)?;
+    let timezone: chrono_tz::Tz =
+        sports.sync_timezone.parse().map_err(|_| anyhow::anyhow!("sports.sync_timezone"))?;
+    let day = date.unwrap_or_else(|| {
+        chrono::Utc::now().with_timezone(&timezone).date_naive() - chrono::Duration::days(1)
+    });
+    let config = std::sync::Arc::new(config);
+    let outbound = sightline_platform::outbound::Outbound::new(config.clone());
+    let service = crate::SportsModule::service(
+        &sports,
+        &config,
+        &db,
+        &outbound,
+        sightline_platform::cache::Cache::from_config(&config.cache)?,
+    )?;
+    let summary = service.sync(day, dry_run, "cli").await?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
 }

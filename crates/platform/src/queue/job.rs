@@ -94,6 +94,12 @@ pub trait RunStandalone: Send + Sync + 'static {
     /// Runs one job to its end, or to a checkpoint when asked to stop.
     async fn run(&self, job: Self::Job, ctx: &JobContext, lease: &JobLease) -> anyhow::Result<()>;
 
+    /// Backoff between attempts; the job type's own by default. A handler built from
+    /// configuration (a webhook's retry settings) answers its own.
+    fn retry_policy(&self) -> Option<RetryPolicy> {
+        <Self::Job as Job>::retry_policy()
+    }
+
     /// Called in the transaction that moves the job to `failed` (out of attempts).
     async fn on_failed(
         &self,
@@ -210,7 +216,7 @@ impl<H: RunStandalone> Handler for Standalone<H> {
         Mode::Standalone
     }
     fn retry_policy(&self) -> Option<RetryPolicy> {
-        H::Job::retry_policy()
+        self.0.retry_policy()
     }
     async fn run_batch(&self, jobs: &[&JobContext], _conn: &mut AnyConnection) -> anyhow::Result<()> {
         anyhow::bail!("job type {} runs standalone ({} jobs)", H::Job::NAME, jobs.len())

@@ -1,6 +1,7 @@
 //! Routes of the sports module, on the original's paths: players and teams ([`players`]),
-//! status ([`status`]).
+//! status ([`status`]), ingestion ([`ingest`]).
 
+mod ingest;
 mod players;
 mod status;
 
@@ -55,5 +56,5 @@ impl ErrorCode for SportsError {
 
 /// The module's routes.
 pub fn router(service: SportsService) -> SecureRouter {
-    status::routes(players::routes(SecureRouter::new())).with_state(service)
+    ingest::routes(status::routes(players::routes(SecureRouter::new()))).with_state(service)
 }

@@ -154,6 +154,28 @@ type KeyedLimiter = governor::RateLimiter<
     governor::clock::DefaultClock,
 >;
 
+/// What the service is built from.
+pub struct ServiceParts {
+    /// stats.nba.com.
+    pub nba: NbaStats,
+    /// The shared cache.
+    pub cache: Cache,
+    /// The database.
+    pub db: sightline_platform::Db,
+    /// The job queue.
+    pub queue: sightline_platform::queue::Queue,
+    /// The database URL without credentials, for `/debug/status`.
+    pub database_shown: String,
+    /// The Redis URL without credentials, when configured.
+    pub redis_shown: Option<String>,
+    /// Batch limits.
+    pub limits: BatchLimits,
+    /// The season when a request names none.
+    pub default_season: Option<String>,
+    /// Ingestion's settings.
+    pub ingest: crate::ingest::IngestSettings,
+}
+
 /// The module's service.
 #[derive(Clone)]
 pub struct SportsService {
@@ -168,23 +190,49 @@ pub struct SportsService {
     redis_shown: Option<String>,
     /// The season when a request names none (`None`: the current one by date).
     default_season: Option<String>,
+    queue: sightline_platform::queue::Queue,
+    ingest: std::sync::Arc<crate::ingest::IngestSettings>,
 }
 
 impl SportsService {
-    /// The service over stats.nba.com, the shared cache and the database.
-    pub fn new(
-        nba: NbaStats,
-        cache: Cache,
-        db: sightline_platform::Db,
-        database_shown: String,
-        redis_shown: Option<String>,
-        limits: BatchLimits,
-        default_season: Option<String>,
-    ) -> Self {
-        let per_minute = std::num::NonZeroU32::new(limits.per_minute.max(1)).expect("at least 1");
+    /// The service over its parts.
+    pub fn new(parts: ServiceParts) -> Self {
+        let per_minute = std::num::NonZeroU32::new(parts.limits.per_minute.max(1)).expect("at least 1");
         let batch_limiter =
             std::sync::Arc::new(governor::RateLimiter::hashmap(governor::Quota::per_minute(per_minute)));
-        Self { limits, batch_limiter, nba, cache, db, database_shown, redis_shown, default_season }
+        Self {
+            limits: parts.limits,
+            batch_limiter,
+            nba: parts.nba,
+            cache: parts.cache,
+            db: parts.db,
+            database_shown: parts.database_shown,
+            redis_shown: parts.redis_shown,
+            default_season: parts.default_season,
+            queue: parts.queue,
+            ingest: std::sync::Arc::new(parts.ingest),
+        }
+    }
+
+    /// The same service enqueueing through `queue` (the server's, whose workers it wakes).
+    pub fn with_queue(mut self, queue: sightline_platform::queue::Queue) -> Self {
+        self.queue = queue;
+        self
+    }
+
+    /// The database.
+    pub fn db(&self) -> &sightline_platform::Db {
+        &self.db
+    }
+
+    /// The job queue.
+    pub fn queue(&self) -> &sightline_platform::queue::Queue {
+        &self.queue
+    }
+
+    /// Ingestion's settings.
+    pub fn ingest_settings(&self) -> &crate::ingest::IngestSettings {
+        &self.ingest
     }
 
     /// The season when a request names none.

@@ -50,6 +50,10 @@ pub struct Control {
     /// Milliseconds to wait before answering (in every mode but `hang`).
     #[serde(default)]
     pub latency_ms: u64,
+    /// Columns answered empty (`null`) in the first row of every result set: a feed with a
+    /// hole, for validation to find.
+    #[serde(default)]
+    pub blank_fields: Vec<String>,
 }
 
 struct Shared {
@@ -156,8 +160,40 @@ async fn stats(
         _ => return (StatusCode::NOT_FOUND, "Not Found").into_response(),
     };
     match answer {
-        Ok(body) => Json(body).into_response(),
+        Ok(mut body) => {
+            blank(&mut body, &control.blank_fields);
+            Json(body).into_response()
+        }
         Err(BadRequest(text)) => (StatusCode::BAD_REQUEST, text).into_response(),
+    }
+}
+
+/// Empties `fields` in the first row of each result set of `body`.
+fn blank(body: &mut Value, fields: &[String]) {
+    if fields.is_empty() {
+        return;
+    }
+    let Some(sets) = body.get_mut("resultSets").and_then(Value::as_array_mut) else { return };
+    for set in sets {
+        let positions: Vec<usize> = set["headers"]
+            .as_array()
+            .map(|h| {
+                h.iter()
+                    .enumerate()
+                    .filter(|(_, n)| fields.iter().any(|f| n.as_str() == Some(f)))
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(row) =
+            set["rowSet"].as_array_mut().and_then(|rows| rows.first_mut()).and_then(Value::as_array_mut)
+        {
+            for i in &positions {
+                if let Some(cell) = row.get_mut(*i) {
+                    *cell = Value::Null;
+                }
+            }
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use sightline_sports::standin::{Control, Mode, StandIn};
 use sightline_sports::SportsModule;
 
 mod context;
+mod ingest;
 
 /// The stand-in lives after the 2024-25 regular season.
 fn standin() -> StandIn {
@@ -167,7 +168,7 @@ async fn a_failing_stats_nba_com_is_a_clear_error_within_the_budget_or_a_stale_c
     assert_eq!(get(&app, &summary_url("lebron james", "")).await.0, 200);
 
     // Hanging: the call gives up at its 3 s budget: 504 with Retry-After.
-    standin.set(Control { mode: Mode::Hang, latency_ms: 0 });
+    standin.set(Control { mode: Mode::Hang, ..Control::default() });
     let started = Instant::now();
     let (status, body, retry_after) = get(&app, &summary_url("stephen curry", "")).await;
     let took = started.elapsed();
@@ -177,7 +178,7 @@ async fn a_failing_stats_nba_com_is_a_clear_error_within_the_budget_or_a_stale_c
 
     // Failing with 500, or answering an HTML block page: retried, then 502.
     for (mode, code) in [(Mode::Error, "upstream_error"), (Mode::NotJson, "upstream_bad_response")] {
-        standin.set(Control { mode, latency_ms: 0 });
+        standin.set(Control { mode, ..Control::default() });
         let before = standin.requests().get("playergamelog").copied().unwrap_or(0);
         let (status, body, _) = get(&app, &summary_url("jayson tatum", "")).await;
         assert_eq!((status, body["error"]["code"].as_str()), (502, Some(code)), "{mode:?}: {body}");
@@ -187,7 +188,7 @@ async fn a_failing_stats_nba_com_is_a_clear_error_within_the_budget_or_a_stale_c
 
     // A summary seen before is served from its stale copy, marked so.
     app.platform.cache.delete("player_summary:lebron james:points:8:2024-25").await;
-    standin.set(Control { mode: Mode::Error, latency_ms: 0 });
+    standin.set(Control { mode: Mode::Error, ..Control::default() });
     let (status, stale, _) = get(&app, &summary_url("lebron james", "")).await;
     assert_eq!((status, &stale["stale"], &stale["cached"]), (200, &json!(true), &json!(true)), "{stale}");
 }
@@ -197,14 +198,14 @@ async fn throttling_is_a_503_and_repeated_failures_open_the_breaker() {
     let standin = standin();
     let app = spawn(&standin).await;
     assert_eq!(get(&app, &summary_url("lebron james", "")).await.0, 200);
-    standin.set(Control { mode: Mode::Throttle, latency_ms: 0 });
+    standin.set(Control { mode: Mode::Throttle, ..Control::default() });
     let (status, body, retry_after) = get(&app, &summary_url("devin booker", "")).await;
     // 429 with Retry-After: 1 each time: the retries wait it out, then the call gives up.
     assert!(matches!(status, 503 | 504), "{status} {body}");
     assert!(retry_after.is_some());
     // The breaker opens after 20 failed attempts (4 a call): calls fail at once without
     // reaching upstream.
-    standin.set(Control { mode: Mode::Error, latency_ms: 0 });
+    standin.set(Control { mode: Mode::Error, ..Control::default() });
     for _ in 0..6 {
         get(&app, &summary_url("jalen brunson", "")).await;
     }

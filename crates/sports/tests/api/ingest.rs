@@ -1,0 +1,212 @@
+//! The daily ingestion against the stand-in, on SQLite and PostgreSQL: raw records audited,
+//! validation findings, records missing a required field dropped, the rest stored once, and a
+//! signed alert delivered (retried after a 503) to a local receiver that checks every signature
+//! in constant time.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+use sightline_platform::testing::TestApp;
+use sightline_platform::webhooks::{signing_key, verify_hmac_hex, verify_standard};
+use sightline_platform::Backend;
+use sightline_sports::standin::{Control, StandIn};
+use sightline_sports::SportsModule;
+use sqlx::Row as _;
+
+const SIGNING: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A request the receiver got: its headers and body.
+type Received = (HeaderMap, Vec<u8>);
+
+/// A webhook receiver: answers 503 to the first request and 200 after, keeping each request.
+#[derive(Clone, Default)]
+struct Receiver {
+    seen: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    async fn spawn(&self) -> String {
+        let me = self.clone();
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let me = me.clone();
+                async move {
+                    let mut seen = me.seen.lock().unwrap();
+                    seen.push((headers, body.to_vec()));
+                    if seen.len() == 1 {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        url
+    }
+
+    fn seen(&self) -> Vec<Received> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+async fn count(app: &TestApp, table: &str) -> i64 {
+    sqlx::query(&format!("SELECT COUNT(*) FROM {table}"))
+        .fetch_one(app.platform.db.reader())
+        .await
+        .unwrap()
+        .get::<i64, _>(0)
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(20), "waited too long for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn runs(app: &TestApp) -> Vec<Value> {
+    app.get_json("/api/ingest/runs").await.1["runs"].as_array().cloned().unwrap_or_default()
+}
+
+async fn sync(app: &TestApp, body: Value) -> Value {
+    let before = runs(app).await.len();
+    let (status, queued) = app.post_json("/api/ingest/run", &body).await;
+    assert_eq!(status, 202, "{queued}");
+    let started = Instant::now();
+    loop {
+        let all = runs(app).await;
+        if all.len() > before && all[0]["status"] != "running" {
+            return all[0].clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the sync did not finish: {all:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_days_sync_is_audited_validated_stored_once_and_its_alert_signed(backend: Backend) {
+    let standin = StandIn::new(chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap());
+    standin.set(Control { blank_fields: vec!["PLAYER_NAME".into()], ..Control::default() });
+    let base = standin.spawn().await.unwrap();
+    let receiver = Receiver::default();
+    let hook = receiver.spawn().await;
+    let audit = tempfile::tempdir().unwrap();
+    let overrides = [
+        ("sports.nba_stats_base_url", json!(format!("{base}/stats"))),
+        ("sports.nba_api_max_rpm", json!(6000)),
+        ("sports.ingest_audit_dir", json!(audit.path())),
+        ("sports.ingest_critical_fields", json!(["game_date", "home_team", "away_team", "player_name"])),
+        ("sports.ingest_alert_webhook", json!(hook)),
+        ("sports.ingest_alert_secret", json!("shared s3cret")),
+        ("sports.ingest_alert_hmac_secret", json!("hmac key")),
+        ("sports.ingest_alert_signing_secret", json!(SIGNING)),
+        ("sports.ingest_alert_backoff_secs", json!(0.05)),
+        ("sports.sync_enabled", json!(false)),
+    ];
+    let app = TestApp::spawn(backend, vec![Arc::new(SportsModule)], &overrides).await;
+
+    let run = sync(&app, json!({"date": "2025-01-15"})).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let summary = &run["summary"];
+    let lines: Value = reqwest::get(format!(
+        "{base}/stats/leaguegamelog?PlayerOrTeam=P&Season=2024-25&DateFrom=01/15/2025&DateTo=01/15/2025"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let all_lines = lines["resultSets"][0]["rowSet"].as_array().unwrap().len() as i64;
+    assert!(all_lines > 20, "{all_lines} lines that day");
+    assert_eq!(summary["validation"]["missing"], json!([[0, ["player_name"]]]), "{summary}");
+    assert_eq!(summary["validation"]["type_errors"], json!([]));
+    assert_eq!(
+        (summary["filtered_out_count"].as_i64(), summary["player_rows"].as_i64()),
+        (Some(1), Some(all_lines - 1))
+    );
+    let games = count(&app, "sports_games").await;
+    assert!(games >= 2 && summary["team_rows"].as_i64() == Some(games * 2), "{games} games: {summary}");
+    assert_eq!(count(&app, "sports_player_stats").await, all_lines - 1);
+    let audit_file = summary["audit_path"].as_str().unwrap();
+    assert!(audit_file.ends_with("games_raw_2025-01-15.json"), "{audit_file}");
+    let audited = std::fs::read_to_string(audit_file).unwrap().lines().count() as i64;
+    assert_eq!(audited, all_lines + games * 2, "every raw row, team and player");
+
+    // The alert: refused once (503), delivered on the retry, both signed; the same id both times.
+    wait_for("two alert attempts", || receiver.seen().len() >= 2).await;
+    let seen = receiver.seen();
+    let id = seen[0].0["webhook-id"].to_str().unwrap().to_owned();
+    for (headers, body) in &seen {
+        let alert: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(
+            (alert["when"].as_str(), alert["missing_count"].as_i64(), alert["type_error_count"].as_i64()),
+            (Some("2025-01-15"), Some(1), Some(0))
+        );
+        assert_eq!(headers["webhook-id"].to_str().unwrap(), id);
+        assert_eq!(headers["x-ingest-secret"], "shared s3cret");
+        assert!(verify_hmac_hex(b"hmac key", body, headers["x-ingest-signature"].to_str().unwrap()));
+        let timestamp: i64 = headers["webhook-timestamp"].to_str().unwrap().parse().unwrap();
+        let signature = headers["webhook-signature"].to_str().unwrap();
+        assert!(verify_standard(
+            &signing_key(SIGNING),
+            &id,
+            timestamp,
+            body,
+            signature,
+            Duration::from_secs(300)
+        ));
+        assert!(!verify_standard(
+            &signing_key(SIGNING),
+            "msg_other",
+            timestamp,
+            body,
+            signature,
+            Duration::from_secs(300)
+        ));
+    }
+    let started = Instant::now();
+    let delivery = loop {
+        let (_, alerts) = app.get_json("/api/ingest/alerts").await;
+        let first = alerts["deliveries"][0].clone();
+        if first["state"] == "delivered" {
+            break first;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "not delivered: {alerts}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (delivery["id"].as_str(), delivery["attempts"].as_i64()),
+        (Some(id.as_str()), Some(2)),
+        "{delivery}"
+    );
+    let statuses: Vec<Option<i64>> =
+        delivery["attempt_log"].as_array().unwrap().iter().map(|a| a["status"].as_i64()).collect();
+    assert_eq!(statuses, vec![Some(503), Some(200)]);
+    assert_eq!(run["alert_delivery_id"].as_str(), Some(id.as_str()));
+
+    // The same day again changes nothing stored; a dry run stores nothing and alerts nobody.
+    let again = sync(&app, json!({"date": "2025-01-15"})).await;
+    assert_eq!(again["summary"]["player_rows"], summary["player_rows"]);
+    assert_eq!(
+        (count(&app, "sports_games").await, count(&app, "sports_player_stats").await),
+        (games, all_lines - 1)
+    );
+    let dry = sync(&app, json!({"date": "2025-01-16", "dry_run": true})).await;
+    assert_eq!(
+        (dry["summary"]["dry_run"].as_bool(), dry["alert_delivery_id"].as_str()),
+        (Some(true), None),
+        "{dry}"
+    );
+    assert_eq!(count(&app, "sports_games").await, games, "nothing of the dry run stored");
+    let (status, body) = app.post_json("/api/ingest/run", &json!({"date": "15/01/2025"})).await;
+    assert_eq!((status, body["error"]["details"][0]["field"].as_str()), (422, Some("date")));
+    assert_eq!(runs(&app).await.len(), 3);
+}
+
+sightline_platform::storage_tests!(a_days_sync_is_audited_validated_stored_once_and_its_alert_signed);
