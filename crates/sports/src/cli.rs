@@ -20,6 +20,19 @@ pub enum SportsAction {
         #[arg(long)]
         today: Option<NaiveDate>,
     },
+    /// Build a training dataset of a stat from the stored games: per-player samples with the
+    /// original's features, split by time, written as Parquet, CSV and a metadata JSON.
+    Dataset {
+        /// points, rebounds, assists, steals, blocks, threes, turnovers or minutes.
+        #[arg(long, default_value = "points")]
+        stat: String,
+        /// Players with fewer stored games are left out.
+        #[arg(long, default_value_t = 50)]
+        min_games: usize,
+        /// Directory to write to; default `<data_dir>/sports/datasets`.
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
     /// Sync one day's games from stats.nba.com into the store (the daily ingestion), and print
     /// its summary. An alert it raises is queued: a running `serve` or `worker` delivers it.
     Sync {
@@ -53,6 +66,10 @@ pub async fn run(matches: &clap::ArgMatches, context: &CommandContext) -> anyhow
             );
             StandIn::new(today).serve(listener).await?;
             Ok(())
+        }
+        SportsAction::Dataset { stat, min_games, out } => {
+            let config = context.load_config()?;
+            on_own_runtime(move || dataset(config, stat, min_games, out)).await
         }
         SportsAction::Sync { date, dry_run } => {
             let config = context.load_config()?;
@@ -99,5 +116,27 @@ async fn sync(
     )?;
     let summary = service.sync(day, dry_run, "cli").await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+async fn dataset(
+    config: sightline_platform::config::Config,
+    stat: String,
+    min_games: usize,
+    out: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    let modules: Vec<std::sync::Arc<dyn sightline_platform::Module>> =
+        vec![std::sync::Arc::new(crate::SportsModule)];
+    let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
+    let sports = crate::SportsConfig::load(&config)?;
+    let config = std::sync::Arc::new(config);
+    let outbound = sightline_platform::outbound::Outbound::new(config.clone());
+    let cache = sightline_platform::cache::Cache::memory(16);
+    let service = crate::SportsModule::service(&sports, &config, &db, &outbound, cache)?;
+    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("building the {stat} dataset"));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+    let meta = service.build_dataset(&stat, min_games, out.as_deref()).await;
+    spinner.finish_and_clear();
+    println!("{}", serde_json::to_string_pretty(&meta?)?);
     Ok(())
 }

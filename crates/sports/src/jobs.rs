@@ -115,3 +115,38 @@ impl RunStandalone for SyncJob {
         Ok(())
     }
 }
+
+/// Build a dataset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BuildDataset {
+    /// The stat.
+    pub stat: String,
+    /// Players with fewer stored games are left out.
+    pub min_games: usize,
+}
+
+impl Job for BuildDataset {
+    const NAME: &'static str = "sports.build_dataset";
+    const QUEUE: &'static str = "sports";
+
+    fn dedup_key(&self) -> Option<String> {
+        Some(format!("sports.build_dataset:{}", self.stat))
+    }
+}
+
+/// Runs [`BuildDataset`] jobs.
+pub struct BuildDatasetJob {
+    /// The service.
+    pub service: SportsService,
+}
+
+#[async_trait::async_trait]
+impl RunStandalone for BuildDatasetJob {
+    type Job = BuildDataset;
+
+    async fn run(&self, job: BuildDataset, _ctx: &JobContext, _lease: &JobLease) -> anyhow::Result<()> {
+        let meta = self.service.build_dataset(&job.stat, job.min_games, None).await?;
+        tracing::info!(stat = %meta.stat_type, version = %meta.version_id, rows = meta.rows, "sports.dataset_built");
+        Ok(())
+    }
+}

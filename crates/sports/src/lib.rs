@@ -4,6 +4,7 @@
 //! [`standin`] is a local stats.nba.com for tests and demos. See `docs/sports.md`.
 
 pub mod cli;
+pub mod dataset;
 pub mod error;
 pub mod features;
 pub mod http;
@@ -261,6 +262,7 @@ impl SportsConfig {
                     .or_else(|| self.ingest_alert_hmac_secret.clone()),
             }),
             alert_attempts: i64::from(self.ingest_alert_retries) + 1,
+            datasets_dir: data_dir.join("sports").join("datasets"),
         }
     }
 }
@@ -353,6 +355,7 @@ impl Module for SportsModule {
         )?;
         let mut parts = ModuleParts::new(http::router(service.clone()))
             .standalone_job(jobs::SyncJob { service: service.clone(), timezone })
+            .standalone_job(jobs::BuildDatasetJob { service: service.clone() })
             .standalone_job(jobs::DeliverAlertJob {
                 db: platform.db.clone(),
                 client: alerts,

@@ -1,4 +1,5 @@
-//! Ingestion: run a sync, list the runs, and the alert deliveries with their attempts.
+//! Ingestion: run a sync, list the runs and the alert deliveries with their attempts; build and
+//! list training datasets.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -90,6 +91,36 @@ async fn list_alerts(
     Ok(Json(json!({"deliveries": s.alert_deliveries(limit(&q)?).await?})))
 }
 
+/// `POST /api/datasets`'s body.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct DatasetRequest {
+    /// points, rebounds, assists, steals, blocks, threes, turnovers or minutes.
+    stat: String,
+    /// Players with fewer stored games are left out (default 50).
+    min_games: Option<usize>,
+}
+
+/// Queues a training dataset of a stat from the stored games (per-player samples with the
+/// original's features, split 70/15/15 by time; Parquet, CSV and metadata); follow it in
+/// `GET /api/datasets`.
+#[utoipa::path(post, path = "/api/datasets", tag = "sports", request_body = DatasetRequest,
+    responses((status = 202, body = Object), (status = 422, body = ErrorBody)))]
+async fn build_dataset(
+    State(s): State<SportsService>,
+    ApiJson(body): ApiJson<DatasetRequest>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let min_games = body.min_games.unwrap_or(50);
+    let queued = s.queue_dataset(&body.stat, min_games).await?;
+    Ok((StatusCode::ACCEPTED, Json(json!({"queued": queued, "stat": body.stat, "min_games": min_games}))))
+}
+
+/// The datasets written, newest first: each one's metadata (`version_id`, `stat_type`, `path`,
+/// `rows`, `created_at`, splits, features).
+#[utoipa::path(get, path = "/api/datasets", tag = "sports", responses((status = 200, body = Object)))]
+async fn list_datasets(State(s): State<SportsService>) -> Json<Value> {
+    Json(json!({"datasets": crate::dataset::list(&s.ingest_settings().datasets_dir)}))
+}
+
 /// Adds this file's routes.
 pub(super) fn routes(router: SecureRouter<SportsService>) -> SecureRouter<SportsService> {
     let manage = Access::Permission("sports:manage");
@@ -98,4 +129,5 @@ pub(super) fn routes(router: SecureRouter<SportsService>) -> SecureRouter<Sports
         .route(manage, routes!(list_runs))
         .route(manage, routes!(get_run))
         .route(manage, routes!(list_alerts))
+        .route(manage, routes!(build_dataset, list_datasets))
 }

@@ -34,6 +34,8 @@ pub struct IngestSettings {
     pub alert: Option<WebhookEndpoint>,
     /// Attempts of an alert (`INGEST_ALERT_RETRIES` + 1).
     pub alert_attempts: i64,
+    /// Where datasets are written (`<data_dir>/sports/datasets`).
+    pub datasets_dir: PathBuf,
 }
 
 fn number(row: &Map<String, Value>, key: &str) -> Option<f64> {
@@ -59,6 +61,52 @@ fn games_of(rows: &[Map<String, Value>]) -> BTreeMap<String, Map<String, Value>>
 }
 
 impl SportsService {
+    /// Builds and writes the dataset of `stat` from the stored games (players with at least
+    /// `min_games`), under `dir` (default `<data_dir>/sports/datasets`).
+    pub async fn build_dataset(
+        &self,
+        stat: &str,
+        min_games: usize,
+        dir: Option<&std::path::Path>,
+    ) -> Result<crate::dataset::DatasetMeta, SportsError> {
+        let column = crate::dataset::column_of(stat).ok_or_else(|| {
+            SportsError::invalid(
+                "stat",
+                format!("must be one of {}", crate::dataset::STATS.map(|s| s.0).join(", ")),
+            )
+        })?;
+        let mut conn = self.db().reader().acquire().await?;
+        let history = store::league::history(&mut conn, column).await?;
+        drop(conn);
+        let dir =
+            dir.map_or_else(|| self.ingest_settings().datasets_dir.clone(), std::path::Path::to_path_buf);
+        let stat = stat.to_owned();
+        // Sample building and the file writes are blocking work.
+        let meta = tokio::task::spawn_blocking(move || {
+            let samples = crate::dataset::build(history, min_games);
+            crate::dataset::write(&dir, &stat, &samples)
+        })
+        .await
+        .map_err(anyhow::Error::from)??;
+        Ok(meta)
+    }
+
+    /// Queues a dataset build; `false` when one of that stat is queued already.
+    pub async fn queue_dataset(&self, stat: &str, min_games: usize) -> Result<bool, SportsError> {
+        crate::dataset::column_of(stat).ok_or_else(|| {
+            SportsError::invalid(
+                "stat",
+                format!("must be one of {}", crate::dataset::STATS.map(|s| s.0).join(", ")),
+            )
+        })?;
+        let mut tx = self.db().begin().await?;
+        let job = crate::jobs::BuildDataset { stat: stat.to_owned(), min_games };
+        let queued = self.queue().push(&mut tx, &job).await.map_err(SportsError::Internal)?.is_some();
+        tx.commit().await?;
+        self.queue().wake();
+        Ok(queued)
+    }
+
     /// Queues a sync of `date` (default yesterday); `false` when that day is queued already.
     pub async fn queue_sync(&self, date: Option<String>, dry_run: bool) -> Result<bool, SportsError> {
         let mut tx = self.db().begin().await?;

@@ -145,3 +145,41 @@ pub async fn upsert(
     }
     Ok(())
 }
+
+/// Every stored line of `stat` (a column of [`STAT_COLUMNS`]) with its game, in no order.
+pub async fn history(
+    conn: &mut AnyConnection,
+    stat: &str,
+) -> Result<Vec<crate::dataset::HistoryLine>, sqlx::Error> {
+    use sqlx::Row as _;
+    debug_assert!(STAT_COLUMNS.contains(&stat), "a known column");
+    // The column name comes from the fixed list, never from the request.
+    let column = STAT_COLUMNS.iter().find(|c| **c == stat).copied().unwrap_or("points");
+    let rows = sqlx::query(&format!(
+        "SELECT ps.player_id, p.name, ps.game_id, g.game_date, g.season, ps.team, g.home_team, g.away_team, \
+         CAST(g.home_score AS DOUBLE PRECISION) AS home_score, CAST(g.away_score AS DOUBLE PRECISION) AS away_score, \
+         ps.{column} AS value FROM sports_player_stats ps JOIN sports_games g ON g.id = ps.game_id \
+         JOIN sports_players p ON p.id = ps.player_id"
+    ))
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let date: String = r.try_get("game_date")?;
+            Ok(crate::dataset::HistoryLine {
+                player_id: r.try_get("player_id")?,
+                player_name: r.try_get("name")?,
+                game_id: r.try_get("game_id")?,
+                game_date: chrono::NaiveDate::parse_from_str(&date, "%Y-%m-%d")
+                    .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                season: r.try_get("season")?,
+                team: r.try_get("team")?,
+                home_team: r.try_get("home_team")?,
+                away_team: r.try_get("away_team")?,
+                home_score: r.try_get("home_score")?,
+                away_score: r.try_get("away_score")?,
+                value: r.try_get("value")?,
+            })
+        })
+        .collect()
+}

@@ -209,4 +209,68 @@ async fn a_days_sync_is_audited_validated_stored_once_and_its_alert_signed(backe
     assert_eq!(runs(&app).await.len(), 3);
 }
 
-sightline_platform::storage_tests!(a_days_sync_is_audited_validated_stored_once_and_its_alert_signed);
+/// Weeks of games synced, then a dataset built from them: Parquet and CSV of the same samples,
+/// each split present, and the same data giving the same version.
+async fn a_dataset_is_built_from_the_stored_games(backend: Backend) {
+    let standin = StandIn::new(chrono::NaiveDate::from_ymd_opt(2025, 6, 1).unwrap());
+    let base = standin.spawn().await.unwrap();
+    let overrides = [
+        ("sports.nba_stats_base_url", json!(format!("{base}/stats"))),
+        ("sports.nba_api_max_rpm", json!(6000)),
+        ("sports.sync_enabled", json!(false)),
+    ];
+    let app = TestApp::spawn(backend, vec![Arc::new(SportsModule)], &overrides).await;
+    let first = chrono::NaiveDate::from_ymd_opt(2024, 11, 1).unwrap();
+    for day in 0..21 {
+        let date = (first + chrono::Duration::days(day)).to_string();
+        let run = sync(&app, json!({"date": date})).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+    }
+    let build = || async {
+        let (status, queued) =
+            app.post_json("/api/datasets", &json!({"stat": "points", "min_games": 5})).await;
+        assert_eq!(status, 202, "{queued}");
+        let started = Instant::now();
+        loop {
+            let pending: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM queue_jobs WHERE job_type = 'sports.build_dataset' AND state IN ('queued', 'running')",
+            )
+            .fetch_one(app.platform.db.reader())
+            .await
+            .unwrap()
+            .get(0);
+            let (_, list) = app.get_json("/api/datasets").await;
+            match list["datasets"].as_array().and_then(|d| d.first()).cloned() {
+                Some(meta) if pending == 0 => return meta,
+                _ => {}
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "no dataset written");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let meta = build().await;
+    let rows = meta["rows"].as_u64().unwrap();
+    assert!(rows > 500, "{meta}");
+    assert_eq!(meta["version_id"].as_str().map(str::len), Some(12));
+    for split in ["train", "val", "test"] {
+        assert!(meta["splits"][split].as_u64().unwrap() > 0, "{split}: {meta}");
+    }
+    let parquet = std::fs::File::open(meta["path"].as_str().unwrap()).unwrap();
+    let reader = parquet::file::reader::SerializedFileReader::new(parquet).unwrap();
+    use parquet::file::reader::FileReader as _;
+    assert_eq!(reader.metadata().file_metadata().num_rows() as u64, rows);
+    let columns = reader.metadata().file_metadata().schema_descr().num_columns();
+    assert_eq!(columns, 8 + sightline_sports::dataset::FEATURES.len());
+    let csv = std::fs::read_to_string(meta["csv_path"].as_str().unwrap()).unwrap();
+    assert_eq!(csv.lines().count() as u64, rows + 1);
+    assert!(csv.starts_with("player_id,player_name,game_id,game_date,season,opponent,target,last_3_avg"));
+    let (status, bad) = app.post_json("/api/datasets", &json!({"stat": "dunks"})).await;
+    assert_eq!((status, bad["error"]["details"][0]["field"].as_str()), (422, Some("stat")));
+    let again = build().await;
+    assert_eq!(again["version_id"], meta["version_id"], "the same data, the same version");
+}
+
+sightline_platform::storage_tests!(
+    a_days_sync_is_audited_validated_stored_once_and_its_alert_signed,
+    a_dataset_is_built_from_the_stored_games
+);
