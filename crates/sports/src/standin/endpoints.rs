@@ -60,6 +60,13 @@ fn date_param(q: &Params, key: &str) -> Result<Option<NaiveDate>, BadRequest> {
         .transpose()
 }
 
+/// The `parameters` echo of a player's or team's game log.
+fn log_parameters(q: &Params, id_key: &str, id: i64, start: i32) -> Value {
+    json!({id_key: id, "LeagueID": "00", "Season": season_name(start),
+        "SeasonType": param(q, "SeasonType").unwrap_or("Regular Season"),
+        "DateFrom": param(q, "DateFrom"), "DateTo": param(q, "DateTo")})
+}
+
 fn set(name: &str, headers: &[&str], rows: Vec<Vec<Value>>) -> Value {
     json!({"name": name, "headers": headers, "rowSet": rows})
 }
@@ -313,9 +320,7 @@ impl Answers {
         );
         Ok(envelope(
             "playergamelog",
-            json!({"PlayerID": player_id, "LeagueID": "00", "Season": season_name(start),
-                "SeasonType": param(q, "SeasonType").unwrap_or("Regular Season"),
-                "DateFrom": param(q, "DateFrom"), "DateTo": param(q, "DateTo")}),
+            log_parameters(q, "PlayerID", player_id, start),
             vec![set("PlayerGameLog", &headers, rows)],
         ))
     }
@@ -574,9 +579,7 @@ impl Answers {
             with_box(&["Team_ID", "Game_ID", "GAME_DATE", "MATCHUP", "WL", "W", "L", "W_PCT", "MIN"], &[]);
         Ok(envelope(
             "teamgamelog",
-            json!({"TeamID": team_id, "LeagueID": "00", "Season": season_name(start),
-                "SeasonType": param(q, "SeasonType").unwrap_or("Regular Season"),
-                "DateFrom": param(q, "DateFrom"), "DateTo": param(q, "DateTo")}),
+            log_parameters(q, "TeamID", team_id, start),
             vec![set("TeamGameLog", &headers, rows)],
         ))
     }
