@@ -33,6 +33,13 @@ pub enum SportsAction {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },
+    /// Train a model of a stat on its newest dataset and print its test error beside the two
+    /// baselines; it is kept for predictions only if it beats both.
+    Train {
+        /// The stat.
+        #[arg(long, default_value = "points")]
+        stat: String,
+    },
     /// Sync one day's games from stats.nba.com into the store (the daily ingestion), and print
     /// its summary. An alert it raises is queued: a running `serve` or `worker` delivers it.
     Sync {
@@ -70,6 +77,10 @@ pub async fn run(matches: &clap::ArgMatches, context: &CommandContext) -> anyhow
         SportsAction::Dataset { stat, min_games, out } => {
             let config = context.load_config()?;
             on_own_runtime(move || dataset(config, stat, min_games, out)).await
+        }
+        SportsAction::Train { stat } => {
+            let config = context.load_config()?;
+            on_own_runtime(move || train(config, stat)).await
         }
         SportsAction::Sync { date, dry_run } => {
             let config = context.load_config()?;
@@ -138,5 +149,44 @@ async fn dataset(
     let meta = service.build_dataset(&stat, min_games, out.as_deref()).await;
     spinner.finish_and_clear();
     println!("{}", serde_json::to_string_pretty(&meta?)?);
+    Ok(())
+}
+
+async fn train(config: sightline_platform::config::Config, stat: String) -> anyhow::Result<()> {
+    let modules: Vec<std::sync::Arc<dyn sightline_platform::Module>> =
+        vec![std::sync::Arc::new(crate::SportsModule)];
+    let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
+    let sports = crate::SportsConfig::load(&config)?;
+    let config = std::sync::Arc::new(config);
+    let outbound = sightline_platform::outbound::Outbound::new(config.clone());
+    let service = crate::SportsModule::service(
+        &sports,
+        &config,
+        &db,
+        &outbound,
+        sightline_platform::cache::Cache::memory(16),
+    )?;
+    let training = service.train_model(&stat).await?;
+    let m = &training.model.metrics;
+    println!(
+        "{stat} model {} (ridge, alpha {}), dataset {}",
+        training.id, training.model.alpha, training.model.dataset_version
+    );
+    println!("samples: {} train, {} val, {} test", m.train_rows, m.val_rows, m.test_rows);
+    println!("{:<28} {:>8} {:>8}", "test split", "MAE", "RMSE");
+    println!("{:<28} {:>8.3} {:>8.3}", "model", m.test_mae, m.test_rmse);
+    println!(
+        "{:<28} {:>8.3} {:>8.3}",
+        "season average so far", m.baseline_season_avg.0, m.baseline_season_avg.1
+    );
+    println!("{:<28} {:>8.3} {:>8.3}", "last-5 average", m.baseline_last_5.0, m.baseline_last_5.1);
+    println!(
+        "{}",
+        if training.kept {
+            "kept: /api/predict uses it"
+        } else {
+            "not kept: it does not beat both baselines"
+        }
+    );
     Ok(())
 }

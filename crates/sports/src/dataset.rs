@@ -341,6 +341,35 @@ pub fn write(dir: &Path, stat: &str, samples: &[Sample]) -> anyhow::Result<Datas
     Ok(meta)
 }
 
+/// The samples of a dataset's CSV.
+pub fn read_csv(path: &Path) -> anyhow::Result<Vec<Sample>> {
+    let mut reader = ::csv::Reader::from_path(path)?;
+    let mut samples = Vec::new();
+    for record in reader.records() {
+        let r = record?;
+        let text = |i: usize| r.get(i).unwrap_or_default().to_owned();
+        let number = |i: usize| r.get(i).filter(|v| !v.is_empty()).and_then(|v| v.parse::<f64>().ok());
+        let split = match r.get(7 + FEATURES.len()) {
+            Some("val") => "val",
+            Some("test") => "test",
+            _ => "train",
+        };
+        samples.push(Sample {
+            player_id: text(0).parse()?,
+            player_name: text(1),
+            game_id: text(2),
+            game_date: text(3),
+            season: text(4),
+            opponent: text(5),
+            target: number(6)
+                .ok_or_else(|| anyhow::anyhow!("a sample without a target in {}", path.display()))?,
+            features: (0..FEATURES.len()).map(|i| number(7 + i)).collect(),
+            split,
+        });
+    }
+    Ok(samples)
+}
+
 /// The metadata of every dataset under `dir`, newest first.
 pub fn list(dir: &Path) -> Vec<DatasetMeta> {
     let mut metas: Vec<DatasetMeta> = std::fs::read_dir(dir)

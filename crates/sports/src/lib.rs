@@ -10,6 +10,7 @@ pub mod features;
 pub mod http;
 pub mod ingest;
 pub mod jobs;
+pub mod model;
 pub mod nba;
 pub mod players;
 pub mod service;

@@ -116,7 +116,63 @@ pub fn heuristic(player: &str, stat: &str, line: f64, mean: f64, games_used: usi
     }
 }
 
+/// What a training did.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Training {
+    /// The stored model's id.
+    pub id: String,
+    /// Whether it beat both baselines and is now the one predictions use.
+    pub kept: bool,
+    /// The model and its metrics.
+    pub model: crate::model::TrainedModel,
+}
+
+/// The features of a coming game from the player's recent values (newest first), his season so
+/// far, and what the request says of rest, venue and opponent.
+fn features_for(
+    values: &[Option<f64>],
+    season_avg: Option<f64>,
+    days_rest: Option<f64>,
+    is_home: Option<f64>,
+    opp_allowed: Option<f64>,
+) -> Vec<Option<f64>> {
+    let rolling = crate::features::rolling(values);
+    let mut out: Vec<Option<f64>> =
+        crate::dataset::FEATURES[..11].iter().map(|f| rolling.get(f).copied().flatten()).collect();
+    out.extend([season_avg, days_rest, is_home, opp_allowed]);
+    out
+}
+
 impl SportsService {
+    /// Trains a model of `stat` on its newest dataset; keeps it for predictions only if it
+    /// beats both baselines on the test split.
+    pub async fn train_model(&self, stat: &str) -> Result<Training, SportsError> {
+        let datasets = crate::dataset::list(&self.ingest_settings().datasets_dir);
+        let meta = datasets
+            .into_iter()
+            .find(|d| d.stat_type == stat)
+            .ok_or_else(|| SportsError::NotFound(format!("no {stat} dataset yet: build one first")))?;
+        let (stat_owned, version, csv) = (stat.to_owned(), meta.version_id.clone(), meta.csv_path.clone());
+        let model = tokio::task::spawn_blocking(move || {
+            let samples = crate::dataset::read_csv(std::path::Path::new(&csv))?;
+            crate::model::train(&stat_owned, &version, &samples)
+        })
+        .await
+        .map_err(anyhow::Error::from)?
+        .map_err(|e| SportsError::invalid("stat", e.to_string()))?;
+        let kept = model.metrics.beats_baselines;
+        let mut conn = self.db().writer().acquire().await?;
+        let id = crate::store::models::insert(&mut conn, &model, kept).await?;
+        tracing::info!(model = %id, stat, kept, test_mae = model.metrics.test_mae, "sports.model_trained");
+        Ok(Training { id, kept, model })
+    }
+
+    /// Every stored model, newest first.
+    pub async fn models(&self) -> Result<Vec<crate::store::models::StoredModel>, SportsError> {
+        let mut conn = self.db().reader().acquire().await?;
+        Ok(crate::store::models::list(&mut conn).await?)
+    }
+
     /// A prediction for `request`; a player nobody has, or stats.nba.com failing, is the
     /// answer's `error`.
     pub async fn predict(&self, request: &PredictionRequest) -> Result<PredictionResponse, SportsError> {
@@ -153,7 +209,43 @@ impl SportsService {
         } else {
             values.iter().sum::<f64>() / values.len() as f64
         };
-        Ok(heuristic(&request.player, &request.stat, request.line, mean, values.len()))
+        let model = {
+            let mut conn = self.db().reader().acquire().await?;
+            crate::store::models::active(&mut conn, &request.stat).await?
+        };
+        let Some(model) = model.filter(|_| !values.is_empty()) else {
+            return Ok(heuristic(&request.player, &request.stat, request.line, mean, values.len()));
+        };
+        let context = request.player_data.as_ref().and_then(|d| d.get("contextualFactors"));
+        let days_rest = context.and_then(|c| c.get("daysRest")).and_then(Value::as_f64);
+        let is_home = context.and_then(|c| c.get("homeAway")).and_then(Value::as_str).map(|h| {
+            if h.eq_ignore_ascii_case("home") {
+                1.0
+            } else {
+                0.0
+            }
+        });
+        let opp_allowed =
+            request.opponent_data.as_ref().and_then(|o| o.get("pointsAllowed")).and_then(Value::as_f64);
+        let wrapped: Vec<Option<f64>> = values.iter().map(|v| Some(*v)).collect();
+        let features = features_for(&wrapped, season_avg.or(Some(mean)), days_rest, is_home, opp_allowed);
+        let raw = model.model.predict(&features);
+        // The original's model answer: over-probability from the distance to the line.
+        let p = (1.0 / (1.0 + (-(raw - request.line)).exp())).clamp(0.0, 1.0);
+        let mut answer = heuristic(&request.player, &request.stat, request.line, raw, values.len());
+        answer.over_probability = Some(p);
+        answer.under_probability = Some(1.0 - p);
+        answer.recommendation = if p > 0.55 {
+            Some("OVER".into())
+        } else if p < 0.45 {
+            Some("UNDER".into())
+        } else {
+            None
+        };
+        answer.expected_value = Some((p * DECIMAL_ODDS - 1.0).max((1.0 - p) * DECIMAL_ODDS - 1.0));
+        answer.confidence = Some((p - 0.5).abs() * 200.0);
+        answer.method = format!("model:{}", model.id);
+        Ok(answer)
     }
 
     /// Predictions for `requests` in order, 8 at a time, each within 10 s; a failing item says

@@ -2,15 +2,17 @@
 //! `sports_player_stats`, `sports_team_stats`) and the ingestion runs (`sports_ingest_runs`).
 
 pub mod league;
+pub mod models;
 pub mod runs;
 
 use sightline_platform::migrate::Migration;
 
 /// The module's migrations.
-pub const MIGRATIONS: &[Migration] = &[Migration::portable(
-    1,
-    "the ingested league and ingestion runs",
-    "CREATE TABLE sports_players (
+pub const MIGRATIONS: &[Migration] = &[
+    Migration::portable(
+        1,
+        "the ingested league and ingestion runs",
+        "CREATE TABLE sports_players (
         id BIGINT PRIMARY KEY,
         name TEXT NOT NULL,
         team TEXT NOT NULL,
@@ -67,4 +69,20 @@ pub const MIGRATIONS: &[Migration] = &[Migration::portable(
         finished_at BIGINT
     );
     CREATE INDEX sports_ingest_runs_started ON sports_ingest_runs (started_at);",
-)];
+    ),
+    Migration::portable(
+        2,
+        "trained models",
+        "CREATE TABLE sports_models (
+            id TEXT PRIMARY KEY,
+            stat TEXT NOT NULL,
+            dataset_version TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            checksum TEXT NOT NULL,
+            kept BIGINT NOT NULL,
+            created_at BIGINT NOT NULL
+        );
+        CREATE INDEX sports_models_stat ON sports_models (stat, created_at);",
+    ),
+];

@@ -268,6 +268,37 @@ async fn a_dataset_is_built_from_the_stored_games(backend: Backend) {
     assert_eq!((status, bad["error"]["details"][0]["field"].as_str()), (422, Some("stat")));
     let again = build().await;
     assert_eq!(again["version_id"], meta["version_id"], "the same data, the same version");
+
+    // A model on it, judged against the two baselines; predictions use it only when kept.
+    let (status, training) = app.post_json("/api/models/train", &json!({"stat": "points"})).await;
+    assert_eq!(status, 200, "{training}");
+    let m = &training["model"]["metrics"];
+    for key in ["test_mae", "test_rmse", "val_mae"] {
+        assert!(m[key].as_f64().is_some_and(f64::is_finite), "{key}: {m}");
+    }
+    let (model_mae, season_mae, last5_mae) = (
+        m["test_mae"].as_f64().unwrap(),
+        m["baseline_season_avg"][0].as_f64().unwrap(),
+        m["baseline_last_5"][0].as_f64().unwrap(),
+    );
+    let kept = training["kept"].as_bool().unwrap();
+    assert_eq!(kept, model_mae < season_mae && model_mae < last5_mae, "{m}");
+    assert_eq!(training["model"]["dataset_version"], meta["version_id"]);
+    let (_, models) = app.get_json("/api/models").await;
+    assert_eq!(models["models"], if kept { json!(["points"]) } else { json!([]) }, "{models}");
+    let given = json!({"player": "lebron james", "line": 20.5,
+        "player_data": {"recentGames": [{"statValue": 30}, {"statValue": 24}, {"statValue": 27}], "seasonAvg": 26.0,
+            "contextualFactors": {"homeAway": "home", "daysRest": 1}}});
+    let (status, p) = app.post_json("/api/predict", &given).await;
+    assert_eq!(status, 200, "{p}");
+    let method = p["method"].as_str().unwrap();
+    assert_eq!(method.starts_with("model:"), kept, "{p}");
+    let over = p["over_probability"].as_f64().unwrap();
+    assert!(
+        (0.0..=1.0).contains(&over) && (p["under_probability"].as_f64().unwrap() + over - 1.0).abs() < 1e-9
+    );
+    let (status, none) = app.post_json("/api/models/train", &json!({"stat": "rebounds"})).await;
+    assert_eq!(status, 404, "no rebounds dataset: {none}");
 }
 
 sightline_platform::storage_tests!(
