@@ -95,6 +95,9 @@ fi
 if [ -d tests/browser/node_modules ] && ! SIGHTLINE_BIN=target/debug/sightline node tests/browser/calls.test.mjs; then
   failed_steps+=("browser test (calls)")
 fi
+if [ -d tests/browser/node_modules ] && ! SIGHTLINE_BIN=target/debug/sightline node tests/browser/sports.test.mjs; then
+  failed_steps+=("browser test (sports)")
+fi
 
 # ---------------------------------------------------------------------------
 if [ "${#failed_steps[@]}" -gt 0 ]; then

@@ -80,7 +80,7 @@ export function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -152,11 +152,11 @@ export async function setup({ tmpPrefix = 'sightline-browser-' } = {}) {
   return path.resolve(binEnv);
 }
 
-async function spawnServer(bin, port) {
+async function spawnServer(bin, port, extraEnv = {}) {
   const dataDir = path.join(tmpDir, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
   const logFd = fs.openSync(logPath, 'a');
-  const env = { ...baseEnv(), SIGHTLINE_ADMIN_PASSWORD: ADMIN_PASSWORD };
+  const env = { ...baseEnv(), ...extraEnv, SIGHTLINE_ADMIN_PASSWORD: ADMIN_PASSWORD };
   const args = ['serve', '--bind', `127.0.0.1:${port}`, '--data-dir', dataDir];
   log(`starting: ${bin} ${args.join(' ')}`);
   server = spawn(bin, args, { env, stdio: ['ignore', logFd, logFd] });
@@ -204,13 +204,13 @@ async function stopServer() {
   }
 }
 
-// Starts `bin serve` on a free port with a fresh data dir and waits for /health; returns the
-// base URL (http://127.0.0.1:PORT).
-export async function startServer(bin) {
+// Starts `bin serve` on a free port with a fresh data dir (and `extraEnv` over the base
+// environment) and waits for /health; returns the base URL (http://127.0.0.1:PORT).
+export async function startServer(bin, extraEnv = {}) {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   await check('server starts and /health returns 200', async () => {
-    await spawnServer(bin, port);
+    await spawnServer(bin, port, extraEnv);
     await waitForHealth(base);
   });
   return base;

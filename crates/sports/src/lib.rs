@@ -355,6 +355,16 @@ impl Module for SportsModule {
             },
         )?;
         let mut parts = ModuleParts::new(http::router(service.clone()))
+            .page(
+                "/ui/sports",
+                "Players",
+                "A player's recent games, rolling averages and context, from stats.nba.com",
+            )
+            .page(
+                "/ui/sports/ingest",
+                "Ingestion",
+                "Daily ingestion runs, validation findings and alert deliveries",
+            )
             .standalone_job(jobs::SyncJob { service: service.clone(), timezone })
             .standalone_job(jobs::BuildDatasetJob { service: service.clone() })
             .standalone_job(jobs::DeliverAlertJob {

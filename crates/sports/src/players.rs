@@ -82,6 +82,24 @@ impl Directory {
             .or_else(|| self.players.iter().find(|p| normalise(&p.full_name).contains(&wanted)))
     }
 
+    /// Up to `limit` players whose name contains `query` (normalised), those it starts first.
+    pub fn search(&self, query: &str, limit: usize) -> Vec<&PlayerEntry> {
+        let wanted = normalise(query);
+        if wanted.is_empty() {
+            return Vec::new();
+        }
+        let mut found: Vec<(bool, &PlayerEntry)> = self
+            .players
+            .iter()
+            .filter_map(|p| {
+                let name = normalise(&p.full_name);
+                name.contains(&wanted).then(|| (!name.starts_with(&wanted), p))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.full_name.cmp(&b.1.full_name)));
+        found.into_iter().take(limit).map(|(_, p)| p).collect()
+    }
+
     /// The player with `id`.
     pub fn by_id(&self, id: i64) -> Option<&PlayerEntry> {
         self.players.iter().find(|p| p.id == id)
@@ -111,5 +129,8 @@ mod tests {
         assert_eq!(directory.find("James").map(|p| p.id), Some(1), "the first containing it");
         assert_eq!(directory.find("..."), None);
         assert_eq!(directory.find("Nobody"), None);
+        let found: Vec<i64> = directory.search("jam", 10).iter().map(|p| p.id).collect();
+        assert_eq!(found, vec![2, 1], "both contain it, alphabetically");
+        assert_eq!(directory.search("lu", 10).first().map(|p| p.id), Some(3), "starting with it first");
     }
 }

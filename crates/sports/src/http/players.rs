@@ -209,6 +209,46 @@ async fn batch_predict(
     Ok(Json(serde_json::json!({"predictions": s.batch_predict(requests, 8).await})))
 }
 
+/// A name search.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PlayersQuery {
+    /// Part of a name (accents, case and punctuation do not matter).
+    search: String,
+    /// Most names answered (1–50; default 10).
+    limit: Option<usize>,
+}
+
+/// Players whose name contains the text, those it starts first: `{players: [{id, full_name,
+/// team_id, team}]}` (for a search box).
+#[utoipa::path(get, path = "/api/players", tag = "sports", params(PlayersQuery),
+    responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
+async fn search_players(
+    State(s): State<SportsService>,
+    ApiQuery(q): ApiQuery<PlayersQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(10);
+    if !(1..=50).contains(&limit) {
+        return Err(SportsError::invalid("limit", "must be 1 to 50").into());
+    }
+    let directory = s.directory().await?;
+    Ok(Json(serde_json::json!({"players": directory.search(&q.search, limit)})))
+}
+
+/// The player page: search, recent games of a stat with its rolling average, the context.
+#[utoipa::path(get, path = "/ui/sports", tag = "sports",
+    responses((status = 200, description = "HTML page", content_type = "text/html")))]
+async fn player_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../../ui/player.html"))
+}
+
+/// The ingestion page: runs, validation findings, alert deliveries; queue a day.
+#[utoipa::path(get, path = "/ui/sports/ingest", tag = "sports",
+    responses((status = 200, description = "HTML page", content_type = "text/html")))]
+async fn ingest_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../../ui/ingest.html"))
+}
+
 /// Adds this file's routes.
 pub(super) fn routes(router: SecureRouter<SportsService>) -> SecureRouter<SportsService> {
     let read = Access::Permission("sports:read");
@@ -220,4 +260,7 @@ pub(super) fn routes(router: SecureRouter<SportsService>) -> SecureRouter<Sports
         .route(read, routes!(team_advanced))
         .route(read, routes!(predict))
         .route(read, routes!(batch_predict))
+        .route(read, routes!(search_players))
+        .route(Access::Public, routes!(player_page))
+        .route(Access::Public, routes!(ingest_page))
 }
