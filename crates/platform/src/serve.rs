@@ -45,7 +45,11 @@ pub async fn serve(
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(http.header_read_timeout_secs.max(1)));
+        .header_read_timeout(Duration::from_secs(http.header_read_timeout_secs.max(1)))
+        // hyper checks its buffer against this before each read, and one read may still add up
+        // to about as much again: request heads over ~320 KiB are always refused (431), while a
+        // URI up to hyper's 64 KiB limit still fits (its own 414 above it).
+        .max_buf_size(MAX_BUF_BYTES);
     let draining = CancellationToken::new();
     loop {
         let (stream, peer) = tokio::select! {
@@ -124,6 +128,9 @@ fn per_connection(
         req
     }))
 }
+
+/// hyper's connection read buffer limit (its default is ~400 KiB).
+const MAX_BUF_BYTES: usize = 160 * 1024;
 
 /// A connection's byte stream that rewrites the bodiless answer hyper writes on its own for a
 /// first request it cannot parse into the same answer with the JSON error body. Only the first
