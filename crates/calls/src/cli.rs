@@ -90,26 +90,13 @@ pub async fn run(matches: &clap::ArgMatches, context: &CommandContext) -> anyhow
         CallsAction::Backfill { org, from, to, force } => {
             anyhow::ensure!(from <= to, "--from must not be after --to");
             let config = context.load_config()?;
-            on_own_runtime(move || backfill(org, from, to, force, config)).await
+            sightline_platform::module::on_own_runtime(move || backfill(org, from, to, force, config)).await
         }
         CallsAction::Import { file, sample_orgs } => {
             let config = context.load_config()?;
-            on_own_runtime(move || import(file, sample_orgs, config)).await
+            sightline_platform::module::on_own_runtime(move || import(file, sample_orgs, config)).await
         }
     }
-}
-
-/// Runs the future `work` makes on a runtime of its own: the store's futures are not `Send` for
-/// every lifetime the module trait's `Send` bound asks of them.
-async fn on_own_runtime<F, Fut>(work: F) -> anyhow::Result<()>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    tokio::task::spawn_blocking(move || {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(work())
-    })
-    .await?
 }
 
 fn progress(len: u64, unit: &str) -> indicatif::ProgressBar {

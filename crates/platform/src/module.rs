@@ -66,6 +66,19 @@ impl CommandContext {
     }
 }
 
+/// Runs the future `work` makes on a runtime of its own, for a command's work whose futures are
+/// not `Send` for every lifetime [`Module::run_command`]'s `Send` bound asks of them (the store's).
+pub async fn on_own_runtime<F, Fut>(work: F) -> anyhow::Result<()>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(work())
+    })
+    .await?
+}
+
 /// A page a module serves, as the home page lists it.
 #[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
 pub struct PageLink {

@@ -76,30 +76,33 @@ pub async fn run(matches: &clap::ArgMatches, context: &CommandContext) -> anyhow
         }
         SportsAction::Dataset { stat, min_games, out } => {
             let config = context.load_config()?;
-            on_own_runtime(move || dataset(config, stat, min_games, out)).await
+            sightline_platform::module::on_own_runtime(move || dataset(config, stat, min_games, out)).await
         }
         SportsAction::Train { stat } => {
             let config = context.load_config()?;
-            on_own_runtime(move || train(config, stat)).await
+            sightline_platform::module::on_own_runtime(move || train(config, stat)).await
         }
         SportsAction::Sync { date, dry_run } => {
             let config = context.load_config()?;
-            on_own_runtime(move || sync(config, date, dry_run)).await
+            sightline_platform::module::on_own_runtime(move || sync(config, date, dry_run)).await
         }
     }
 }
 
-/// Runs the future `work` makes on a runtime of its own (the store's futures are not `Send`
-/// for every lifetime the module trait asks).
-async fn on_own_runtime<F, Fut>(work: F) -> anyhow::Result<()>
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    tokio::task::spawn_blocking(move || {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(work())
-    })
-    .await?
+/// The module's service over `config`'s database, outbound clients and cache, for a command.
+async fn command_service(
+    config: sightline_platform::config::Config,
+) -> anyhow::Result<(crate::service::SportsService, crate::SportsConfig)> {
+    let modules: Vec<std::sync::Arc<dyn sightline_platform::Module>> =
+        vec![std::sync::Arc::new(crate::SportsModule)];
+    let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
+    let sports = crate::SportsConfig::load(&config)?;
+    let queue = sightline_platform::queue::Queue::new(db.clone(), config.queue.clone());
+    let cache = sightline_platform::cache::Cache::from_config(&config.cache)?;
+    let config = std::sync::Arc::new(config);
+    let outbound = sightline_platform::outbound::Outbound::new(config.clone());
+    let service = crate::SportsModule::service(&sports, &config, &db, &outbound, cache, queue)?;
+    Ok((service, sports))
 }
 
 async fn sync(
@@ -107,24 +110,12 @@ async fn sync(
     date: Option<NaiveDate>,
     dry_run: bool,
 ) -> anyhow::Result<()> {
-    let modules: Vec<std::sync::Arc<dyn sightline_platform::Module>> =
-        vec![std::sync::Arc::new(crate::SportsModule)];
-    let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
-    let sports = crate::SportsConfig::load(&config)?;
+    let (service, sports) = command_service(config).await?;
     let timezone: chrono_tz::Tz =
         sports.sync_timezone.parse().map_err(|_| anyhow::anyhow!("sports.sync_timezone"))?;
     let day = date.unwrap_or_else(|| {
         chrono::Utc::now().with_timezone(&timezone).date_naive() - chrono::Duration::days(1)
     });
-    let config = std::sync::Arc::new(config);
-    let outbound = sightline_platform::outbound::Outbound::new(config.clone());
-    let service = crate::SportsModule::service(
-        &sports,
-        &config,
-        &db,
-        &outbound,
-        sightline_platform::cache::Cache::from_config(&config.cache)?,
-    )?;
     let summary = service.sync(day, dry_run, "cli").await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
@@ -136,14 +127,7 @@ async fn dataset(
     min_games: usize,
     out: Option<std::path::PathBuf>,
 ) -> anyhow::Result<()> {
-    let modules: Vec<std::sync::Arc<dyn sightline_platform::Module>> =
-        vec![std::sync::Arc::new(crate::SportsModule)];
-    let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
-    let sports = crate::SportsConfig::load(&config)?;
-    let config = std::sync::Arc::new(config);
-    let outbound = sightline_platform::outbound::Outbound::new(config.clone());
-    let cache = sightline_platform::cache::Cache::memory(16);
-    let service = crate::SportsModule::service(&sports, &config, &db, &outbound, cache)?;
+    let (service, _) = command_service(config).await?;
     let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("building the {stat} dataset"));
     spinner.enable_steady_tick(std::time::Duration::from_millis(120));
     let meta = service.build_dataset(&stat, min_games, out.as_deref()).await;
@@ -153,19 +137,7 @@ async fn dataset(
 }
 
 async fn train(config: sightline_platform::config::Config, stat: String) -> anyhow::Result<()> {
-    let modules: Vec<std::sync::Arc<dyn sightline_platform::Module>> =
-        vec![std::sync::Arc::new(crate::SportsModule)];
-    let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
-    let sports = crate::SportsConfig::load(&config)?;
-    let config = std::sync::Arc::new(config);
-    let outbound = sightline_platform::outbound::Outbound::new(config.clone());
-    let service = crate::SportsModule::service(
-        &sports,
-        &config,
-        &db,
-        &outbound,
-        sightline_platform::cache::Cache::memory(16),
-    )?;
+    let (service, _) = command_service(config).await?;
     let training = service.train_model(&stat).await?;
     let m = &training.model.metrics;
     println!(

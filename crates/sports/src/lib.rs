@@ -279,6 +279,7 @@ impl SportsModule {
         db: &sightline_platform::Db,
         outbound: &sightline_platform::outbound::Outbound,
         cache: sightline_platform::cache::Cache,
+        queue: sightline_platform::queue::Queue,
     ) -> anyhow::Result<service::SportsService> {
         let client = outbound.client("nba_stats", config.outbound())?;
         let database_shown =
@@ -290,7 +291,7 @@ impl SportsModule {
             nba: nba::NbaStats::new(client),
             cache,
             db: db.clone(),
-            queue: sightline_platform::queue::Queue::new(db.clone(), root.queue.clone()),
+            queue,
             database_shown,
             redis_shown,
             limits: service::BatchLimits {
@@ -341,8 +342,8 @@ impl Module for SportsModule {
             &platform.db,
             &platform.outbound,
             platform.cache.clone(),
+            platform.queue.clone(),
         )?;
-        let service = service.with_queue(platform.queue.clone());
         let timezone: chrono_tz::Tz =
             config.sync_timezone.parse().map_err(|_| anyhow::anyhow!("sports.sync_timezone"))?;
         let alerts = platform.outbound.client(

@@ -214,12 +214,6 @@ impl SportsService {
         }
     }
 
-    /// The same service enqueueing through `queue` (the server's, whose workers it wakes).
-    pub fn with_queue(mut self, queue: sightline_platform::queue::Queue) -> Self {
-        self.queue = queue;
-        self
-    }
-
     /// The database.
     pub fn db(&self) -> &sightline_platform::Db {
         &self.db
