@@ -1,14 +1,16 @@
 //! Project tasks: `cargo xtask bench actions` measures the NBA pipeline, `cargo xtask bench
-//! usage` the CSV import and `cargo xtask bench calls` the call analytics, against the release
-//! binary on SQLite and PostgreSQL (and ClickHouse for calls); they print figures (they assert
-//! nothing).
+//! usage` the CSV import, `cargo xtask bench calls` the call analytics and `cargo xtask bench
+//! sports` the basketball-stats module, against the release binary on SQLite and PostgreSQL (and
+//! ClickHouse for calls, Redis for sports); they print figures (they assert nothing).
 
 mod bench_actions;
 mod bench_calls;
+mod bench_sports;
 mod bench_usage;
 
 use bench_actions::{bench_actions, print_results, Params};
 use bench_calls::{bench_calls, load_clickhouse, print_calls_results, Source, ThrowawayClickHouse};
+use bench_sports::{bench_season, bench_summary, print_sports_results, StandInProcess, ThrowawayRedis};
 use bench_usage::{bench_usage, print_usage_results, storage_alone};
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -102,6 +104,23 @@ enum BenchTarget {
         #[arg(long, value_name = "PATH")]
         binary: Option<PathBuf>,
     },
+    /// Against the stats.nba.com stand-in: a season ingested and its dataset built (SQLite and
+    /// PostgreSQL), then /player_summary on cache hits (memory and Redis), on misses with the
+    /// stand-in answering in 50 ms, and while it hangs.
+    Sports {
+        /// Backends of the season's ingestion.
+        #[arg(long, value_enum, default_value_t = Which::Both)]
+        backend: Which,
+        /// Leave the Redis cache out.
+        #[arg(long)]
+        no_redis: bool,
+        /// PostgreSQL admin URL; without it a durable throw-away server is started.
+        #[arg(long, env = "SIGHTLINE_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
+        /// Measure this binary instead of building target/release/sightline.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -175,6 +194,26 @@ fn main() -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&files);
             let outputs = (lines.saturating_sub(3)) / 3;
             print_calls_results(outputs, &results);
+        }
+        Task::Bench { target: BenchTarget::Sports { backend, no_redis, postgres_url, binary } } => {
+            let bin = release_binary(&root, binary)?;
+            let stand_in = StandInProcess::start(&bin)?;
+            let seasons = on_backends(&rt, &root, backend, postgres_url, |dir, url| {
+                rt.block_on(bench_season(&bin, &stand_in, dir, url))
+            })?;
+            // The summaries on a SQLite data directory with the season in it.
+            let dir = tempdir()?;
+            let url = format!("sqlite://{}/bench.db?mode=rwc", dir.display());
+            rt.block_on(bench_season(&bin, &stand_in, &dir, &url))?;
+            let memory = rt.block_on(bench_summary(&bin, &root, &dir, &stand_in, None, true))?;
+            let redis = if no_redis {
+                None
+            } else {
+                let redis = ThrowawayRedis::start(&root)?;
+                Some(rt.block_on(bench_summary(&bin, &root, &dir, &stand_in, Some(&redis.url), false))?)
+            };
+            let _ = std::fs::remove_dir_all(&dir);
+            print_sports_results(&seasons, &memory, redis.as_ref());
         }
         Task::Bench { target: BenchTarget::Usage { rows, chunk_rows, backend, postgres_url, binary } } => {
             let bin = release_binary(&root, binary)?;

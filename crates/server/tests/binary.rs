@@ -723,3 +723,52 @@ fn users_and_api_keys_are_managed_from_the_cli() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown permission nope:x"));
 }
+
+/// `sports sync --from/--to` fetches each season's stretch in one league-log request per kind
+/// (a range over the season's turn: two stretches), records a run a day, and a second pass
+/// stores the same rows again without changing anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stretch_of_days_is_synced_from_the_cli_in_one_request_per_season_and_kind() {
+    use sightline_sports::standin::StandIn;
+    let standin = StandIn::new(chrono::NaiveDate::from_ymd_opt(2025, 10, 30).unwrap());
+    let base = standin.spawn().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap().to_owned();
+    let sync = |from: &str, to: &str| {
+        let args = ["sports", "sync", "--from", from, "--to", to, "--data-dir", &data];
+        let envs = [("NBA_STATS_BASE_URL", format!("{base}/stats")), ("NBA_API_MAX_RPM", "600".into())];
+        let out = run(&args, &envs.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let league_logs = || standin.requests().get("leaguegamelog").copied().unwrap_or(0);
+
+    let first = tokio::task::block_in_place(|| sync("2025-04-01", "2025-04-13"));
+    assert_eq!(league_logs(), 2, "one request per kind for the stretch");
+    assert_eq!(first["days"], 13, "{first}");
+    let expected: Value = reqwest::get(format!(
+        "{base}/stats/leaguegamelog?PlayerOrTeam=P&Season=2024-25&DateFrom=04/01/2025&DateTo=04/13/2025"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let lines = expected["resultSets"][0]["rowSet"].as_array().unwrap().len() as u64;
+    assert!(lines > 1_000, "{lines}");
+    assert_eq!(first["player_rows"], lines, "{first}");
+    assert_eq!(first["team_rows"].as_u64().unwrap() % 2, 0);
+
+    let again = tokio::task::block_in_place(|| sync("2025-04-01", "2025-04-13"));
+    assert_eq!(
+        (&again["player_rows"], &again["team_rows"]),
+        (&first["player_rows"], &first["team_rows"]),
+        "{again}"
+    );
+
+    // Over the turn of the season (1 October): a stretch in each.
+    let before = league_logs();
+    let turn = tokio::task::block_in_place(|| sync("2025-09-28", "2025-10-03"));
+    assert_eq!(turn["days"], 6, "{turn}");
+    assert_eq!(league_logs() - before, 4, "two stretches, two kinds each");
+}

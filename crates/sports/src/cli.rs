@@ -1,5 +1,5 @@
 //! The module's command-line tools: `sightline sports stand-in` (a local stats.nba.com) and
-//! `sightline sports sync` (one day's ingestion).
+//! `sightline sports sync` (a day's ingestion, or a stretch of days), `dataset` and `train`.
 
 use chrono::NaiveDate;
 use clap::{FromArgMatches as _, Subcommand};
@@ -40,12 +40,22 @@ pub enum SportsAction {
         #[arg(long, default_value = "points")]
         stat: String,
     },
-    /// Sync one day's games from stats.nba.com into the store (the daily ingestion), and print
-    /// its summary. An alert it raises is queued: a running `serve` or `worker` delivers it.
+    /// Sync one day's games from stats.nba.com into the store (the daily ingestion) and print
+    /// its summary, or a stretch of days (`--from`/`--to`, `--season`) with a progress bar. An
+    /// alert it raises is queued: a running `serve` or `worker` delivers it.
     Sync {
         /// The day, YYYY-MM-DD; default yesterday in the sync's zone.
-        #[arg(long)]
+        #[arg(long, conflicts_with_all = ["from", "season"])]
         date: Option<NaiveDate>,
+        /// First day of a stretch (with `--to`, default yesterday).
+        #[arg(long, conflicts_with = "season")]
+        from: Option<NaiveDate>,
+        /// Last day of a stretch.
+        #[arg(long, requires = "from")]
+        to: Option<NaiveDate>,
+        /// A whole season, e.g. 2024-25 (1 October to 30 June, not past yesterday).
+        #[arg(long)]
+        season: Option<String>,
         /// Fetch, audit and validate only: store nothing, alert nobody.
         #[arg(long)]
         dry_run: bool,
@@ -82,9 +92,10 @@ pub async fn run(matches: &clap::ArgMatches, context: &CommandContext) -> anyhow
             let config = context.load_config()?;
             sightline_platform::module::on_own_runtime(move || train(config, stat)).await
         }
-        SportsAction::Sync { date, dry_run } => {
+        SportsAction::Sync { date, from, to, season, dry_run } => {
             let config = context.load_config()?;
-            sightline_platform::module::on_own_runtime(move || sync(config, date, dry_run)).await
+            let days = SyncDays::from_args(date, from, to, season)?;
+            sightline_platform::module::on_own_runtime(move || sync(config, days, dry_run)).await
         }
     }
 }
@@ -105,19 +116,82 @@ async fn command_service(
     Ok((service, sports))
 }
 
+/// The days `sports sync` was asked for.
+enum SyncDays {
+    /// One day (default yesterday).
+    Day(Option<NaiveDate>),
+    /// From a day to another (default yesterday).
+    Stretch(NaiveDate, Option<NaiveDate>),
+}
+
+impl SyncDays {
+    fn from_args(
+        date: Option<NaiveDate>,
+        from: Option<NaiveDate>,
+        to: Option<NaiveDate>,
+        season: Option<String>,
+    ) -> anyhow::Result<Self> {
+        if let Some(season) = season {
+            anyhow::ensure!(crate::nba::valid_season(&season), "--season: a season such as 2024-25");
+            let start: i32 = season[..4].parse()?;
+            let first = NaiveDate::from_ymd_opt(start, 10, 1).expect("a date");
+            let last = NaiveDate::from_ymd_opt(start + 1, 6, 30).expect("a date");
+            return Ok(Self::Stretch(first, Some(last)));
+        }
+        Ok(match from {
+            Some(from) => Self::Stretch(from, to),
+            None => Self::Day(date),
+        })
+    }
+}
+
 async fn sync(
     config: sightline_platform::config::Config,
-    date: Option<NaiveDate>,
+    days: SyncDays,
     dry_run: bool,
 ) -> anyhow::Result<()> {
     let (service, sports) = command_service(config).await?;
     let timezone: chrono_tz::Tz =
         sports.sync_timezone.parse().map_err(|_| anyhow::anyhow!("sports.sync_timezone"))?;
-    let day = date.unwrap_or_else(|| {
-        chrono::Utc::now().with_timezone(&timezone).date_naive() - chrono::Duration::days(1)
-    });
-    let summary = service.sync(day, dry_run, "cli").await?;
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    let yesterday = chrono::Utc::now().with_timezone(&timezone).date_naive() - chrono::Duration::days(1);
+    let (from, to) = match days {
+        SyncDays::Day(date) => {
+            let summary = service.sync(date.unwrap_or(yesterday), dry_run, "cli").await?;
+            println!("{}", serde_json::to_string_pretty(&summary)?);
+            return Ok(());
+        }
+        SyncDays::Stretch(from, to) => (from, to.unwrap_or(yesterday).min(yesterday)),
+    };
+    anyhow::ensure!(from <= to, "nothing to sync: {from} is after {to}");
+    let bar = indicatif::ProgressBar::new((to - from).num_days() as u64 + 1).with_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} days {msg} ({elapsed})")
+            .expect("a template"),
+    );
+    let started = std::time::Instant::now();
+    let summaries =
+        service.sync_range(from, to, dry_run, "cli", |done, _| bar.set_position(done as u64)).await;
+    bar.finish_and_clear();
+    let summaries = summaries?;
+    let count = |key: &str| summaries.iter().filter_map(|s| s[key].as_u64()).sum::<u64>();
+    let findings = |key: &str| {
+        summaries.iter().filter_map(|s| s["validation"][key].as_array().map(Vec::len)).sum::<usize>()
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&serde_json::json!({
+            "from": from.to_string(),
+            "to": to.to_string(),
+            "days": summaries.len(),
+            "player_rows": count("player_rows"),
+            "team_rows": count("team_rows"),
+            "filtered_out_count": count("filtered_out_count"),
+            "predictions_settled": count("predictions_settled"),
+            "validation": {"missing": findings("missing"), "type_errors": findings("type_errors"),
+                "outliers": findings("outliers")},
+            "dry_run": dry_run,
+            "seconds": (started.elapsed().as_secs_f64() * 10.0).round() / 10.0,
+        }))?
+    );
     Ok(())
 }
 

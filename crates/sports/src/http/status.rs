@@ -26,14 +26,16 @@ async fn db_health(State(s): State<SportsService>) -> Json<Value> {
 }
 
 /// The stats that have a model predictions use (`models`, the original's key), and every
-/// trained model with its metrics against the baselines (`trained`).
+/// trained model with its metrics against the baselines (`trained`), and how each method's
+/// stored predictions turned out once ingestion brought the games (`live`).
 #[utoipa::path(get, path = "/api/models", tag = "sports", responses((status = 200, body = Object)))]
 async fn models(State(s): State<SportsService>) -> ApiResult<Json<Value>> {
     let trained = s.models().await?;
     let mut active: Vec<&str> = trained.iter().filter(|m| m.kept).map(|m| m.model.stat.as_str()).collect();
     active.sort_unstable();
     active.dedup();
-    Ok(Json(json!({"models": active, "model_dir": null, "trained": trained})))
+    let live = s.live_accuracy().await?;
+    Ok(Json(json!({"models": active, "model_dir": null, "trained": trained, "live": live})))
 }
 
 /// `POST /api/models/train`'s body.

@@ -38,6 +38,13 @@ pub struct IngestSettings {
     pub datasets_dir: PathBuf,
 }
 
+/// One day's rows of the league log.
+#[derive(Debug, Default)]
+struct DayRows {
+    teams: Vec<Map<String, Value>>,
+    players: Vec<Map<String, Value>>,
+}
+
 fn number(row: &Map<String, Value>, key: &str) -> Option<f64> {
     row.get(key).and_then(Value::as_f64)
 }
@@ -139,12 +146,92 @@ impl SportsService {
     /// Syncs `day`: fetch, audit, validate, store (unless `dry_run`), alert; answers the
     /// original's summary. The run is recorded whatever happens.
     pub async fn sync(&self, day: NaiveDate, dry_run: bool, trigger: &str) -> Result<Value, SportsError> {
+        let fetched = self.fetch_days(day, day).await.map(|mut days| days.remove(&day).unwrap_or_default());
+        self.sync_recorded(day, dry_run, trigger, fetched).await
+    }
+
+    /// Syncs every day from `from` to `to` as [`sync`](Self::sync) does, a run a day, fetching
+    /// each season's stretch of the range in one league-log request per kind (a season is two
+    /// requests, not two a day); `progress(done, total)` after each day. Stops at the first
+    /// failing day.
+    pub async fn sync_range(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        dry_run: bool,
+        trigger: &str,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<Value>, SportsError> {
+        if to < from {
+            return Err(SportsError::invalid("to", "must not be before from"));
+        }
+        let total = (to - from).num_days() as usize + 1;
+        let mut summaries = Vec::with_capacity(total);
+        let mut start = from;
+        while start <= to {
+            // The stretch of the range in `start`'s season (seasons turn on 1 October).
+            let season = season_of(start);
+            let mut end = start;
+            while end < to && season_of(end + chrono::Duration::days(1)) == season {
+                end += chrono::Duration::days(1);
+            }
+            let mut days = match self.fetch_days(start, end).await {
+                Ok(days) => days,
+                Err(e) => return Err(self.sync_recorded(start, dry_run, trigger, Err(e)).await.unwrap_err()),
+            };
+            for day in start.iter_days().take_while(|d| *d <= end) {
+                let fetched = days.remove(&day).unwrap_or_default();
+                summaries.push(self.sync_recorded(day, dry_run, trigger, Ok(fetched)).await?);
+                progress(summaries.len(), total);
+            }
+            start = end + chrono::Duration::days(1);
+        }
+        Ok(summaries)
+    }
+
+    /// The team and player rows of the league log from `from` to `to` (one season), by day.
+    async fn fetch_days(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<BTreeMap<NaiveDate, DayRows>, SportsError> {
+        let season = season_of(from);
+        let teams = self.nba().league_game_log(&season, false, from, to).await?.records();
+        let players = self.nba().league_game_log(&season, true, from, to).await?.records();
+        let mut days: BTreeMap<NaiveDate, DayRows> = BTreeMap::new();
+        for (rows, players) in [(teams, false), (players, true)] {
+            for row in rows {
+                // A row without a readable date is kept on the range's first day, where
+                // validation reports it.
+                let day = row.get("GAME_DATE").and_then(validate::parse_date).unwrap_or(from);
+                let entry = days.entry(day).or_default();
+                if players {
+                    entry.players.push(row)
+                } else {
+                    entry.teams.push(row)
+                }
+            }
+        }
+        Ok(days)
+    }
+
+    /// Records a run of `day` around processing what was fetched for it.
+    async fn sync_recorded(
+        &self,
+        day: NaiveDate,
+        dry_run: bool,
+        trigger: &str,
+        fetched: Result<DayRows, SportsError>,
+    ) -> Result<Value, SportsError> {
         let settings = self.ingest_settings();
         let run_id = format!("run_{}", uuid::Uuid::new_v4().simple());
         let mut conn = self.db().writer().acquire().await?;
         store::runs::start(&mut conn, &run_id, &day.to_string(), trigger, dry_run).await?;
         drop(conn);
-        let outcome = self.sync_day(day, dry_run, settings, &run_id).await;
+        let outcome = match fetched {
+            Ok(rows) => self.sync_day(day, dry_run, settings, &run_id, rows).await,
+            Err(e) => Err(e),
+        };
         let mut tx = self.db().begin().await?;
         let result = match outcome {
             Ok((summary, alert)) => {
@@ -191,10 +278,10 @@ impl SportsService {
         dry_run: bool,
         settings: &IngestSettings,
         run_id: &str,
+        rows: DayRows,
     ) -> Result<(Value, Option<Value>), SportsError> {
         let season = season_of(day);
-        let teams = self.nba().league_game_log(&season, false, day, day).await?.records();
-        let players = self.nba().league_game_log(&season, true, day, day).await?.records();
+        let DayRows { teams, players } = rows;
         let audit_path = self.write_audit(settings, day, run_id, &teams, &players)?;
 
         let games = games_of(&teams);
@@ -247,15 +334,18 @@ impl SportsService {
             })
             .collect();
         let team_rows = game_rows.len() * 2;
+        let mut settled = 0;
         if !dry_run {
             let mut tx = self.db().begin().await?;
             store::league::upsert(&mut tx, &game_rows, &lines).await?;
+            settled = self.settle_predictions(&mut tx, day, &lines).await?;
             tx.commit().await?;
         }
         let mut summary = json!({
             "audit_path": audit_path,
             "player_rows": lines.len(),
             "team_rows": team_rows,
+            "predictions_settled": settled,
             "validation": found,
             "filtered_out_count": dropped.len(),
         });
@@ -267,6 +357,48 @@ impl SportsService {
                 "type_error_count": found.type_errors.len(), "outlier_count": found.outliers.len(), "run_id": run_id})
         });
         Ok((summary, alert))
+    }
+
+    /// Fills in the actual value of every open prediction made on or before `day` for a player
+    /// with a line on `day` (his first game since the prediction); answers how many. The
+    /// prediction's player is the one the player list finds for its name, as the prediction
+    /// itself found him; without the list, the line of the same name.
+    async fn settle_predictions(
+        &self,
+        conn: &mut sqlx::AnyConnection,
+        day: NaiveDate,
+        lines: &[PlayerLineRow],
+    ) -> Result<usize, SportsError> {
+        let day = day.to_string();
+        let open = store::predictions::open_until(conn, &day).await?;
+        if open.is_empty() || lines.is_empty() {
+            return Ok(0);
+        }
+        let directory = match self.directory().await {
+            Ok(directory) => Some(directory),
+            Err(e) => {
+                tracing::warn!(error = %e, "sports.settling_by_name");
+                None
+            }
+        };
+        let by_id: std::collections::HashMap<i64, &PlayerLineRow> =
+            lines.iter().map(|l| (l.player_id, l)).collect();
+        let by_name: std::collections::HashMap<String, &PlayerLineRow> =
+            lines.iter().map(|l| (crate::players::normalise(&l.player_name), l)).collect();
+        let mut settled = 0;
+        for prediction in open {
+            let line = match directory.as_ref() {
+                Some(d) => d.find(&prediction.player_key).and_then(|p| by_id.get(&p.id)),
+                None => by_name.get(&prediction.player_key),
+            };
+            let Some(line) = line else { continue };
+            let Some(column) = crate::dataset::column_of(&prediction.stat) else { continue };
+            let Some(index) = store::league::STAT_COLUMNS.iter().position(|c| *c == column) else { continue };
+            let Some(actual) = line.stats[index] else { continue };
+            store::predictions::settle(conn, &prediction.id, actual, &line.game_id, &day).await?;
+            settled += 1;
+        }
+        Ok(settled)
     }
 
     /// Appends the day's raw rows to `games_raw_<day>.json` (JSON Lines) and syncs the file;

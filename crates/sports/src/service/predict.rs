@@ -1,10 +1,12 @@
-//! Over/under predictions for a player's stat line. Until a model is trained (issue 14's model
-//! part), the original's heuristic over the player's recent games: given in the request, or
-//! fetched from stats.nba.com when the request has none (the original fell back to 0).
+//! Over/under predictions for a player's stat line: the kept model of the stat, else the
+//! original's heuristic, over the player's recent games (given in the request, or fetched from
+//! stats.nba.com when the request has none; the original fell back to 0). Every prediction is
+//! stored, and ingestion fills in the actual value: the live accuracy `/api/models` reports.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -214,7 +216,9 @@ impl SportsService {
             crate::store::models::active(&mut conn, &request.stat).await?
         };
         let Some(model) = model.filter(|_| !values.is_empty()) else {
-            return Ok(heuristic(&request.player, &request.stat, request.line, mean, values.len()));
+            let answer = heuristic(&request.player, &request.stat, request.line, mean, values.len());
+            self.remember(&answer).await;
+            return Ok(answer);
         };
         let context = request.player_data.as_ref().and_then(|d| d.get("contextualFactors"));
         let days_rest = context.and_then(|c| c.get("daysRest")).and_then(Value::as_f64);
@@ -245,7 +249,37 @@ impl SportsService {
         answer.expected_value = Some((p * DECIMAL_ODDS - 1.0).max((1.0 - p) * DECIMAL_ODDS - 1.0));
         answer.confidence = Some((p - 0.5).abs() * 200.0);
         answer.method = format!("model:{}", model.id);
+        self.remember(&answer).await;
         Ok(answer)
+    }
+
+    /// Stores `answer` so ingestion can fill in what the player did in his next game (the
+    /// first on or after today in US Eastern time, the zone of stats.nba.com's game dates). A
+    /// failure to store is logged: the caller still gets the prediction.
+    async fn remember(&self, answer: &PredictionResponse) {
+        let Some(predicted) = answer.predicted_value else { return };
+        let prediction = crate::store::predictions::NewPrediction {
+            method: answer.method.clone(),
+            player_key: crate::players::normalise(&answer.player),
+            stat: answer.stat.clone(),
+            line: answer.line,
+            predicted,
+            recommendation: answer.recommendation.clone(),
+            made_on: Utc::now().with_timezone(&chrono_tz::America::New_York).date_naive().to_string(),
+        };
+        let stored = async {
+            let mut conn = self.db().writer().acquire().await?;
+            crate::store::predictions::insert(&mut conn, &prediction).await
+        };
+        if let Err(e) = stored.await {
+            tracing::error!(error = %e, "sports.prediction_not_recorded");
+        }
+    }
+
+    /// How each method's predictions turned out, per stat.
+    pub async fn live_accuracy(&self) -> Result<Vec<crate::store::predictions::LiveAccuracy>, SportsError> {
+        let mut conn = self.db().reader().acquire().await?;
+        Ok(crate::store::predictions::accuracy(&mut conn).await?)
     }
 
     /// Predictions for `requests` in order, 8 at a time, each within 10 s; a failing item says

@@ -1,8 +1,10 @@
 //! The module's SQL: the ingested league (`sports_players`, `sports_games`,
-//! `sports_player_stats`, `sports_team_stats`) and the ingestion runs (`sports_ingest_runs`).
+//! `sports_player_stats`, `sports_team_stats`), the ingestion runs (`sports_ingest_runs`), trained
+//! models (`sports_models`) and predictions with their outcomes (`sports_predictions`).
 
 pub mod league;
 pub mod models;
+pub mod predictions;
 pub mod runs;
 
 use sightline_platform::migrate::Migration;
@@ -84,5 +86,26 @@ pub const MIGRATIONS: &[Migration] = &[
             created_at BIGINT NOT NULL
         );
         CREATE INDEX sports_models_stat ON sports_models (stat, created_at);",
+    ),
+    Migration::portable(
+        3,
+        "predictions and what came of them",
+        "CREATE TABLE sports_predictions (
+            id TEXT PRIMARY KEY,
+            method TEXT NOT NULL,
+            player_key TEXT NOT NULL,
+            stat TEXT NOT NULL,
+            line DOUBLE PRECISION NOT NULL,
+            predicted DOUBLE PRECISION NOT NULL,
+            recommendation TEXT,
+            made_on TEXT NOT NULL,
+            actual DOUBLE PRECISION,
+            game_id TEXT,
+            game_date TEXT,
+            settled_at BIGINT,
+            created_at BIGINT NOT NULL
+        );
+        CREATE INDEX sports_predictions_open ON sports_predictions (made_on) WHERE actual IS NULL;
+        CREATE INDEX sports_predictions_method ON sports_predictions (method, stat);",
     ),
 ];

@@ -301,7 +301,117 @@ async fn a_dataset_is_built_from_the_stored_games(backend: Backend) {
     assert_eq!(status, 404, "no rebounds dataset: {none}");
 }
 
+/// Predictions are stored; ingestion of the following days fills in what each player then did
+/// in his first game on or after the day of the prediction; `/api/models` reports the error.
+async fn predictions_are_settled_by_the_next_ingested_game(backend: Backend) {
+    let today = chrono::Utc::now().with_timezone(&chrono_tz::America::New_York).date_naive();
+    let standin = StandIn::new(today);
+    let base = standin.spawn().await.unwrap();
+    let overrides = [
+        ("sports.nba_stats_base_url", json!(format!("{base}/stats"))),
+        ("sports.nba_api_max_rpm", json!(6000)),
+        ("sports.sync_enabled", json!(false)),
+    ];
+    let app = TestApp::spawn(backend, vec![Arc::new(SportsModule)], &overrides).await;
+    // Twelve players predicted on points, three of them also on rebounds; the recent games
+    // given make the heuristic's value 13.
+    // Players whose name, as compared, nobody else has (the generated league repeats some, and
+    // "Darius Carter Sr." is "Darius Carter").
+    let names: Vec<String> = standin.league().players.iter().map(|p| p.full_name()).collect();
+    let key = |n: &String| sightline_sports::players::normalise(n);
+    let players: Vec<String> = names
+        .iter()
+        .filter(|n| names.iter().filter(|m| key(m) == key(n)).count() == 1)
+        .take(12)
+        .cloned()
+        .collect();
+    for (i, player) in players.iter().enumerate() {
+        for stat in if i < 3 { &["points", "rebounds"][..] } else { &["points"][..] } {
+            let body = json!({"player": player, "stat": stat, "line": 10.5,
+                "player_data": {"recentGames": [{"statValue": 12}, {"statValue": 14}]}});
+            let (status, p) = app.post_json("/api/predict", &body).await;
+            assert_eq!((status, p["predicted_value"].as_f64()), (200, Some(13.0)), "{p}");
+        }
+    }
+    let made = sqlx::query("SELECT DISTINCT made_on FROM sports_predictions")
+        .fetch_all(app.platform.db.reader())
+        .await
+        .unwrap();
+    assert_eq!(made.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>(), [today.to_string()]);
+    // As if they were made five days ago (only past days can be synced).
+    let made_on = today - chrono::Duration::days(5);
+    sqlx::query("UPDATE sports_predictions SET made_on = $1")
+        .bind(made_on.to_string())
+        .execute(app.platform.db.writer())
+        .await
+        .unwrap();
+    // A day before the predictions settles none of them.
+    let run = sync(&app, json!({"date": (made_on - chrono::Duration::days(1)).to_string()})).await;
+    assert_eq!(run["summary"]["predictions_settled"], 0, "{run}");
+    let mut settled_by_runs = 0;
+    for day in 0..4 {
+        let run = sync(&app, json!({"date": (made_on + chrono::Duration::days(day)).to_string()})).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        settled_by_runs += run["summary"]["predictions_settled"].as_i64().unwrap();
+    }
+
+    // Every prediction whose player played since is settled with his first game's figure.
+    let rows = sqlx::query(
+        "SELECT player_key, stat, made_on, actual, game_id, game_date, predicted, recommendation, line \
+         FROM sports_predictions",
+    )
+    .fetch_all(app.platform.db.reader())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 15);
+    let (mut settled, mut abs_error, mut hits) = (0, 0.0, 0);
+    for row in &rows {
+        let (key, stat, made_on): (String, String, String) =
+            (row.get("player_key"), row.get("stat"), row.get("made_on"));
+        let column = if stat == "points" { "points" } else { "rebounds" };
+        let first_game = sqlx::query(&format!(
+            "SELECT g.id, g.game_date, ps.{column} AS value FROM sports_player_stats ps \
+             JOIN sports_games g ON g.id = ps.game_id JOIN sports_players p ON p.id = ps.player_id \
+             WHERE p.name = $1 AND g.game_date >= $2 ORDER BY g.game_date LIMIT 1"
+        ))
+        .bind(players.iter().find(|p| sightline_sports::players::normalise(p) == key).unwrap())
+        .bind(&made_on)
+        .fetch_optional(app.platform.db.reader())
+        .await
+        .unwrap();
+        let actual: Option<f64> = row.get("actual");
+        match first_game {
+            Some(game) => {
+                let value: f64 = game.get("value");
+                assert_eq!(actual, Some(value), "{key} {stat}");
+                assert_eq!(row.get::<Option<String>, _>("game_id"), Some(game.get::<String, _>("id")));
+                settled += 1;
+                abs_error += (13.0 - value).abs();
+                hits += i32::from(value > 10.5);
+            }
+            None => assert_eq!(actual, None, "{key} had no game since {made_on}"),
+        }
+    }
+    assert!(settled >= 10, "teams play every few days: {settled} of 15 settled");
+    assert_eq!(settled_by_runs, settled);
+    let (_, models) = app.get_json("/api/models").await;
+    let live = models["live"].as_array().unwrap();
+    let points = live.iter().find(|l| l["method"] == "heuristic" && l["stat"] == "points").unwrap();
+    let rebounds = live.iter().find(|l| l["stat"] == "rebounds").unwrap();
+    assert_eq!(points["predictions"].as_i64().unwrap() + rebounds["predictions"].as_i64().unwrap(), 15);
+    let settled_live = points["settled"].as_i64().unwrap() + rebounds["settled"].as_i64().unwrap();
+    assert_eq!(settled_live, settled as i64);
+    let weighted_mae = points["mae"].as_f64().unwrap_or(0.0) * points["settled"].as_f64().unwrap()
+        + rebounds["mae"].as_f64().unwrap_or(0.0) * rebounds["settled"].as_f64().unwrap();
+    assert!((weighted_mae - abs_error).abs() < 1e-6, "{live:?}");
+    // The heuristic said OVER (13 > 10.5) each time: it hit when the player beat 10.5.
+    let weighted_hits = points["hit_rate"].as_f64().unwrap_or(0.0) * points["settled"].as_f64().unwrap()
+        + rebounds["hit_rate"].as_f64().unwrap_or(0.0) * rebounds["settled"].as_f64().unwrap();
+    assert!((weighted_hits - f64::from(hits)).abs() < 1e-6, "{live:?}");
+}
+
 sightline_platform::storage_tests!(
     a_days_sync_is_audited_validated_stored_once_and_its_alert_signed,
-    a_dataset_is_built_from_the_stored_games
+    a_dataset_is_built_from_the_stored_games,
+    predictions_are_settled_by_the_next_ingested_game
 );
