@@ -64,6 +64,24 @@ pub struct CacheStatus {
     pub memory_entries: u64,
 }
 
+/// GCRA on Redis: KEYS[1] holds the bucket's theoretical arrival time (ms); ARGV cost and
+/// per-minute rate. Answers `{1, 0}` when taken, `{0, wait_ms}` when not.
+const TAKE_TOKENS: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local cost = tonumber(ARGV[1])
+local per_minute = tonumber(ARGV[2])
+local interval = 60000 / per_minute
+if cost > per_minute then return {0, 60000} end
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + cost * interval
+local allowed_at = new_tat - 60000
+if allowed_at > now then return {0, math.ceil(allowed_at - now)} end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1)
+return {1, 0}
+";
+
 #[derive(Clone)]
 struct Entry {
     json: Arc<[u8]>,
@@ -185,6 +203,27 @@ impl Cache {
         }
         let entry = Entry { json: json.into(), expires: Instant::now() + ttl };
         self.inner.memory.insert(key.to_owned(), entry).await;
+    }
+
+    /// Takes `cost` tokens from the shared bucket `key` (capacity `per_minute`, refilled at
+    /// `per_minute` a minute, full at first): `Some(Ok(()))` when taken, `Some(Err(wait))` when
+    /// the bucket holds too few (a cost above the capacity waits a minute), `None` when Redis is
+    /// not in use — the caller then counts in its own process. One atomic script on Redis
+    /// (GCRA, on Redis's clock), so every process sharing the Redis shares the bucket.
+    pub async fn take_tokens(&self, key: &str, cost: u32, per_minute: u32) -> Option<Result<(), Duration>> {
+        let redis = self.redis_in_use()?;
+        let script = redis::cmd("EVAL")
+            .arg(TAKE_TOKENS)
+            .arg(1)
+            .arg(format!("limit:{key}"))
+            .arg(cost)
+            .arg(per_minute.max(1))
+            .to_owned();
+        match redis.run::<(i64, i64)>(script).await {
+            Ok((1, _)) => Some(Ok(())),
+            Ok((_, wait_ms)) => Some(Err(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)))),
+            Err(()) => None,
+        }
     }
 
     /// Forgets `key`.

@@ -86,3 +86,30 @@ async fn two_caches_share_redis_and_fall_back_to_memory_while_it_is_gone() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[tokio::test]
+#[ignore = "needs Redis: scripts/test.sh, or SIGHTLINE_TEST_REDIS_URL and --run-ignored all"]
+async fn a_shared_limit_is_one_bucket_for_every_process_on_the_redis() {
+    let shared =
+        std::env::var("SIGHTLINE_TEST_REDIS_URL").expect("SIGHTLINE_TEST_REDIS_URL (scripts/lib/redis.sh)");
+    let (one, two) =
+        (Cache::from_config(&config(&shared)).unwrap(), Cache::from_config(&config(&shared)).unwrap());
+    let key = format!("test:{}", uuid::Uuid::new_v4());
+    // 60 a minute: one a second, 60 at first.
+    assert_eq!(one.take_tokens(&key, 40, 60).await, Some(Ok(())));
+    match two.take_tokens(&key, 30, 60).await {
+        Some(Err(wait)) => {
+            // 10 short: about ten seconds until they are back.
+            assert!(wait > Duration::from_secs(8) && wait <= Duration::from_secs(10), "{wait:?}");
+        }
+        other => panic!("the other process shares the bucket: {other:?}"),
+    }
+    assert_eq!(two.take_tokens(&key, 20, 60).await, Some(Ok(())), "what is left is there");
+    assert!(matches!(one.take_tokens(&key, 1, 60).await, Some(Err(_))), "empty now");
+    assert_eq!(
+        one.take_tokens(&format!("{key}:big"), 61, 60).await,
+        Some(Err(Duration::from_secs(60))),
+        "more than the bucket holds"
+    );
+    assert_eq!(Cache::memory(10).take_tokens(&key, 1, 60).await, None, "no Redis: the caller counts");
+}

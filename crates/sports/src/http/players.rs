@@ -139,7 +139,7 @@ async fn batch_player_context(
     ApiQuery(q): ApiQuery<BatchQuery>,
     ApiJson(items): ApiJson<Vec<BatchItem>>,
 ) -> ApiResult<Json<Vec<Value>>> {
-    s.admit_batch(&address.0.to_string(), items.len())?;
+    s.admit_batch(&address.0.to_string(), items.len()).await?;
     Ok(Json(s.batch_summaries(items, q.max_concurrency.unwrap_or(6)).await))
 }
 

@@ -241,13 +241,23 @@ impl SportsService {
 
     /// Admits a batch of `items` from `client` against its share of the minute (an empty batch
     /// counts as one), or says why not: too big (400) or too many lately (429, with the wait).
-    pub fn admit_batch(&self, client: &str, items: usize) -> Result<(), SportsError> {
+    /// With Redis the share is counted there, across every process; else in this process.
+    pub async fn admit_batch(&self, client: &str, items: usize) -> Result<(), SportsError> {
         use governor::clock::Clock as _;
         if items > self.limits.max_batch_size {
             return Err(SportsError::BatchTooLarge(self.limits.max_batch_size));
         }
         let cost =
             std::num::NonZeroU32::new(u32::try_from(items.max(1)).unwrap_or(u32::MAX)).expect("at least 1");
+        let shared = self
+            .cache
+            .take_tokens(&format!("sports_batch:{client}"), cost.get(), self.limits.per_minute.max(1))
+            .await;
+        match shared {
+            Some(Ok(())) => return Ok(()),
+            Some(Err(wait)) => return Err(SportsError::RateLimited(wait.max(Duration::from_secs(1)))),
+            None => {}
+        }
         if self.batch_limiter.len() > 10_000 {
             self.batch_limiter.retain_recent();
         }

@@ -400,7 +400,7 @@ async fn predictions_are_settled_by_the_next_ingested_game(backend: Backend) {
     let rebounds = live.iter().find(|l| l["stat"] == "rebounds").unwrap();
     assert_eq!(points["predictions"].as_i64().unwrap() + rebounds["predictions"].as_i64().unwrap(), 15);
     let settled_live = points["settled"].as_i64().unwrap() + rebounds["settled"].as_i64().unwrap();
-    assert_eq!(settled_live, settled as i64);
+    assert_eq!(settled_live, settled);
     let weighted_mae = points["mae"].as_f64().unwrap_or(0.0) * points["settled"].as_f64().unwrap()
         + rebounds["mae"].as_f64().unwrap_or(0.0) * rebounds["settled"].as_f64().unwrap();
     assert!((weighted_mae - abs_error).abs() < 1e-6, "{live:?}");
