@@ -125,8 +125,31 @@ fn per_connection(
 > {
     TowerToHyperService::new(router.map_request(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
+        without_trailing_slash(&mut req);
         req
     }))
+}
+
+/// Serves `/api/…/x/` as `/api/…/x`: every API path works with and without a trailing slash
+/// (clients of the original systems use both). Only API paths, none of which is declared with
+/// one; pages and `/docs/` keep theirs.
+fn without_trailing_slash<B>(req: &mut hyper::Request<B>) {
+    let path = req.uri().path();
+    if !(path.starts_with("/api/") && path.len() > "/api/".len() && path.ends_with('/')) {
+        return;
+    }
+    let trimmed = path.trim_end_matches('/');
+    let rebuilt = match req.uri().query() {
+        Some(query) => format!("{trimmed}?{query}"),
+        None => trimmed.to_owned(),
+    };
+    if let Ok(uri) = rebuilt.parse::<hyper::Uri>() {
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = uri.into_parts().path_and_query;
+        if let Ok(uri) = hyper::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
 }
 
 /// hyper's connection read buffer limit (its default is ~400 KiB).

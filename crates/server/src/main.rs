@@ -128,6 +128,7 @@ fn all_modules() -> Vec<Arc<dyn Module>> {
         Arc::new(sightline_usage::UsageModule),
         Arc::new(sightline_calls::CallsModule),
         Arc::new(sightline_sports::SportsModule),
+        Arc::new(sightline_planning::PlanningModule),
     ]
 }
 

@@ -1,0 +1,68 @@
+//! The S&OP planning module (seed 004, GenXSOP): products and categories, demand plans with
+//! their versions and approval workflow, supply plans, on the original's paths under `/api/v1`
+//! with its shapes (decimal strings, the pagination wrapper, the original's error codes).
+//! Inventory, forecasting, scenarios, the S&OP cycle, KPIs and the dashboard follow
+//! (docs/planning.md).
+
+pub mod decimal;
+pub mod error;
+pub mod http;
+pub mod model;
+pub mod page;
+pub mod service;
+pub mod store;
+
+use sightline_platform::{migrate::Migration, Module, ModuleParts, PermissionSpec, Platform};
+
+/// What the module's routes check, and who holds it (the original's role sets; `admin` holds
+/// all). Reading needs only a signed-in user or key, as in the original.
+pub const PERMISSIONS: &[PermissionSpec] = &[
+    PermissionSpec {
+        name: "products:manage",
+        description: "Create and change products and categories",
+        roles: &[],
+    },
+    PermissionSpec {
+        name: "demand:plan",
+        description: "Create, change, adjust, submit and delete demand plans",
+        roles: &["demand_planner", "supply_planner", "sop_coordinator"],
+    },
+    PermissionSpec {
+        name: "demand:approve",
+        description: "Approve and reject demand plans",
+        roles: &["executive"],
+    },
+    PermissionSpec {
+        name: "supply:plan",
+        description: "Create, change, submit and delete supply plans",
+        roles: &["supply_planner", "sop_coordinator"],
+    },
+    PermissionSpec {
+        name: "supply:approve",
+        description: "Approve and reject supply plans",
+        roles: &["executive"],
+    },
+];
+
+/// The planning module.
+pub struct PlanningModule;
+
+#[async_trait::async_trait]
+impl Module for PlanningModule {
+    fn name(&self) -> &'static str {
+        "planning"
+    }
+
+    fn migrations(&self) -> &'static [Migration] {
+        store::MIGRATIONS
+    }
+
+    fn permissions(&self) -> &'static [PermissionSpec] {
+        PERMISSIONS
+    }
+
+    async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
+        let service = service::PlanningService::new(platform.db.clone(), platform.bus.clone());
+        Ok(ModuleParts::new(http::router(service)))
+    }
+}

@@ -1,0 +1,167 @@
+//! The module's entities as the original's clients read them: fields in the original's order,
+//! quantities and money as two-decimal strings ([`Dec2`]), dates `YYYY-MM-DD`, times naive ISO.
+
+use chrono::NaiveDate;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::decimal::Dec2;
+
+/// A time as the original shows it: naive ISO in UTC, no fraction (`2026-03-01T12:00:00`).
+pub fn naive_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.naive_utc().format("%Y-%m-%dT%H:%M:%S").to_string())
+        .unwrap_or_default()
+}
+
+/// A product category.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Category {
+    /// Its name.
+    pub name: String,
+    /// The parent category.
+    pub parent_id: Option<i64>,
+    /// Depth in the tree.
+    pub level: i64,
+    /// Free text.
+    pub description: Option<String>,
+    /// Its id.
+    pub id: i64,
+    /// Created (naive ISO, UTC).
+    pub created_at: String,
+}
+
+/// A product.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Product {
+    /// Stock-keeping unit, unique.
+    pub sku: String,
+    /// Its name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Its category.
+    pub category_id: Option<i64>,
+    /// Its family (scenarios change demand by family).
+    pub product_family: Option<String>,
+    /// Unit (`units`).
+    pub unit_of_measure: String,
+    /// Cost of one unit.
+    #[schema(value_type = Option<String>)]
+    pub unit_cost: Option<Dec2>,
+    /// Price of one unit.
+    #[schema(value_type = Option<String>)]
+    pub selling_price: Option<Dec2>,
+    /// Days from order to receipt.
+    pub lead_time_days: i64,
+    /// Smallest order.
+    pub min_order_qty: i64,
+    /// `active`, `discontinued`, `new`, …
+    pub status: String,
+    /// Its id.
+    pub id: i64,
+    /// Created.
+    pub created_at: String,
+    /// Last changed.
+    pub updated_at: Option<String>,
+}
+
+/// A demand plan: a product's demand in a period, region and channel, in versions.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct DemandPlan {
+    /// The product.
+    pub product_id: i64,
+    /// The period (first of the month by convention).
+    pub period: NaiveDate,
+    /// Region (`Global`).
+    pub region: String,
+    /// Channel (`All`).
+    pub channel: String,
+    /// The statistical forecast.
+    #[schema(value_type = String)]
+    pub forecast_qty: Dec2,
+    /// The planner's adjustment.
+    #[schema(value_type = Option<String>)]
+    pub adjusted_qty: Option<Dec2>,
+    /// What was sold.
+    #[schema(value_type = Option<String>)]
+    pub actual_qty: Option<Dec2>,
+    /// The agreed figure.
+    #[schema(value_type = Option<String>)]
+    pub consensus_qty: Option<Dec2>,
+    /// Confidence, 0–100.
+    #[schema(value_type = Option<String>)]
+    pub confidence: Option<Dec2>,
+    /// Free text; approvals and rejections append to it.
+    pub notes: Option<String>,
+    /// Its id.
+    pub id: i64,
+    /// `draft`, `submitted`, `approved` (or `locked`).
+    pub status: String,
+    /// Who created it (user id).
+    pub created_by: Option<String>,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+    /// Version, from 1; every edit adds one.
+    pub version: i64,
+    /// Created.
+    pub created_at: String,
+    /// Last changed.
+    pub updated_at: Option<String>,
+}
+
+impl DemandPlan {
+    /// The demand the plan stands for: consensus, else adjusted, else forecast (a zero falls
+    /// through, as in the original).
+    pub fn demand(&self) -> Dec2 {
+        [self.consensus_qty, self.adjusted_qty]
+            .into_iter()
+            .flatten()
+            .find(|q| *q != Dec2::ZERO)
+            .unwrap_or(self.forecast_qty)
+    }
+}
+
+/// A supply plan: a product's production at a location in a period.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SupplyPlan {
+    /// The product.
+    pub product_id: i64,
+    /// The period.
+    pub period: NaiveDate,
+    /// Location (`Main`).
+    pub location: String,
+    /// Planned production.
+    #[schema(value_type = Option<String>)]
+    pub planned_prod_qty: Option<Dec2>,
+    /// Actual production.
+    #[schema(value_type = Option<String>)]
+    pub actual_prod_qty: Option<Dec2>,
+    /// Capacity.
+    #[schema(value_type = Option<String>)]
+    pub capacity_max: Option<Dec2>,
+    /// Capacity used, percent.
+    #[schema(value_type = Option<String>)]
+    pub capacity_used: Option<Dec2>,
+    /// Supplier.
+    pub supplier_name: Option<String>,
+    /// Lead time, days.
+    pub lead_time_days: Option<i64>,
+    /// Cost of a unit.
+    #[schema(value_type = Option<String>)]
+    pub cost_per_unit: Option<Dec2>,
+    /// Free text.
+    pub constraints: Option<String>,
+    /// Its id.
+    pub id: i64,
+    /// `draft`, `submitted`, `approved`, `rejected`.
+    pub status: String,
+    /// Who created it.
+    pub created_by: Option<String>,
+    /// Version; every edit adds one.
+    pub version: i64,
+    /// Created.
+    pub created_at: String,
+    /// Last changed.
+    pub updated_at: Option<String>,
+}

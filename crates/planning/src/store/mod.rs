@@ -1,0 +1,122 @@
+//! The module's SQL: categories and products (`planning_categories`, `planning_products`),
+//! demand and supply plans (`planning_demand_plans`, `planning_supply_plans`). Quantities and
+//! money are integer hundredths ([`crate::decimal::Dec2`]); ids are integers, as the original's.
+
+pub mod demand;
+pub mod products;
+pub mod supply;
+
+use sightline_platform::migrate::Migration;
+
+/// The first migration's tables, with `$id` the backend's auto-increment key.
+macro_rules! first_tables {
+    ($id:literal) => {
+        concat!(
+            "CREATE TABLE planning_categories (
+                id ",
+            $id,
+            ",
+                name TEXT NOT NULL,
+                parent_id BIGINT,
+                level BIGINT NOT NULL,
+                description TEXT,
+                created_at BIGINT NOT NULL
+            );
+            CREATE TABLE planning_products (
+                id ",
+            $id,
+            ",
+                sku TEXT NOT NULL UNIQUE,
+                name TEXT NOT NULL,
+                description TEXT,
+                category_id BIGINT,
+                product_family TEXT,
+                unit_of_measure TEXT NOT NULL,
+                unit_cost BIGINT,
+                selling_price BIGINT,
+                lead_time_days BIGINT NOT NULL,
+                min_order_qty BIGINT NOT NULL,
+                status TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT
+            );
+            CREATE INDEX planning_products_family ON planning_products (product_family);
+            CREATE TABLE planning_demand_plans (
+                id ",
+            $id,
+            ",
+                product_id BIGINT NOT NULL,
+                period TEXT NOT NULL,
+                region TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                forecast_qty BIGINT NOT NULL,
+                adjusted_qty BIGINT,
+                actual_qty BIGINT,
+                consensus_qty BIGINT,
+                confidence BIGINT,
+                notes TEXT,
+                status TEXT NOT NULL,
+                created_by TEXT,
+                approved_by TEXT,
+                version BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT,
+                UNIQUE (product_id, period, region, channel, version)
+            );
+            CREATE INDEX planning_demand_plans_period ON planning_demand_plans (period, id);
+            CREATE TABLE planning_supply_plans (
+                id ",
+            $id,
+            ",
+                product_id BIGINT NOT NULL,
+                period TEXT NOT NULL,
+                location TEXT NOT NULL,
+                planned_prod_qty BIGINT,
+                actual_prod_qty BIGINT,
+                capacity_max BIGINT,
+                capacity_used BIGINT,
+                supplier_name TEXT,
+                lead_time_days BIGINT,
+                cost_per_unit BIGINT,
+                constraints TEXT,
+                status TEXT NOT NULL,
+                created_by TEXT,
+                version BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                updated_at BIGINT,
+                UNIQUE (product_id, period, location, version)
+            );
+            CREATE INDEX planning_supply_plans_period ON planning_supply_plans (period, id);"
+        )
+    };
+}
+
+/// The module's migrations.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "categories, products, demand and supply plans",
+    sqlite: first_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
+    postgres: first_tables!("BIGSERIAL PRIMARY KEY"),
+}];
+
+/// A nullable hundredths column as a decimal.
+pub(crate) fn dec(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+) -> Result<Option<crate::decimal::Dec2>, sqlx::Error> {
+    use sqlx::Row as _;
+    Ok(row.try_get::<Option<i64>, _>(column)?.map(crate::decimal::Dec2))
+}
+
+/// A `YYYY-MM-DD` column as a date.
+pub(crate) fn date(row: &sqlx::any::AnyRow, column: &str) -> Result<chrono::NaiveDate, sqlx::Error> {
+    use sqlx::Row as _;
+    let text: String = row.try_get(column)?;
+    chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|e| sqlx::Error::Decode(Box::new(e)))
+}
+
+/// A nullable epoch-milliseconds column as the original's naive time.
+pub(crate) fn time(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<String>, sqlx::Error> {
+    use sqlx::Row as _;
+    Ok(row.try_get::<Option<i64>, _>(column)?.map(crate::model::naive_time))
+}
