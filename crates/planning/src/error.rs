@@ -33,6 +33,9 @@ pub enum PlanningError {
     /// The SKU is taken (400, as the original).
     #[error("SKU already exists")]
     DuplicateSku,
+    /// Too little history for the calculation (422 `INSUFFICIENT_DATA`).
+    #[error("{0}")]
+    InsufficientData(String),
     /// Another row already has this key (a SKU, a plan's period and version).
     #[error("{0}")]
     Conflict(String),

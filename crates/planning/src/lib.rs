@@ -1,14 +1,17 @@
 //! The S&OP planning module (seed 004, GenXSOP): products and categories, demand plans with
 //! their versions and approval workflow, supply plans, on the original's paths under `/api/v1`
-//! with its shapes (decimal strings, the pagination wrapper, the original's error codes).
-//! Inventory, forecasting, scenarios, the S&OP cycle, KPIs and the dashboard follow
-//! (docs/planning.md).
+//! with its shapes (decimal strings, the pagination wrapper, the original's error codes);
+//! inventory with computed days of supply, valuation and service-level analytics; the supply
+//! gap analysis; bulk loads (ERP JSON sync, CSV) and `sightline planning sample`. Forecasting,
+//! scenarios, the S&OP cycle, KPIs and the dashboard follow (docs/planning.md).
 
+pub mod cli;
 pub mod decimal;
 pub mod error;
 pub mod http;
 pub mod model;
 pub mod page;
+pub mod sample;
 pub mod service;
 pub mod store;
 
@@ -42,6 +45,16 @@ pub const PERMISSIONS: &[PermissionSpec] = &[
         description: "Approve and reject supply plans",
         roles: &["executive"],
     },
+    PermissionSpec {
+        name: "inventory:manage",
+        description: "Change inventory positions and their policies, load inventory",
+        roles: &["inventory_manager", "supply_planner"],
+    },
+    PermissionSpec {
+        name: "integrations:sync",
+        description: "Load products, inventory and demand actuals from an ERP (JSON batches)",
+        roles: &["sop_coordinator"],
+    },
 ];
 
 /// The planning module.
@@ -59,6 +72,22 @@ impl Module for PlanningModule {
 
     fn permissions(&self) -> &'static [PermissionSpec] {
         PERMISSIONS
+    }
+
+    fn commands(&self) -> Vec<clap::Command> {
+        vec![cli::command()]
+    }
+
+    async fn run_command(
+        &self,
+        name: &str,
+        matches: &clap::ArgMatches,
+        context: &sightline_platform::CommandContext,
+    ) -> anyhow::Result<()> {
+        match name {
+            "planning" => cli::run(matches, context).await,
+            other => anyhow::bail!("no command {other}"),
+        }
     }
 
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {

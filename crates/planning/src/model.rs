@@ -165,3 +165,81 @@ pub struct SupplyPlan {
     /// Last changed.
     pub updated_at: Option<String>,
 }
+
+/// A product's stock at a location.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Inventory {
+    /// The product.
+    pub product_id: i64,
+    /// Where.
+    pub location: String,
+    /// On hand.
+    #[schema(value_type = String)]
+    pub on_hand_qty: Dec2,
+    /// Promised to orders.
+    #[schema(value_type = String)]
+    pub allocated_qty: Dec2,
+    /// On the way in.
+    #[schema(value_type = String)]
+    pub in_transit_qty: Dec2,
+    /// Safety stock.
+    #[schema(value_type = String)]
+    pub safety_stock: Dec2,
+    /// Reorder point.
+    #[schema(value_type = String)]
+    pub reorder_point: Dec2,
+    /// Most to hold.
+    #[schema(value_type = Option<String>)]
+    pub max_stock: Option<Dec2>,
+    /// Days the stock on hand lasts at the product's recent demand (computed; `null` without
+    /// demand history).
+    #[schema(value_type = Option<String>)]
+    pub days_of_supply: Option<Dec2>,
+    /// Last receipt.
+    pub last_receipt_date: Option<NaiveDate>,
+    /// Last issue.
+    pub last_issue_date: Option<NaiveDate>,
+    /// On hand × the product's unit cost (computed; `null` without a cost).
+    #[schema(value_type = Option<String>)]
+    pub valuation: Option<Dec2>,
+    /// `normal`, `low`, `critical`, `excess` (recomputed on every write).
+    pub status: String,
+    /// Its id.
+    pub id: i64,
+    /// Last changed.
+    pub updated_at: Option<String>,
+}
+
+/// The original's status rule, in its order: below the reorder point `critical`, else below
+/// safety stock `low`, else above a non-zero maximum `excess`, else `normal`.
+pub fn inventory_status(
+    on_hand: Dec2,
+    reorder_point: Dec2,
+    safety_stock: Dec2,
+    max_stock: Option<Dec2>,
+) -> &'static str {
+    if on_hand < reorder_point {
+        "critical"
+    } else if on_hand < safety_stock {
+        "low"
+    } else if max_stock.is_some_and(|m| m != Dec2::ZERO && on_hand > m) {
+        "excess"
+    } else {
+        "normal"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inventory_status_follows_the_originals_order() {
+        let d = Dec2::units;
+        assert_eq!(inventory_status(d(70), d(80), d(50), None), "critical");
+        assert_eq!(inventory_status(d(70), d(60), d(75), None), "low");
+        assert_eq!(inventory_status(d(700), d(80), d(50), Some(d(600))), "excess");
+        assert_eq!(inventory_status(d(700), d(80), d(50), Some(d(0))), "normal", "a zero maximum is none");
+        assert_eq!(inventory_status(d(80), d(80), d(80), Some(d(80))), "normal", "comparisons are strict");
+    }
+}

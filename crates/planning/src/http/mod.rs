@@ -1,6 +1,9 @@
 //! Routes of the planning module, on the original's paths under `/api/v1`: products and
-//! categories ([`products`]), demand and supply plans ([`plans`]).
+//! categories ([`products`]), demand and supply plans ([`plans`]), inventory and the gap
+//! analysis ([`inventory`]), bulk loads ([`bulk`]).
 
+mod bulk;
+mod inventory;
 mod plans;
 mod products;
 
@@ -21,7 +24,7 @@ impl ErrorCode for PlanningError {
             Self::BusinessRule(_) | Self::InvalidTransition { .. } | Self::DuplicateSku => {
                 StatusCode::BAD_REQUEST
             }
-            Self::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Invalid(_) | Self::InsufficientData(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Database(_) | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -34,6 +37,7 @@ impl ErrorCode for PlanningError {
             Self::InvalidTransition { .. } => "INVALID_STATE_TRANSITION",
             Self::DuplicateSku => "DUPLICATE_SKU",
             Self::Invalid(_) => "VALIDATION_ERROR",
+            Self::InsufficientData(_) => "INSUFFICIENT_DATA",
             Self::Conflict(_) => "CONFLICT",
             Self::Database(_) | Self::Internal(_) => "internal",
         }
@@ -72,5 +76,6 @@ fn message(text: &str) -> axum::Json<Value> {
 
 /// The module's routes.
 pub fn router(service: PlanningService) -> SecureRouter {
-    plans::routes(products::routes(SecureRouter::new())).with_state(service)
+    let router = plans::routes(products::routes(SecureRouter::new()));
+    bulk::routes(inventory::routes(router)).with_state(service)
 }

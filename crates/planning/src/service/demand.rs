@@ -224,6 +224,18 @@ impl PlanningService {
         change(&mut plan)?;
         check_quantities(&plan)?;
         let after = store::update(&mut tx, &plan).await?;
+        // A plan's actual is demand history too.
+        if let Some(actual) = after.actual_qty.filter(|_| after.actual_qty != before.actual_qty) {
+            crate::store::actuals::upsert(
+                &mut tx,
+                after.product_id,
+                after.period,
+                &after.region,
+                &after.channel,
+                actual,
+            )
+            .await?;
+        }
         self.publish(&mut tx, context, action, ("demand_plan", id), (Some(&before), Some(&after))).await?;
         tx.commit().await?;
         Ok(after)

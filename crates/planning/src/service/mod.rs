@@ -2,7 +2,10 @@
 //! ([`demand`], [`supply`]). Every write publishes a domain event in its transaction (the audit
 //! log's entry, with the state before and after). Knows no HTTP.
 
+pub mod analytics;
+pub mod bulk;
 pub mod demand;
+pub mod inventory;
 pub mod products;
 pub mod supply;
 

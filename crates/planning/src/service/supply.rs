@@ -3,7 +3,7 @@
 //! original lacks) sends a plan back to `draft`.
 
 use chrono::NaiveDate;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sightline_platform::error::FieldError;
 use sightline_platform::RequestContext;
 use utoipa::ToSchema;
@@ -279,5 +279,153 @@ impl PlanningService {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// One row of the gap analysis: a demand plan of the period against the product's supply and
+/// stock (the later original's fields; `supply_qty`, `gap`, `gap_pct` are the coverage ones).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct GapAnalysisItem {
+    /// The product.
+    pub product_id: i64,
+    /// Its name (`Unknown` when it is gone).
+    pub product_name: String,
+    /// Its SKU (`N/A` when it is gone).
+    pub sku: String,
+    /// The period.
+    pub period: NaiveDate,
+    /// Consensus, else adjusted, else forecast.
+    #[schema(value_type = String)]
+    pub consensus_demand_qty: Dec2,
+    /// The same.
+    #[schema(value_type = String)]
+    pub demand_qty: Dec2,
+    /// The supply plan's planned production (0 without one).
+    #[schema(value_type = String)]
+    pub planned_production_qty: Dec2,
+    /// Its actual production.
+    #[schema(value_type = String)]
+    pub actual_production_qty: Dec2,
+    /// Planned production again.
+    #[schema(value_type = String)]
+    pub planned_supply_qty: Dec2,
+    /// Σ max(0, on hand − allocated + in transit) over the product's positions.
+    #[schema(value_type = String)]
+    pub inventory_available_qty: Dec2,
+    /// Planned + available.
+    #[schema(value_type = String)]
+    pub effective_supply_qty: Dec2,
+    /// max(demand − available, 0).
+    #[schema(value_type = String)]
+    pub additional_prod_required_qty: Dec2,
+    /// Planned − demand.
+    #[schema(value_type = String)]
+    pub plan_gap_qty: Dec2,
+    /// Of demand, percent.
+    pub plan_gap_pct: f64,
+    /// Actual − demand.
+    #[schema(value_type = String)]
+    pub actual_gap_qty: Dec2,
+    /// Of demand, percent.
+    pub actual_gap_pct: f64,
+    /// Effective − demand.
+    #[schema(value_type = String)]
+    pub coverage_gap_qty: Dec2,
+    /// Of demand, percent.
+    pub coverage_gap_pct: f64,
+    /// Effective supply.
+    #[schema(value_type = String)]
+    pub supply_qty: Dec2,
+    /// Coverage gap.
+    #[schema(value_type = String)]
+    pub gap: Dec2,
+    /// Coverage gap, percent.
+    pub gap_pct: f64,
+    /// `critical` below −20 %, `shortage` below 0, `excess` above 20 %, else `balanced`.
+    pub status: String,
+}
+
+/// `gap` of `demand`, percent (0 when there is no demand).
+fn pct(gap: Dec2, demand: Dec2) -> f64 {
+    if demand == Dec2::ZERO {
+        0.0
+    } else {
+        gap.to_f64() / demand.to_f64() * 100.0
+    }
+}
+
+/// The original's gap status.
+pub fn gap_status(gap_pct: f64) -> &'static str {
+    if gap_pct < -20.0 {
+        "critical"
+    } else if gap_pct < 0.0 {
+        "shortage"
+    } else if gap_pct > 20.0 {
+        "excess"
+    } else {
+        "balanced"
+    }
+}
+
+impl PlanningService {
+    /// Each demand plan of `period` (default this month), of `product_id` when given, against
+    /// its product's supply plan of the period (the last one, as the original read them) and
+    /// available stock.
+    pub async fn gap_analysis(
+        &self,
+        period: Option<NaiveDate>,
+        product_id: Option<i64>,
+    ) -> Result<Vec<GapAnalysisItem>, PlanningError> {
+        let period = period.unwrap_or_else(crate::service::inventory::this_month);
+        let mut conn = self.db().reader().acquire().await?;
+        let demand = crate::store::demand::of_period(&mut conn, period).await?;
+        let supply = store::of_period(&mut conn, period).await?;
+        let filter = crate::store::inventory::InventoryFilter { product_id, ..Default::default() };
+        let stock = crate::store::inventory::all(&mut conn, &filter).await?;
+        let mut out = Vec::new();
+        let mut products = std::collections::HashMap::new();
+        for plan in demand.iter().filter(|p| product_id.is_none_or(|id| p.product_id == id)) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = products.entry(plan.product_id) {
+                slot.insert(crate::store::products::product_by_id(&mut conn, plan.product_id).await?);
+            }
+            let product = products.get(&plan.product_id).cloned().flatten();
+            let last_supply = supply.iter().rfind(|s| s.product_id == plan.product_id);
+            let planned = last_supply.and_then(|s| s.planned_prod_qty).unwrap_or_default();
+            let actual = last_supply.and_then(|s| s.actual_prod_qty).unwrap_or_default();
+            let available = stock
+                .iter()
+                .filter(|(i, _)| i.product_id == plan.product_id)
+                .map(|(i, _)| (i.on_hand_qty - i.allocated_qty + i.in_transit_qty).max(Dec2::ZERO))
+                .fold(Dec2::ZERO, |a, b| a + b);
+            let demand_qty = plan.demand();
+            let effective = planned + available;
+            let coverage = effective - demand_qty;
+            let coverage_pct = pct(coverage, demand_qty);
+            out.push(GapAnalysisItem {
+                product_id: plan.product_id,
+                product_name: product.as_ref().map_or_else(|| "Unknown".to_owned(), |p| p.name.clone()),
+                sku: product.as_ref().map_or_else(|| "N/A".to_owned(), |p| p.sku.clone()),
+                period,
+                consensus_demand_qty: demand_qty,
+                demand_qty,
+                planned_production_qty: planned,
+                actual_production_qty: actual,
+                planned_supply_qty: planned,
+                inventory_available_qty: available,
+                effective_supply_qty: effective,
+                additional_prod_required_qty: (demand_qty - available).max(Dec2::ZERO),
+                plan_gap_qty: planned - demand_qty,
+                plan_gap_pct: pct(planned - demand_qty, demand_qty),
+                actual_gap_qty: actual - demand_qty,
+                actual_gap_pct: pct(actual - demand_qty, demand_qty),
+                coverage_gap_qty: coverage,
+                coverage_gap_pct: coverage_pct,
+                supply_qty: effective,
+                gap: coverage,
+                gap_pct: coverage_pct,
+                status: gap_status(coverage_pct).to_owned(),
+            });
+        }
+        Ok(out)
     }
 }

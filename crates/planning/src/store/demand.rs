@@ -160,3 +160,26 @@ pub async fn of_period(conn: &mut AnyConnection, period: NaiveDate) -> Result<Ve
         .map(plan)
         .collect()
 }
+
+/// The newest version of the plan of `product_id`, `period`, `region`, `channel`, if any.
+pub async fn newest_version(
+    conn: &mut AnyConnection,
+    product_id: i64,
+    period: NaiveDate,
+    region: &str,
+    channel: &str,
+) -> Result<Option<DemandPlan>, sqlx::Error> {
+    sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM planning_demand_plans WHERE product_id = $1 AND period = $2 AND region = $3 \
+         AND channel = $4 ORDER BY version DESC LIMIT 1"
+    ))
+    .bind(product_id)
+    .bind(period.to_string())
+    .bind(region)
+    .bind(channel)
+    .fetch_optional(conn)
+    .await?
+    .as_ref()
+    .map(plan)
+    .transpose()
+}

@@ -1,8 +1,11 @@
 //! The module's SQL: categories and products (`planning_categories`, `planning_products`),
-//! demand and supply plans (`planning_demand_plans`, `planning_supply_plans`). Quantities and
+//! demand and supply plans (`planning_demand_plans`, `planning_supply_plans`), inventory
+//! positions (`planning_inventory`) and demand history (`planning_demand_actuals`). Quantities and
 //! money are integer hundredths ([`crate::decimal::Dec2`]); ids are integers, as the original's.
 
+pub mod actuals;
 pub mod demand;
+pub mod inventory;
 pub mod products;
 pub mod supply;
 
@@ -91,13 +94,57 @@ macro_rules! first_tables {
     };
 }
 
+/// The second migration's tables.
+macro_rules! inventory_tables {
+    ($id:literal) => {
+        concat!(
+            "CREATE TABLE planning_inventory (
+                id ",
+            $id,
+            ",
+                product_id BIGINT NOT NULL,
+                location TEXT NOT NULL,
+                on_hand_qty BIGINT NOT NULL,
+                allocated_qty BIGINT NOT NULL,
+                in_transit_qty BIGINT NOT NULL,
+                safety_stock BIGINT NOT NULL,
+                reorder_point BIGINT NOT NULL,
+                max_stock BIGINT,
+                last_receipt_date TEXT,
+                last_issue_date TEXT,
+                status TEXT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                UNIQUE (product_id, location)
+            );
+            CREATE INDEX planning_inventory_status ON planning_inventory (status);
+            CREATE TABLE planning_demand_actuals (
+                product_id BIGINT NOT NULL,
+                period TEXT NOT NULL,
+                region TEXT NOT NULL,
+                channel TEXT NOT NULL,
+                actual_qty BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                PRIMARY KEY (product_id, period, region, channel)
+            );"
+        )
+    };
+}
+
 /// The module's migrations.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "categories, products, demand and supply plans",
-    sqlite: first_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
-    postgres: first_tables!("BIGSERIAL PRIMARY KEY"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "categories, products, demand and supply plans",
+        sqlite: first_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
+        postgres: first_tables!("BIGSERIAL PRIMARY KEY"),
+    },
+    Migration {
+        version: 2,
+        name: "inventory positions and demand actuals",
+        sqlite: inventory_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
+        postgres: inventory_tables!("BIGSERIAL PRIMARY KEY"),
+    },
+];
 
 /// A nullable hundredths column as a decimal.
 pub(crate) fn dec(

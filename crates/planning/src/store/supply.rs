@@ -160,3 +160,16 @@ pub async fn of_period(conn: &mut AnyConnection, period: NaiveDate) -> Result<Ve
         .map(plan)
         .collect()
 }
+
+/// The lead time of the product's newest supply plan that has one.
+pub async fn newest_lead_time(conn: &mut AnyConnection, product_id: i64) -> Result<Option<i64>, sqlx::Error> {
+    sqlx::query(
+        "SELECT lead_time_days FROM planning_supply_plans WHERE product_id = $1 AND lead_time_days IS NOT NULL \
+         ORDER BY period DESC, id DESC LIMIT 1",
+    )
+    .bind(product_id)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| r.try_get(0))
+    .transpose()
+}

@@ -1,6 +1,8 @@
 //! The planning API on the real server, on SQLite and PostgreSQL: the original's paths, shapes,
 //! status codes, role sets and workflow rules (FACTS-004), and where we do better.
 
+mod inventory;
+
 use std::sync::Arc;
 
 use serde_json::{json, Value};
@@ -8,11 +10,16 @@ use sightline_planning::PlanningModule;
 use sightline_platform::testing::TestApp;
 use sightline_platform::Backend;
 
-async fn spawn(backend: Backend) -> TestApp {
+pub(crate) async fn spawn(backend: Backend) -> TestApp {
     TestApp::spawn(backend, vec![Arc::new(PlanningModule)], &[]).await
 }
 
-async fn send(client: &reqwest::Client, method: &str, url: String, body: Option<Value>) -> (u16, Value) {
+pub(crate) async fn send(
+    client: &reqwest::Client,
+    method: &str,
+    url: String,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut request = client.request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), url);
     if let Some(body) = body {
         request = request.json(&body);
