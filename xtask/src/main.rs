@@ -5,6 +5,7 @@
 
 mod bench_actions;
 mod bench_calls;
+mod bench_planning;
 mod bench_sports;
 mod bench_usage;
 
@@ -104,6 +105,16 @@ enum BenchTarget {
         #[arg(long, value_name = "PATH")]
         binary: Option<PathBuf>,
     },
+    /// 1,000 sample series forecast with `auto` (backtests included), the last 12 months held
+    /// out, beside seasonal naive and statsforecast's AutoETS.
+    Planning {
+        /// Series.
+        #[arg(long, default_value_t = 1_000)]
+        series: usize,
+        /// Leave statsforecast out.
+        #[arg(long)]
+        no_statsforecast: bool,
+    },
     /// Against the stats.nba.com stand-in: a season ingested and its dataset built (SQLite and
     /// PostgreSQL), then /player_summary on cache hits (memory and Redis), on misses with the
     /// stand-in answering in 50 ms, and while it hangs.
@@ -194,6 +205,21 @@ fn main() -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&files);
             let outputs = (lines.saturating_sub(3)) / 3;
             print_calls_results(outputs, &results);
+        }
+        Task::Bench { target: BenchTarget::Planning { series, no_statsforecast } } => {
+            use sightline_planning::forecast::Method;
+            let all = bench_planning::series(series);
+            let mut figures = vec![
+                bench_planning::ours(&all, Method::Auto, "sightline auto (with backtests)"),
+                bench_planning::ours(&all, Method::Ets, "sightline ETS (AICc)"),
+                bench_planning::ours(&all, Method::Combination, "sightline combination"),
+                bench_planning::ours(&all, Method::SeasonalNaive, "seasonal naive"),
+            ];
+            let rss = peak_rss_mb(std::process::id());
+            if !no_statsforecast {
+                figures.push(bench_planning::autoets(&root, &all)?);
+            }
+            bench_planning::print_planning_results(all.len(), &figures, rss);
         }
         Task::Bench { target: BenchTarget::Sports { backend, no_redis, postgres_url, binary } } => {
             let bin = release_binary(&root, binary)?;

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod decimal;
 pub mod error;
+pub mod forecast;
 pub mod http;
 pub mod model;
 pub mod page;
@@ -49,6 +50,11 @@ pub const PERMISSIONS: &[PermissionSpec] = &[
         name: "inventory:manage",
         description: "Change inventory positions and their policies, load inventory",
         roles: &["inventory_manager", "supply_planner"],
+    },
+    PermissionSpec {
+        name: "forecasts:run",
+        description: "Generate forecasts and detect anomalies in demand history",
+        roles: &["demand_planner", "supply_planner", "finance_analyst", "sop_coordinator"],
     },
     PermissionSpec {
         name: "integrations:sync",

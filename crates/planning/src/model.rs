@@ -210,6 +210,45 @@ pub struct Inventory {
     pub updated_at: Option<String>,
 }
 
+/// A stored forecast of one product, model and month.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ForecastRow {
+    /// Its id.
+    pub id: i64,
+    /// The product.
+    pub product_id: i64,
+    /// The model asked for (`auto`, `ets`, `prophet`, …).
+    pub model_type: String,
+    /// The model that made it (`ETS(M,Ad,M)`, `tsb`, …).
+    pub model: String,
+    /// The month.
+    pub period: NaiveDate,
+    /// Expected demand.
+    #[schema(value_type = String)]
+    pub predicted_qty: Dec2,
+    /// Lower bound of the interval.
+    #[schema(value_type = String)]
+    pub lower_bound: Dec2,
+    /// Upper bound.
+    #[schema(value_type = String)]
+    pub upper_bound: Dec2,
+    /// The interval's level, percent.
+    #[schema(value_type = String)]
+    pub confidence: Dec2,
+    /// Backtest MAPE, percent.
+    pub mape: Option<f64>,
+    /// Backtest RMSE.
+    pub rmse: Option<f64>,
+    /// Backtest MASE.
+    pub mase: Option<f64>,
+    /// Backtest sMAPE, percent (0–200).
+    pub smape: Option<f64>,
+    /// History months it was fitted on.
+    pub history_points: i64,
+    /// Made (naive ISO, UTC).
+    pub created_at: String,
+}
+
 /// The original's status rule, in its order: below the reorder point `critical`, else below
 /// safety stock `low`, else above a non-zero maximum `excess`, else `normal`.
 pub fn inventory_status(

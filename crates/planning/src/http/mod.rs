@@ -1,8 +1,9 @@
 //! Routes of the planning module, on the original's paths under `/api/v1`: products and
 //! categories ([`products`]), demand and supply plans ([`plans`]), inventory and the gap
-//! analysis ([`inventory`]), bulk loads ([`bulk`]).
+//! analysis ([`inventory`]), bulk loads ([`bulk`]), forecasting ([`forecasting`]).
 
 mod bulk;
+mod forecasting;
 mod inventory;
 mod plans;
 mod products;
@@ -77,5 +78,5 @@ fn message(text: &str) -> axum::Json<Value> {
 /// The module's routes.
 pub fn router(service: PlanningService) -> SecureRouter {
     let router = plans::routes(products::routes(SecureRouter::new()));
-    bulk::routes(inventory::routes(router)).with_state(service)
+    forecasting::routes(bulk::routes(inventory::routes(router))).with_state(service)
 }

@@ -5,6 +5,7 @@
 pub mod analytics;
 pub mod bulk;
 pub mod demand;
+pub mod forecasting;
 pub mod inventory;
 pub mod products;
 pub mod supply;

@@ -5,6 +5,7 @@
 
 pub mod actuals;
 pub mod demand;
+pub mod forecasts;
 pub mod inventory;
 pub mod products;
 pub mod supply;
@@ -130,6 +131,35 @@ macro_rules! inventory_tables {
     };
 }
 
+/// The third migration's table.
+macro_rules! forecast_tables {
+    ($id:literal) => {
+        concat!(
+            "CREATE TABLE planning_forecasts (
+                id ",
+            $id,
+            ",
+                product_id BIGINT NOT NULL,
+                model_type TEXT NOT NULL,
+                model TEXT NOT NULL,
+                period TEXT NOT NULL,
+                predicted_qty BIGINT NOT NULL,
+                lower_bound BIGINT NOT NULL,
+                upper_bound BIGINT NOT NULL,
+                confidence BIGINT NOT NULL,
+                mape DOUBLE PRECISION,
+                rmse DOUBLE PRECISION,
+                mase DOUBLE PRECISION,
+                smape DOUBLE PRECISION,
+                history_points BIGINT NOT NULL,
+                created_at BIGINT NOT NULL,
+                UNIQUE (product_id, model_type, period)
+            );
+            CREATE INDEX planning_forecasts_period ON planning_forecasts (period);"
+        )
+    };
+}
+
 /// The module's migrations.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -143,6 +173,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "inventory positions and demand actuals",
         sqlite: inventory_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
         postgres: inventory_tables!("BIGSERIAL PRIMARY KEY"),
+    },
+    Migration {
+        version: 3,
+        name: "forecasts",
+        sqlite: forecast_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
+        postgres: forecast_tables!("BIGSERIAL PRIMARY KEY"),
     },
 ];
 

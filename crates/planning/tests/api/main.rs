@@ -1,6 +1,7 @@
 //! The planning API on the real server, on SQLite and PostgreSQL: the original's paths, shapes,
 //! status codes, role sets and workflow rules (FACTS-004), and where we do better.
 
+mod forecasting;
 mod inventory;
 
 use std::sync::Arc;
