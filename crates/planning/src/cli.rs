@@ -1,4 +1,5 @@
-//! `sightline planning sample`: a realistic data set as CSV files, and optionally loaded.
+//! `sightline planning sample` (a realistic data set as CSV files, optionally loaded) and
+//! `sightline planning forecast` (every product, with a progress bar, resumable).
 
 use clap::{FromArgMatches as _, Subcommand};
 use sightline_platform::CommandContext;
@@ -27,6 +28,17 @@ pub enum PlanningAction {
         /// Load it into the configured database too (idempotent).
         #[arg(long)]
         load: bool,
+    },
+    /// Forecast every product (a run with a progress bar; an unfinished run of the same model
+    /// and horizon, stopped or killed, goes on from its last product).
+    Forecast {
+        /// A method id: auto, ets, exp_smoothing, prophet, decomposition, seasonal_naive,
+        /// moving_average, croston, sba, tsb, combination.
+        #[arg(long, default_value = "auto")]
+        model: String,
+        /// Months ahead, 1–24.
+        #[arg(long, default_value_t = 6)]
+        horizon: i64,
     },
 }
 
@@ -64,7 +76,57 @@ pub async fn run(matches: &clap::ArgMatches, context: &CommandContext) -> anyhow
             }
             Ok(())
         }
+        PlanningAction::Forecast { model, horizon } => {
+            let config = context.load_config()?;
+            sightline_platform::module::on_own_runtime(move || forecast_all(config, model, horizon)).await
+        }
     }
+}
+
+/// The module's service over `config`'s database, for a command.
+async fn command_service(
+    config: sightline_platform::config::Config,
+) -> anyhow::Result<crate::service::PlanningService> {
+    let modules: Vec<std::sync::Arc<dyn sightline_platform::Module>> =
+        vec![std::sync::Arc::new(crate::PlanningModule)];
+    let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
+    let queue = sightline_platform::queue::Queue::new(db.clone(), config.queue.clone());
+    Ok(crate::service::PlanningService::new(db, sightline_platform::audit::EventBus::standard(), queue))
+}
+
+async fn forecast_all(
+    config: sightline_platform::config::Config,
+    model: String,
+    horizon: i64,
+) -> anyhow::Result<()> {
+    let service = command_service(config).await?;
+    let run = service.create_forecast_run(&model, horizon).await?;
+    let bar = indicatif::ProgressBar::new(u64::try_from(run.total).unwrap_or(0)).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} products {msg} ({elapsed}, {eta} left)",
+        )
+        .expect("a template"),
+    );
+    bar.set_position(u64::try_from(run.done + run.failed).unwrap_or(0));
+    if run.done + run.failed > 0 {
+        bar.println(format!("resuming run {} after product {}", run.id, run.last_product_id));
+    }
+    let started = std::time::Instant::now();
+    service
+        .run_forecasts(&run.id, &|| false, &mut |r| {
+            bar.set_position(u64::try_from(r.done + r.failed).unwrap_or(0));
+        })
+        .await?;
+    bar.finish_and_clear();
+    let run = service.forecast_run(&run.id).await?;
+    eprintln!(
+        "run {}: {} products forecast, {} with too little history, in {:.1} s (model {model}, {horizon} months)",
+        run.id,
+        run.done,
+        run.failed,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn load_sample(
@@ -75,7 +137,9 @@ async fn load_sample(
     let modules: Vec<std::sync::Arc<dyn sightline_platform::Module>> =
         vec![std::sync::Arc::new(crate::PlanningModule)];
     let db = sightline_platform::app::connect_and_migrate(&config, &modules).await?;
-    let service = crate::service::PlanningService::new(db, sightline_platform::audit::EventBus::standard());
+    let queue = sightline_platform::queue::Queue::new(db.clone(), config.queue.clone());
+    let service =
+        crate::service::PlanningService::new(db, sightline_platform::audit::EventBus::standard(), queue);
     let context = sightline_platform::RequestContext::system();
     let bar = indicatif::ProgressBar::new(3).with_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}").expect("a template"),

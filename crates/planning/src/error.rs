@@ -14,6 +14,9 @@ pub enum PlanningError {
         /// The id asked for.
         id: i64,
     },
+    /// No such thing (by a text id).
+    #[error("{0}")]
+    NotFoundText(String),
     /// A rule of the domain refuses the change.
     #[error("{0}")]
     BusinessRule(String),

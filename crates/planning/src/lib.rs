@@ -10,6 +10,7 @@ pub mod decimal;
 pub mod error;
 pub mod forecast;
 pub mod http;
+pub mod jobs;
 pub mod model;
 pub mod page;
 pub mod sample;
@@ -97,7 +98,8 @@ impl Module for PlanningModule {
     }
 
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
-        let service = service::PlanningService::new(platform.db.clone(), platform.bus.clone());
-        Ok(ModuleParts::new(http::router(service)))
+        let service =
+            service::PlanningService::new(platform.db.clone(), platform.bus.clone(), platform.queue.clone());
+        Ok(ModuleParts::new(http::router(service.clone())).standalone_job(jobs::ForecastAllJob { service }))
     }
 }

@@ -492,6 +492,26 @@ mod tests {
         assert!((run.sum_sq - (0.0 + 4.0 + 0.0 + 4.0 + 0.0)).abs() < 1e-12);
     }
 
+    /// Saudi Arabian oil production 1996–2013 (Hyndman & Athanasopoulos, *Forecasting:
+    /// Principles and Practice*, 2nd ed., §7.1, Table 7.1): SES with α = 0.8339 and ℓ₀ = 446.59
+    /// (the values `ets()` estimates) forecasts 542.7.
+    const OIL: [f64; 18] = [
+        445.36, 453.20, 454.41, 422.38, 456.04, 440.39, 425.19, 486.21, 500.43, 521.28, 508.95, 488.89,
+        509.87, 456.72, 473.82, 525.95, 549.83, 542.34,
+    ];
+
+    #[test]
+    fn the_published_ses_example_is_reproduced_and_refitted() {
+        let spec =
+            Spec { error: ErrorKind::Additive, trend: TrendKind::None, season: SeasonKind::None, period: 1 };
+        let p = Params { alpha: 0.8339, beta: 0.0, gamma: 0.0, phi: 1.0 };
+        let run = pass(&spec, &p, &OIL, 446.59, 0.0, vec![0.0]).unwrap();
+        assert!((run.level - 542.68).abs() < 0.01, "{}", run.level);
+        let fitted = fit(&OIL, spec).unwrap();
+        assert!((fitted.params.alpha - 0.8339).abs() < 0.02, "α = {}", fitted.params.alpha);
+        assert!((fitted.forecast(1)[0] - 542.7).abs() < 1.0, "{:?}", fitted.forecast(1));
+    }
+
     #[test]
     fn a_clean_seasonal_trend_is_recovered_and_chosen() {
         let y = seasonal_series(48);

@@ -1,12 +1,13 @@
 //! `/api/v1/forecasting`: the methods, generating a product's forecast, stored results, accuracy
 //! per model, anomalies in the history.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::Json;
 use chrono::NaiveDate;
 use serde::Deserialize;
 use sightline_platform::error::ErrorBody;
-use sightline_platform::validate::ApiQuery;
+use sightline_platform::validate::{ApiJson, ApiQuery};
 use sightline_platform::{Access, ApiResult, RequestContext, SecureRouter};
 use utoipa::IntoParams;
 use utoipa_axum::routes;
@@ -15,6 +16,7 @@ use crate::model::ForecastRow;
 use crate::service::forecasting::{Anomaly, GeneratedForecast, ModelAccuracy, ModelInfo};
 use crate::service::PlanningService;
 use crate::store::forecasts::ForecastFilter;
+use crate::store::runs::ForecastRun;
 
 /// The methods that may be asked for.
 #[utoipa::path(get, path = "/api/v1/forecasting/models", tag = "planning",
@@ -115,6 +117,50 @@ async fn detect_anomalies(
     Ok(Json(s.detect_anomalies(q.product_id).await?))
 }
 
+/// `POST /forecasting/runs`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct RunRequest {
+    /// A method id (`auto`).
+    #[serde(default = "auto")]
+    model_type: String,
+    /// Months ahead, 1–24 (6).
+    #[serde(default = "six")]
+    horizon: i64,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+fn six() -> i64 {
+    6
+}
+
+/// Queues a run forecasting every product (a durable job: it goes on after a restart from its
+/// last product); 202 with the run, whose progress `GET /forecasting/runs/{run_id}` shows.
+#[utoipa::path(post, path = "/api/v1/forecasting/runs", tag = "planning", request_body = RunRequest,
+    responses((status = 202, body = ForecastRun), (status = 422, body = ErrorBody)))]
+async fn start_run(
+    State(s): State<PlanningService>,
+    context: RequestContext,
+    ApiJson(body): ApiJson<RunRequest>,
+) -> ApiResult<(StatusCode, Json<ForecastRun>)> {
+    Ok((StatusCode::ACCEPTED, Json(s.start_forecast_run(&context, &body.model_type, body.horizon).await?)))
+}
+
+/// The latest forecast runs.
+#[utoipa::path(get, path = "/api/v1/forecasting/runs", tag = "planning", responses((status = 200, body = Vec<ForecastRun>)))]
+async fn list_runs(State(s): State<PlanningService>) -> ApiResult<Json<Vec<ForecastRun>>> {
+    Ok(Json(s.forecast_runs().await?))
+}
+
+/// One forecast run and its progress.
+#[utoipa::path(get, path = "/api/v1/forecasting/runs/{run_id}", tag = "planning",
+    params(("run_id" = String, Path, description = "Run id")),
+    responses((status = 200, body = ForecastRun), (status = 404, body = ErrorBody)))]
+async fn get_run(State(s): State<PlanningService>, Path(id): Path<String>) -> ApiResult<Json<ForecastRun>> {
+    Ok(Json(s.forecast_run(&id).await?))
+}
+
 /// Adds the forecasting routes.
 pub fn routes(router: SecureRouter<PlanningService>) -> SecureRouter<PlanningService> {
     let run = Access::Permission("forecasts:run");
@@ -124,4 +170,7 @@ pub fn routes(router: SecureRouter<PlanningService>) -> SecureRouter<PlanningSer
         .route(Access::Authenticated, routes!(forecast_results))
         .route(Access::Authenticated, routes!(forecast_accuracy))
         .route(run, routes!(detect_anomalies))
+        .route(run, routes!(start_run))
+        .route(Access::Authenticated, routes!(list_runs))
+        .route(Access::Authenticated, routes!(get_run))
 }

@@ -21,7 +21,7 @@ use crate::service::PlanningService;
 impl ErrorCode for PlanningError {
     fn status(&self) -> StatusCode {
         match self {
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::NotFoundText(_) => StatusCode::NOT_FOUND,
             Self::BusinessRule(_) | Self::InvalidTransition { .. } | Self::DuplicateSku => {
                 StatusCode::BAD_REQUEST
             }
@@ -33,7 +33,7 @@ impl ErrorCode for PlanningError {
 
     fn code(&self) -> &'static str {
         match self {
-            Self::NotFound { .. } => "NOT_FOUND",
+            Self::NotFound { .. } | Self::NotFoundText(_) => "NOT_FOUND",
             Self::BusinessRule(_) => "BUSINESS_RULE_VIOLATION",
             Self::InvalidTransition { .. } => "INVALID_STATE_TRANSITION",
             Self::DuplicateSku => "DUPLICATE_SKU",

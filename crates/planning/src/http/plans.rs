@@ -16,7 +16,9 @@ use utoipa_axum::routes;
 use super::{message, optional_body, path_id};
 use crate::model::{DemandPlan, SupplyPlan};
 use crate::page::{Page, PageQuery, PageRequest};
-use crate::service::demand::{AdjustmentRequest, ApprovalRequest, DemandPlanCreate, DemandPlanUpdate};
+use crate::service::demand::{
+    AdjustmentRequest, ApprovalRequest, DemandPlanCreate, DemandPlanUpdate, FromForecast,
+};
 use crate::service::supply::{SupplyPlanCreate, SupplyPlanUpdate};
 use crate::service::PlanningService;
 use crate::store::demand::DemandFilter;
@@ -153,6 +155,18 @@ async fn reject_demand_plan(
 ) -> ApiResult<Json<DemandPlan>> {
     let id = path_id(&id, "plan_id")?;
     Ok(Json(s.reject_demand_plan(&context, id, optional_body(&body)?).await?))
+}
+
+/// Takes the product's stored forecast into demand plans: a new draft version per forecast
+/// month, its forecast quantity netted against what already sold (demand planners).
+#[utoipa::path(post, path = "/api/v1/demand/plans/from-forecast", tag = "planning", request_body = FromForecast,
+    responses((status = 201, body = Vec<DemandPlan>), (status = 422, body = ErrorBody)))]
+async fn plans_from_forecast(
+    State(s): State<PlanningService>,
+    context: RequestContext,
+    ApiJson(body): ApiJson<FromForecast>,
+) -> ApiResult<(StatusCode, Json<Vec<DemandPlan>>)> {
+    Ok((StatusCode::CREATED, Json(s.plans_from_forecast(&context, body).await?)))
 }
 
 /// Deletes a plan that is neither approved nor locked.
@@ -297,6 +311,7 @@ pub fn routes(router: SecureRouter<PlanningService>) -> SecureRouter<PlanningSer
     router
         .route(Access::Authenticated, routes!(list_demand_plans))
         .route(demand, routes!(create_demand_plan))
+        .route(demand, routes!(plans_from_forecast))
         .route(Access::Authenticated, routes!(get_demand_plan))
         .route(demand, routes!(update_demand_plan))
         .route(demand, routes!(adjust_demand_plan))

@@ -134,6 +134,26 @@ fn check_quantities(p: &DemandPlan) -> Result<(), PlanningError> {
     }
 }
 
+/// `POST /demand/plans/from-forecast`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct FromForecast {
+    /// The product.
+    pub product_id: i64,
+    /// The stored forecast's model (`auto`).
+    #[serde(default = "auto")]
+    pub model_type: String,
+    /// Region (`Global`).
+    #[serde(default = "global")]
+    pub region: String,
+    /// Channel (`All`).
+    #[serde(default = "all")]
+    pub channel: String,
+}
+
+fn auto() -> String {
+    "auto".into()
+}
+
 /// `notes` with `[label] comments` appended on a new line, when there are comments.
 fn appended(notes: Option<String>, label: &str, comments: Option<&str>) -> Option<String> {
     match comments.filter(|c| !c.is_empty()) {
@@ -347,6 +367,87 @@ impl PlanningService {
             Ok(())
         })
         .await
+    }
+
+    /// Takes the product's stored `model_type` forecast into demand plans: for each forecast
+    /// month, a new draft version of the plan of that month, region and channel (version 1 when
+    /// there is none), its forecast quantity netted against what already sold that month (the
+    /// larger of the two: sales consume the forecast, and a month never plans less than it
+    /// sold).
+    pub async fn plans_from_forecast(
+        &self,
+        context: &RequestContext,
+        input: FromForecast,
+    ) -> Result<Vec<DemandPlan>, PlanningError> {
+        let mut tx = self.db().begin().await?;
+        if crate::store::products::product_by_id(&mut tx, input.product_id).await?.is_none() {
+            return Err(PlanningError::invalid("product_id", format!("no product {}", input.product_id)));
+        }
+        let filter = crate::store::forecasts::ForecastFilter {
+            product_id: Some(input.product_id),
+            model_type: Some(input.model_type.clone()),
+            ..Default::default()
+        };
+        let forecasts = crate::store::forecasts::list(&mut tx, &filter, 120).await?;
+        if forecasts.is_empty() {
+            return Err(PlanningError::invalid(
+                "model_type",
+                format!(
+                    "no stored {} forecast of product {}: generate one first",
+                    input.model_type, input.product_id
+                ),
+            ));
+        }
+        let mut created = Vec::with_capacity(forecasts.len());
+        for f in forecasts {
+            let newest =
+                store::newest_version(&mut tx, input.product_id, f.period, &input.region, &input.channel)
+                    .await?;
+            let actual = crate::store::actuals::get(
+                &mut tx,
+                input.product_id,
+                f.period,
+                &input.region,
+                &input.channel,
+            )
+            .await?;
+            let netted = actual.map_or(f.predicted_qty, |a| a.max(f.predicted_qty));
+            let mut notes = format!("From the {} forecast ({})", f.model_type, f.model);
+            if let Some(a) = actual {
+                notes.push_str(&format!("; netted against {a} sold"));
+            }
+            let draft = DemandPlan {
+                product_id: input.product_id,
+                period: f.period,
+                region: input.region.clone(),
+                channel: input.channel.clone(),
+                forecast_qty: netted,
+                adjusted_qty: None,
+                actual_qty: actual,
+                consensus_qty: None,
+                confidence: Some(f.confidence),
+                notes: Some(notes),
+                id: 0,
+                status: "draft".into(),
+                created_by: actor_id(context),
+                approved_by: None,
+                version: newest.map_or(1, |p| p.version + 1),
+                created_at: String::new(),
+                updated_at: None,
+            };
+            let plan = store::insert(&mut tx, &draft).await?;
+            self.publish(
+                &mut tx,
+                context,
+                "demand_plan.created_from_forecast",
+                ("demand_plan", plan.id),
+                (None, Some(&plan)),
+            )
+            .await?;
+            created.push(plan);
+        }
+        tx.commit().await?;
+        Ok(created)
     }
 
     /// Deletes a plan that is neither approved nor locked.

@@ -224,6 +224,28 @@ impl PlanningService {
         horizon: usize,
         model_type: Option<&str>,
     ) -> Result<GeneratedForecast, PlanningError> {
+        let (generated, rows) = self.compute_forecast(product_id, horizon, model_type).await?;
+        let mut tx = self.db().begin().await?;
+        store::replace(&mut tx, &rows).await?;
+        self.publish(
+            &mut tx,
+            context,
+            "forecast.generated",
+            ("product", product_id),
+            (None, Some(&generated)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(generated)
+    }
+
+    /// The forecast of `product_id` and the rows that store it (nothing stored yet).
+    pub async fn compute_forecast(
+        &self,
+        product_id: i64,
+        horizon: usize,
+        model_type: Option<&str>,
+    ) -> Result<(GeneratedForecast, Vec<ForecastRow>), PlanningError> {
         if !(1..=24).contains(&horizon) {
             return Err(PlanningError::invalid("horizon", "must be 1 to 24"));
         }
@@ -305,18 +327,7 @@ impl PlanningService {
             accuracy,
             history_points,
         };
-        let mut tx = self.db().begin().await?;
-        store::replace(&mut tx, &rows).await?;
-        self.publish(
-            &mut tx,
-            context,
-            "forecast.generated",
-            ("product", product_id),
-            (None, Some(&generated)),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(generated)
+        Ok((generated, rows))
     }
 
     /// Stored forecasts matching `filter` (at most 5,000 months).

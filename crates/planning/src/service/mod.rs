@@ -5,6 +5,7 @@
 pub mod analytics;
 pub mod bulk;
 pub mod demand;
+pub mod forecast_runs;
 pub mod forecasting;
 pub mod inventory;
 pub mod products;
@@ -21,17 +22,23 @@ use crate::error::PlanningError;
 pub struct PlanningService {
     db: Db,
     bus: EventBus,
+    queue: sightline_platform::queue::Queue,
 }
 
 impl PlanningService {
-    /// The service over the database and the event bus.
-    pub fn new(db: Db, bus: EventBus) -> Self {
-        Self { db, bus }
+    /// The service over the database, the event bus and the job queue.
+    pub fn new(db: Db, bus: EventBus, queue: sightline_platform::queue::Queue) -> Self {
+        Self { db, bus, queue }
     }
 
     /// The database.
     pub fn db(&self) -> &Db {
         &self.db
+    }
+
+    /// The job queue.
+    pub fn queue(&self) -> &sightline_platform::queue::Queue {
+        &self.queue
     }
 
     /// Publishes `action` on `entity` `id` (the state before and after, as JSON) within `tx`.

@@ -63,3 +63,25 @@ pub async fn monthly(
     }
     Ok(out)
 }
+
+/// What `product_id` sold in `period`, `region`, `channel`, if recorded.
+pub async fn get(
+    conn: &mut AnyConnection,
+    product_id: i64,
+    period: NaiveDate,
+    region: &str,
+    channel: &str,
+) -> Result<Option<Dec2>, sqlx::Error> {
+    sqlx::query(
+        "SELECT actual_qty FROM planning_demand_actuals WHERE product_id = $1 AND period = $2 AND region = $3 \
+         AND channel = $4",
+    )
+    .bind(product_id)
+    .bind(period.to_string())
+    .bind(region)
+    .bind(channel)
+    .fetch_optional(conn)
+    .await?
+    .map(|r| r.try_get(0).map(Dec2))
+    .transpose()
+}

@@ -8,6 +8,7 @@ pub mod demand;
 pub mod forecasts;
 pub mod inventory;
 pub mod products;
+pub mod runs;
 pub mod supply;
 
 use sightline_platform::migrate::Migration;
@@ -160,6 +161,24 @@ macro_rules! forecast_tables {
     };
 }
 
+/// Forecast runs over every product (portable: text ids).
+const FORECAST_RUNS: &str = "CREATE TABLE planning_forecast_runs (
+        id TEXT PRIMARY KEY,
+        model_type TEXT NOT NULL,
+        horizon BIGINT NOT NULL,
+        status TEXT NOT NULL,
+        total BIGINT NOT NULL,
+        done BIGINT NOT NULL,
+        failed BIGINT NOT NULL,
+        last_product_id BIGINT NOT NULL,
+        error TEXT,
+        created_by TEXT,
+        created_at BIGINT NOT NULL,
+        started_at BIGINT,
+        finished_at BIGINT
+    );
+    CREATE INDEX planning_forecast_runs_created ON planning_forecast_runs (created_at);";
+
 /// The module's migrations.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -180,6 +199,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: forecast_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
         postgres: forecast_tables!("BIGSERIAL PRIMARY KEY"),
     },
+    Migration::portable(4, "forecast runs", FORECAST_RUNS),
 ];
 
 /// A nullable hundredths column as a decimal.

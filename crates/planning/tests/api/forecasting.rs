@@ -83,4 +83,76 @@ async fn forecasts_are_generated_stored_and_scored(backend: Backend) {
     assert_eq!(none, json!([]));
 }
 
-sightline_platform::storage_tests!(forecasts_are_generated_stored_and_scored);
+/// A run forecasts every product as a job (one with too little history counted, not failed),
+/// and a stored forecast becomes new draft versions of demand plans, netted against sales.
+async fn a_run_forecasts_every_product_and_forecasts_become_plan_versions(backend: Backend) {
+    let app = spawn(backend).await;
+    let products = json!({"meta": {"source_system": "t"}, "items": [
+        {"sku": "P1", "name": "One"}, {"sku": "P2", "name": "Two"}, {"sku": "P3", "name": "No history"}]});
+    assert_eq!(app.post_json("/api/v1/integrations/erp/products/sync", &products).await.0, 200);
+    let mut items = Vec::new();
+    for t in 0..30i32 {
+        let period = chrono::NaiveDate::from_ymd_opt(2023 + t / 12, (t % 12) as u32 + 1, 1).unwrap();
+        items.push(json!({"sku": "P1", "period": period, "actual_qty": 100 + t}));
+        items.push(json!({"sku": "P2", "period": period, "actual_qty": 50 + (t % 12) * 5}));
+    }
+    let actuals = json!({"meta": {"source_system": "t"}, "items": items});
+    assert_eq!(app.post_json("/api/v1/integrations/erp/demand-actuals/sync", &actuals).await.0, 200);
+
+    let (status, run) =
+        app.post_json("/api/v1/forecasting/runs", &json!({"model_type": "ets", "horizon": 3})).await;
+    assert_eq!((status, &run["status"], &run["total"]), (202, &json!("queued"), &json!(3)), "{run}");
+    let id = run["id"].as_str().unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let run = loop {
+        let (_, run) = app.get_json(&format!("/api/v1/forecasting/runs/{id}")).await;
+        if run["status"] == "succeeded" || run["status"] == "failed" {
+            break run;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "{run}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        (&run["status"], &run["done"], &run["failed"]),
+        (&json!("succeeded"), &json!(2), &json!(1)),
+        "{run}"
+    );
+    let (_, results) = app.get_json("/api/v1/forecasting/results?model_type=ets").await;
+    assert_eq!(results.as_array().unwrap().len(), 6, "3 months of 2 products");
+    let (_, runs) = app.get_json("/api/v1/forecasting/runs").await;
+    assert_eq!(runs[0]["id"], id.as_str());
+    let (status, _) = app.post_json("/api/v1/forecasting/runs", &json!({"horizon": 30})).await;
+    assert_eq!(status, 422);
+
+    // A plan of the first forecast month exists already, and some of it has sold.
+    let first = results[0]["period"].as_str().unwrap().to_owned();
+    let forecast_qty: f64 = results[0]["predicted_qty"].as_str().unwrap().parse().unwrap();
+    let plan = json!({"product_id": 1, "period": first, "forecast_qty": 1});
+    assert_eq!(app.post_json("/api/v1/demand/plans", &plan).await.0, 201);
+    let sold = json!({"meta": {"source_system": "t"}, "items": [{"sku": "P1", "period": first, "actual_qty": forecast_qty + 40.0}]});
+    assert_eq!(app.post_json("/api/v1/integrations/erp/demand-actuals/sync", &sold).await.0, 200);
+    let (status, plans) = app
+        .post_json("/api/v1/demand/plans/from-forecast", &json!({"product_id": 1, "model_type": "ets"}))
+        .await;
+    assert_eq!(status, 201, "{plans}");
+    let plans = plans.as_array().unwrap();
+    assert_eq!(plans.len(), 3);
+    assert_eq!((&plans[0]["version"], &plans[0]["status"]), (&json!(2), &json!("draft")), "a new version");
+    let netted: f64 = plans[0]["forecast_qty"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (netted - (forecast_qty + 40.0)).abs() < 0.011,
+        "sales above the forecast consume it: {}",
+        plans[0]
+    );
+    assert_eq!(plans[1]["version"], 1);
+    assert!(plans[1]["notes"].as_str().unwrap().starts_with("From the ets forecast (ETS("));
+    let (status, e) = app
+        .post_json("/api/v1/demand/plans/from-forecast", &json!({"product_id": 2, "model_type": "tsb"}))
+        .await;
+    assert_eq!((status, e["error"]["details"][0]["field"].as_str()), (422, Some("model_type")));
+}
+
+sightline_platform::storage_tests!(
+    forecasts_are_generated_stored_and_scored,
+    a_run_forecasts_every_product_and_forecasts_become_plan_versions
+);
