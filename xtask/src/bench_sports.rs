@@ -27,26 +27,6 @@ pub(crate) struct SeasonFigures {
     raw_read_s: f64,
 }
 
-/// Latencies of one phase.
-pub(crate) struct Latencies {
-    requests: usize,
-    per_s: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-}
-
-impl Latencies {
-    fn of(mut ms: Vec<f64>, elapsed: Duration) -> Self {
-        ms.sort_by(f64::total_cmp);
-        Self {
-            requests: ms.len(),
-            per_s: ms.len() as f64 / elapsed.as_secs_f64(),
-            p50_ms: percentile(&ms, 0.5),
-            p99_ms: percentile(&ms, 0.99),
-        }
-    }
-}
-
 /// The stand-in's process and its base URL (`http://ADDR`).
 pub(crate) struct StandInProcess {
     child: Child,
@@ -195,39 +175,6 @@ async fn each_once(http: &reqwest::Client, base: &str, paths: Vec<String>) -> an
         all.extend(w.await??);
     }
     Ok(Latencies::of(all, started.elapsed()))
-}
-
-/// Requests `paths` in turn at a fixed offered `rate` a second for `seconds` (open loop: a slow
-/// answer does not delay the next request); answers the latencies.
-async fn at_rate(
-    http: &reqwest::Client,
-    base: &str,
-    paths: &[String],
-    rate: u64,
-    seconds: u64,
-) -> anyhow::Result<Latencies> {
-    let n = (rate * seconds) as usize;
-    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let started = Instant::now();
-    let mut requests = Vec::with_capacity(n);
-    for i in 0..n {
-        ticker.tick().await;
-        let (http, url) = (http.clone(), format!("{base}{}", paths[i % paths.len()]));
-        requests.push(tokio::spawn(async move {
-            let t = Instant::now();
-            let r = http.get(&url).send().await?;
-            let status = r.status();
-            r.bytes().await?;
-            anyhow::ensure!(status == 200, "{url} answered {status}");
-            anyhow::Ok(t.elapsed().as_secs_f64() * 1000.0)
-        }));
-    }
-    let mut ms = Vec::with_capacity(n);
-    for r in requests {
-        ms.push(r.await??);
-    }
-    Ok(Latencies::of(ms, started.elapsed()))
 }
 
 /// `rounds` passes over `paths`.

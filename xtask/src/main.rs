@@ -114,6 +114,15 @@ enum BenchTarget {
         /// Leave statsforecast out.
         #[arg(long)]
         no_statsforecast: bool,
+        /// Demand plans for the listing latencies (0: leave them out).
+        #[arg(long, default_value_t = 10_000)]
+        plans: usize,
+        /// Backends of the listing latencies.
+        #[arg(long, value_enum, default_value_t = Which::Both)]
+        backend: Which,
+        /// PostgreSQL admin URL; without it a durable throw-away server is started.
+        #[arg(long, env = "SIGHTLINE_BENCH_POSTGRES_URL")]
+        postgres_url: Option<String>,
     },
     /// Against the stats.nba.com stand-in: a season ingested and its dataset built (SQLite and
     /// PostgreSQL), then /player_summary on cache hits (memory and Redis), on misses with the
@@ -206,7 +215,9 @@ fn main() -> anyhow::Result<()> {
             let outputs = (lines.saturating_sub(3)) / 3;
             print_calls_results(outputs, &results);
         }
-        Task::Bench { target: BenchTarget::Planning { series, no_statsforecast } } => {
+        Task::Bench {
+            target: BenchTarget::Planning { series, no_statsforecast, plans, backend, postgres_url },
+        } => {
             use sightline_planning::forecast::Method;
             let all = bench_planning::series(series);
             let mut figures = vec![
@@ -220,6 +231,15 @@ fn main() -> anyhow::Result<()> {
                 figures.push(bench_planning::autoets(&root, &all)?);
             }
             bench_planning::print_planning_results(all.len(), &figures, rss);
+            if plans > 0 {
+                let bin = release_binary(&root, None)?;
+                let results = on_backends(&rt, &root, backend, postgres_url, |dir, url| {
+                    rt.block_on(bench_planning::listings(&bin, &root, dir, url, plans))
+                })?;
+                for (name, rows) in &results {
+                    bench_planning::print_listings(name, plans, rows);
+                }
+            }
         }
         Task::Bench { target: BenchTarget::Sports { backend, no_redis, postgres_url, binary } } => {
             let bin = release_binary(&root, binary)?;
@@ -518,4 +538,57 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
+}
+
+/// Latencies of one phase.
+pub(crate) struct Latencies {
+    pub(crate) requests: usize,
+    pub(crate) per_s: f64,
+    pub(crate) p50_ms: f64,
+    pub(crate) p99_ms: f64,
+}
+
+impl Latencies {
+    pub(crate) fn of(mut ms: Vec<f64>, elapsed: Duration) -> Self {
+        ms.sort_by(f64::total_cmp);
+        Self {
+            requests: ms.len(),
+            per_s: ms.len() as f64 / elapsed.as_secs_f64(),
+            p50_ms: percentile(&ms, 0.5),
+            p99_ms: percentile(&ms, 0.99),
+        }
+    }
+}
+
+/// Requests `paths` in turn at a fixed offered `rate` a second for `seconds` (open loop: a slow
+/// answer does not delay the next request); answers the latencies.
+pub(crate) async fn at_rate(
+    http: &reqwest::Client,
+    base: &str,
+    paths: &[String],
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<Latencies> {
+    let n = (rate * seconds) as usize;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut requests = Vec::with_capacity(n);
+    for i in 0..n {
+        ticker.tick().await;
+        let (http, url) = (http.clone(), format!("{base}{}", paths[i % paths.len()]));
+        requests.push(tokio::spawn(async move {
+            let t = Instant::now();
+            let r = http.get(&url).send().await?;
+            let status = r.status();
+            r.bytes().await?;
+            anyhow::ensure!(status == 200, "{url} answered {status}");
+            anyhow::Ok(t.elapsed().as_secs_f64() * 1000.0)
+        }));
+    }
+    let mut ms = Vec::with_capacity(n);
+    for r in requests {
+        ms.push(r.await??);
+    }
+    Ok(Latencies::of(ms, started.elapsed()))
 }

@@ -141,8 +141,10 @@ pub async fn list(
         .await?
         .try_get(0)?;
     let n = c.next_placeholder();
+    // The page's ids first (an index-only walk past the offset), then their rows.
     let sql = format!(
-        "SELECT {COLUMNS} FROM planning_demand_plans{} ORDER BY period DESC, id DESC LIMIT ${n} OFFSET ${}",
+        "SELECT {COLUMNS} FROM planning_demand_plans WHERE id IN (SELECT id FROM planning_demand_plans{} \
+         ORDER BY period DESC, id DESC LIMIT ${n} OFFSET ${}) ORDER BY period DESC, id DESC",
         c.where_sql(),
         n + 1
     );

@@ -103,13 +103,19 @@ pub async fn list(
     page: PageRequest,
 ) -> Result<(Vec<(Inventory, Option<Dec2>)>, i64), sqlx::Error> {
     let c = conditions(f);
+    // Filters name only the positions' columns: counted and paged without the join.
     let total: i64 = c
-        .apply(sqlx::query(&format!("SELECT COUNT(*) {FROM}{}", c.where_sql())))
+        .apply(sqlx::query(&format!("SELECT COUNT(*) FROM planning_inventory i{}", c.where_sql())))
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;
     let n = c.next_placeholder();
-    let sql = format!("SELECT {COLUMNS} {FROM}{} ORDER BY i.id LIMIT ${n} OFFSET ${}", c.where_sql(), n + 1);
+    let sql = format!(
+        "SELECT {COLUMNS} {FROM} WHERE i.id IN (SELECT i.id FROM planning_inventory i{} ORDER BY i.id \
+         LIMIT ${n} OFFSET ${}) ORDER BY i.id",
+        c.where_sql(),
+        n + 1
+    );
     let rows = c.apply(sqlx::query(&sql)).bind(page.page_size).bind(page.offset()).fetch_all(conn).await?;
     Ok((rows.iter().map(position).collect::<Result<_, _>>()?, total))
 }
