@@ -58,6 +58,12 @@ pub const PERMISSIONS: &[PermissionSpec] = &[
         roles: &["demand_planner", "supply_planner", "finance_analyst", "sop_coordinator"],
     },
     PermissionSpec {
+        name: "sop:coordinate",
+        description: "Start, edit and advance S&OP cycles",
+        roles: &["sop_coordinator"],
+    },
+    PermissionSpec { name: "sop:execute", description: "Complete S&OP cycles", roles: &["executive"] },
+    PermissionSpec {
         name: "integrations:sync",
         description: "Load products, inventory and demand actuals from an ERP (JSON batches)",
         roles: &["sop_coordinator"],

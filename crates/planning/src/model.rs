@@ -249,6 +249,90 @@ pub struct ForecastRow {
     pub created_at: String,
 }
 
+/// The five steps' names.
+pub const SOP_STEPS: [&str; 5] =
+    ["Data Gathering", "Demand Review", "Supply Review", "Pre-S&OP", "Executive S&OP"];
+
+/// An S&OP cycle: five steps with owners and due dates (the original's flat fields).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct SopCycle {
+    /// Its name.
+    pub cycle_name: String,
+    /// The month it plans.
+    pub period: NaiveDate,
+    /// Step 1's due date.
+    pub step_1_due_date: Option<NaiveDate>,
+    /// Step 1's owner (user id; informational).
+    pub step_1_owner_id: Option<String>,
+    /// Step 2's due date.
+    pub step_2_due_date: Option<NaiveDate>,
+    /// Step 2's owner (user id; informational).
+    pub step_2_owner_id: Option<String>,
+    /// Step 3's due date.
+    pub step_3_due_date: Option<NaiveDate>,
+    /// Step 3's owner (user id; informational).
+    pub step_3_owner_id: Option<String>,
+    /// Step 4's due date.
+    pub step_4_due_date: Option<NaiveDate>,
+    /// Step 4's owner (user id; informational).
+    pub step_4_owner_id: Option<String>,
+    /// Step 5's due date.
+    pub step_5_due_date: Option<NaiveDate>,
+    /// Step 5's owner (user id; informational).
+    pub step_5_owner_id: Option<String>,
+    /// Free text.
+    pub notes: Option<String>,
+    /// Its id.
+    pub id: i64,
+    /// The step it is at, 1–5.
+    pub current_step: i64,
+    /// Step 1: `pending` or `completed`.
+    pub step_1_status: String,
+    /// Step 2: `pending` or `completed`.
+    pub step_2_status: String,
+    /// Step 3: `pending` or `completed`.
+    pub step_3_status: String,
+    /// Step 4: `pending` or `completed`.
+    pub step_4_status: String,
+    /// Step 5: `pending` or `completed`.
+    pub step_5_status: String,
+    /// What was decided.
+    pub decisions: Option<String>,
+    /// What is to be done.
+    pub action_items: Option<String>,
+    /// `active` or `completed`.
+    pub overall_status: String,
+    /// Created.
+    pub created_at: String,
+    /// Last changed.
+    pub updated_at: Option<String>,
+}
+
+impl SopCycle {
+    /// Step `n`'s (1–5) status slot.
+    pub fn status_mut(&mut self, n: i64) -> Option<&mut String> {
+        match n {
+            1 => Some(&mut self.step_1_status),
+            2 => Some(&mut self.step_2_status),
+            3 => Some(&mut self.step_3_status),
+            4 => Some(&mut self.step_4_status),
+            5 => Some(&mut self.step_5_status),
+            _ => None,
+        }
+    }
+
+    /// Step `n`'s status and due date.
+    pub fn step(&self, n: i64) -> (&str, Option<NaiveDate>) {
+        match n {
+            1 => (&self.step_1_status, self.step_1_due_date),
+            2 => (&self.step_2_status, self.step_2_due_date),
+            3 => (&self.step_3_status, self.step_3_due_date),
+            4 => (&self.step_4_status, self.step_4_due_date),
+            _ => (&self.step_5_status, self.step_5_due_date),
+        }
+    }
+}
+
 /// The original's status rule, in its order: below the reorder point `critical`, else below
 /// safety stock `low`, else above a non-zero maximum `excess`, else `normal`.
 pub fn inventory_status(

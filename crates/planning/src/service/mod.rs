@@ -9,6 +9,7 @@ pub mod forecast_runs;
 pub mod forecasting;
 pub mod inventory;
 pub mod products;
+pub mod sop;
 pub mod supply;
 
 use serde::{Deserialize, Deserializer, Serialize};

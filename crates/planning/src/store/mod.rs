@@ -9,6 +9,7 @@ pub mod forecasts;
 pub mod inventory;
 pub mod products;
 pub mod runs;
+pub mod sop;
 pub mod supply;
 
 use sightline_platform::migrate::Migration;
@@ -179,6 +180,44 @@ const FORECAST_RUNS: &str = "CREATE TABLE planning_forecast_runs (
     );
     CREATE INDEX planning_forecast_runs_created ON planning_forecast_runs (created_at);";
 
+/// S&OP cycles.
+macro_rules! sop_tables {
+    ($id:literal) => {
+        concat!(
+            "CREATE TABLE planning_sop_cycles (
+        id ",
+            $id,
+            ",
+        cycle_name TEXT NOT NULL,
+        period TEXT NOT NULL,
+        step_1_due_date TEXT,
+        step_1_owner_id TEXT,
+        step_1_status TEXT NOT NULL,
+        step_2_due_date TEXT,
+        step_2_owner_id TEXT,
+        step_2_status TEXT NOT NULL,
+        step_3_due_date TEXT,
+        step_3_owner_id TEXT,
+        step_3_status TEXT NOT NULL,
+        step_4_due_date TEXT,
+        step_4_owner_id TEXT,
+        step_4_status TEXT NOT NULL,
+        step_5_due_date TEXT,
+        step_5_owner_id TEXT,
+        step_5_status TEXT NOT NULL,
+        current_step BIGINT NOT NULL,
+        notes TEXT,
+        decisions TEXT,
+        action_items TEXT,
+        overall_status TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT
+    );
+    CREATE INDEX planning_sop_cycles_period ON planning_sop_cycles (period, id);"
+        )
+    };
+}
+
 /// The module's migrations.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -200,6 +239,12 @@ pub const MIGRATIONS: &[Migration] = &[
         postgres: forecast_tables!("BIGSERIAL PRIMARY KEY"),
     },
     Migration::portable(4, "forecast runs", FORECAST_RUNS),
+    Migration {
+        version: 5,
+        name: "S&OP cycles",
+        sqlite: sop_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
+        postgres: sop_tables!("BIGSERIAL PRIMARY KEY"),
+    },
 ];
 
 /// A nullable hundredths column as a decimal.
