@@ -266,40 +266,6 @@ pub(crate) async fn load_clickhouse(url: &str, file: &Path) -> anyhow::Result<St
     Ok(database)
 }
 
-/// A throw-away ClickHouse server (scripts/lib/clickhouse.sh), stopped on drop.
-pub(crate) struct ThrowawayClickHouse {
-    pub(crate) url: String,
-    vars: String,
-    root: PathBuf,
-}
-
-impl ThrowawayClickHouse {
-    pub(crate) fn start(root: &Path) -> anyhow::Result<Self> {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg("source scripts/lib/clickhouse.sh && ch_start >&2 && echo \"$SIGHTLINE_TEST_CLICKHOUSE_URL|CH_TMPDIR=$CH_TMPDIR CH_PID=$CH_PID\"")
-            .current_dir(root)
-            .stderr(Stdio::inherit())
-            .output()?;
-        if !out.status.success() {
-            bail!("could not start ClickHouse (apt-get install clickhouse-server)");
-        }
-        let line = String::from_utf8(out.stdout)?;
-        let (url, vars) = line.trim().split_once('|').context("unexpected ch_start output")?;
-        Ok(Self { url: url.to_owned(), vars: vars.to_owned(), root: root.to_path_buf() })
-    }
-}
-
-impl Drop for ThrowawayClickHouse {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg("-c")
-            .arg(format!("source scripts/lib/clickhouse.sh && {} ch_stop >/dev/null 2>&1", self.vars))
-            .current_dir(&self.root)
-            .status();
-    }
-}
-
 pub(crate) fn print_calls_results(outputs: u64, results: &[(&str, CallsFigures)]) {
     println!("\ncalls: {outputs} node outputs (with their runs and sessions) over 30 days, 3 organisations; release build");
     println!("machine reference: {:.0} M steps/s on one core", machine_reference());

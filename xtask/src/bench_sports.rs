@@ -362,40 +362,6 @@ async fn redis_gets(url: &str, count: usize) -> anyhow::Result<Latencies> {
     Ok(Latencies::of(all, started.elapsed()))
 }
 
-/// A throw-away Redis server (scripts/lib/redis.sh).
-pub(crate) struct ThrowawayRedis {
-    pub(crate) url: String,
-    vars: String,
-    root: PathBuf,
-}
-
-impl ThrowawayRedis {
-    pub(crate) fn start(root: &Path) -> anyhow::Result<Self> {
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg("source scripts/lib/redis.sh && redis_start >&2 && echo \"$SIGHTLINE_TEST_REDIS_URL|REDIS_TMPDIR=$REDIS_TMPDIR REDIS_PID=$REDIS_PID\"")
-            .current_dir(root)
-            .stderr(Stdio::inherit())
-            .output()?;
-        if !out.status.success() {
-            bail!("could not start Redis (apt-get install redis-server)");
-        }
-        let line = String::from_utf8(out.stdout)?;
-        let (url, vars) = line.trim().split_once('|').context("unexpected redis_start output")?;
-        Ok(Self { url: url.to_owned(), vars: vars.to_owned(), root: root.to_path_buf() })
-    }
-}
-
-impl Drop for ThrowawayRedis {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg("-c")
-            .arg(format!("source scripts/lib/redis.sh && {} redis_stop >/dev/null 2>&1", self.vars))
-            .current_dir(&self.root)
-            .status();
-    }
-}
-
 pub(crate) fn print_sports_results(
     seasons: &[(&str, SeasonFigures)],
     memory: &SummaryFigures,

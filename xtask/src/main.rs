@@ -10,8 +10,8 @@ mod bench_sports;
 mod bench_usage;
 
 use bench_actions::{bench_actions, print_results, Params};
-use bench_calls::{bench_calls, load_clickhouse, print_calls_results, Source, ThrowawayClickHouse};
-use bench_sports::{bench_season, bench_summary, print_sports_results, StandInProcess, ThrowawayRedis};
+use bench_calls::{bench_calls, load_clickhouse, print_calls_results, Source};
+use bench_sports::{bench_season, bench_summary, print_sports_results, StandInProcess};
 use bench_usage::{bench_usage, print_usage_results, storage_alone};
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -198,7 +198,7 @@ fn main() -> anyhow::Result<()> {
                 rt.block_on(bench_calls(&bin, &root, dir, url, &file, lines, &Source::Embedded))
             })?;
             if !no_clickhouse {
-                let ch = ThrowawayClickHouse::start(&root)?;
+                let ch = ThrowawayServer::clickhouse(&root)?;
                 let started = Instant::now();
                 let database = rt.block_on(load_clickhouse(&ch.url, &file))?;
                 eprintln!("loaded ClickHouse in {:.1} s", started.elapsed().as_secs_f64());
@@ -255,7 +255,7 @@ fn main() -> anyhow::Result<()> {
             let redis = if no_redis {
                 None
             } else {
-                let redis = ThrowawayRedis::start(&root)?;
+                let redis = ThrowawayServer::redis(&root)?;
                 Some(rt.block_on(bench_summary(&bin, &root, &dir, &stand_in, Some(&redis.url), false))?)
             };
             let _ = std::fs::remove_dir_all(&dir);
@@ -322,7 +322,7 @@ fn on_backends<T>(
         let (admin, pg) = match postgres_url {
             Some(url) => (url, None),
             None => {
-                let pg = ThrowawayPostgres::start(root)?;
+                let pg = ThrowawayServer::postgres(root)?;
                 (pg.url.clone(), Some(pg))
             }
         };
@@ -357,37 +357,89 @@ fn tempdir() -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-struct ThrowawayPostgres {
-    url: String,
+/// A throw-away server started by one of `scripts/lib/*.sh` (its start function exports the
+/// URL; `state` names the variables its stop function needs), stopped when dropped.
+pub(crate) struct ThrowawayServer {
+    pub(crate) url: String,
+    lib: &'static str,
+    stop: &'static str,
     vars: String,
     root: PathBuf,
 }
 
-impl ThrowawayPostgres {
-    /// Starts a PostgreSQL server with its durable defaults (fsync on) via scripts/lib/postgres.sh,
-    /// without TLS: the bench measures the database, and builds without TLS (`--binary`) could
-    /// not use it anyway.
-    fn start(root: &Path) -> anyhow::Result<Self> {
+impl ThrowawayServer {
+    fn start(
+        root: &Path,
+        lib: &'static str,
+        (start, stop): (&str, &'static str),
+        url_var: &str,
+        state: &[&str],
+        package: &str,
+    ) -> anyhow::Result<Self> {
+        let vars: Vec<String> = state.iter().map(|v| format!("{v}=${v}")).collect();
         let out = Command::new("bash")
             .arg("-c")
-            .arg("source scripts/lib/postgres.sh && PG_DURABLE=1 PG_TLS=0 pg_start >&2 && echo \"$SIGHTLINE_TEST_POSTGRES_URL|PG_TMPDIR=$PG_TMPDIR PG_BINDIR=$PG_BINDIR\"")
+            .arg(format!(
+                "source scripts/lib/{lib}.sh && {start} >&2 && echo \"${url_var}|{}\"",
+                vars.join(" ")
+            ))
             .current_dir(root)
             .stderr(Stdio::inherit())
             .output()?;
         if !out.status.success() {
-            bail!("could not start PostgreSQL (apt-get install postgresql)");
+            bail!("could not start {lib} (apt-get install {package})");
         }
         let line = String::from_utf8(out.stdout)?;
-        let (url, vars) = line.trim().split_once('|').context("unexpected pg_start output")?;
-        Ok(Self { url: url.to_owned(), vars: vars.to_owned(), root: root.to_path_buf() })
+        let (url, vars) = line.trim().split_once('|').context("unexpected start output")?;
+        Ok(Self { url: url.to_owned(), lib, stop, vars: vars.to_owned(), root: root.to_path_buf() })
+    }
+
+    /// PostgreSQL with its durable defaults (fsync on), without TLS: the bench measures the
+    /// database, and builds without TLS (`--binary`) could not use it anyway.
+    pub(crate) fn postgres(root: &Path) -> anyhow::Result<Self> {
+        let start = ("PG_DURABLE=1 PG_TLS=0 pg_start", "pg_stop");
+        Self::start(
+            root,
+            "postgres",
+            start,
+            "SIGHTLINE_TEST_POSTGRES_URL",
+            &["PG_TMPDIR", "PG_BINDIR"],
+            "postgresql",
+        )
+    }
+
+    /// ClickHouse.
+    pub(crate) fn clickhouse(root: &Path) -> anyhow::Result<Self> {
+        let start = ("ch_start", "ch_stop");
+        Self::start(
+            root,
+            "clickhouse",
+            start,
+            "SIGHTLINE_TEST_CLICKHOUSE_URL",
+            &["CH_TMPDIR", "CH_PID"],
+            "clickhouse-server",
+        )
+    }
+
+    /// Redis, without persistence.
+    pub(crate) fn redis(root: &Path) -> anyhow::Result<Self> {
+        let start = ("redis_start", "redis_stop");
+        Self::start(
+            root,
+            "redis",
+            start,
+            "SIGHTLINE_TEST_REDIS_URL",
+            &["REDIS_TMPDIR", "REDIS_PID"],
+            "redis-server",
+        )
     }
 }
 
-impl Drop for ThrowawayPostgres {
+impl Drop for ThrowawayServer {
     fn drop(&mut self) {
         let _ = Command::new("bash")
             .arg("-c")
-            .arg(format!("source scripts/lib/postgres.sh && {} pg_stop >/dev/null 2>&1", self.vars))
+            .arg(format!("source scripts/lib/{}.sh && {} {} >/dev/null 2>&1", self.lib, self.vars, self.stop))
             .current_dir(&self.root)
             .status();
     }
