@@ -1,11 +1,10 @@
 //! Inventory positions. Days of supply and valuation are not stored: the service computes them
 //! from demand history and unit costs when it answers.
 
-use chrono::NaiveDate;
 use sightline_platform::db::{now_ms, Conditions, FilterValue};
 use sqlx::{AnyConnection, Row as _};
 
-use super::{dec, time};
+use super::{dec, optional_date, time};
 use crate::decimal::Dec2;
 use crate::model::Inventory;
 use crate::page::PageRequest;
@@ -13,12 +12,6 @@ use crate::page::PageRequest;
 const COLUMNS: &str = "i.id, i.product_id, i.location, i.on_hand_qty, i.allocated_qty, i.in_transit_qty, \
     i.safety_stock, i.reorder_point, i.max_stock, i.last_receipt_date, i.last_issue_date, i.status, i.updated_at, \
     p.unit_cost";
-
-fn optional_date(r: &sqlx::any::AnyRow, column: &str) -> Result<Option<NaiveDate>, sqlx::Error> {
-    r.try_get::<Option<String>, _>(column)?
-        .map(|t| NaiveDate::parse_from_str(&t, "%Y-%m-%d").map_err(|e| sqlx::Error::Decode(Box::new(e))))
-        .transpose()
-}
 
 /// A position and its product's unit cost.
 fn position(r: &sqlx::any::AnyRow) -> Result<(Inventory, Option<Dec2>), sqlx::Error> {

@@ -263,6 +263,19 @@ pub(crate) fn date(row: &sqlx::any::AnyRow, column: &str) -> Result<chrono::Naiv
     chrono::NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|e| sqlx::Error::Decode(Box::new(e)))
 }
 
+/// A nullable `YYYY-MM-DD` column as a date.
+pub(crate) fn optional_date(
+    row: &sqlx::any::AnyRow,
+    column: &str,
+) -> Result<Option<chrono::NaiveDate>, sqlx::Error> {
+    use sqlx::Row as _;
+    row.try_get::<Option<String>, _>(column)?
+        .map(|t| {
+            chrono::NaiveDate::parse_from_str(&t, "%Y-%m-%d").map_err(|e| sqlx::Error::Decode(Box::new(e)))
+        })
+        .transpose()
+}
+
 /// A nullable epoch-milliseconds column as the original's naive time.
 pub(crate) fn time(row: &sqlx::any::AnyRow, column: &str) -> Result<Option<String>, sqlx::Error> {
     use sqlx::Row as _;

@@ -1,20 +1,13 @@
 //! S&OP cycles.
 
-use chrono::NaiveDate;
 use sightline_platform::db::now_ms;
 use sqlx::{AnyConnection, Row as _};
 
-use super::{date, time};
+use super::{date, optional_date, time};
 use crate::model::SopCycle;
 use crate::page::PageRequest;
 
 const COLUMNS: &str = "id, cycle_name, period, step_1_due_date, step_1_owner_id, step_1_status, step_2_due_date, step_2_owner_id, step_2_status, step_3_due_date, step_3_owner_id, step_3_status, step_4_due_date, step_4_owner_id, step_4_status, step_5_due_date, step_5_owner_id, step_5_status, current_step, notes, decisions, action_items, overall_status, created_at, updated_at";
-
-fn optional_date(r: &sqlx::any::AnyRow, column: &str) -> Result<Option<NaiveDate>, sqlx::Error> {
-    r.try_get::<Option<String>, _>(column)?
-        .map(|t| NaiveDate::parse_from_str(&t, "%Y-%m-%d").map_err(|e| sqlx::Error::Decode(Box::new(e))))
-        .transpose()
-}
 
 fn cycle(r: &sqlx::any::AnyRow) -> Result<SopCycle, sqlx::Error> {
     Ok(SopCycle {
