@@ -49,7 +49,7 @@ impl PlanningService {
             .await
             .map_err(PlanningError::Internal)?;
         let run = store::get(&mut tx, &id).await?.ok_or_else(|| anyhow::anyhow!("the run just made"))?;
-        self.publish(&mut tx, context, "forecast_run.queued", ("forecast_run", 0), (None, Some(&run)))
+        self.publish(&mut tx, context, "forecast_run.queued", ("forecast_run", &id), (None, Some(&run)))
             .await?;
         tx.commit().await?;
         self.queue().wake();
@@ -144,7 +144,7 @@ impl PlanningService {
             &mut tx,
             &context,
             "forecast_run.finished",
-            ("forecast_run", 0),
+            ("forecast_run", run_id),
             (None, finished.as_ref()),
         )
         .await?;

@@ -48,7 +48,7 @@ impl PlanningService {
         tx: &mut sqlx::AnyConnection,
         context: &RequestContext,
         action: &str,
-        (entity, id): (&str, i64),
+        (entity, id): (&str, impl std::fmt::Display),
         (before, after): (Option<&T>, Option<&T>),
     ) -> Result<(), PlanningError> {
         let mut event =
