@@ -257,24 +257,35 @@ async fn finish(mut tasks: Vec<tokio::task::JoinHandle<()>>, platform: &Platform
     tracing::info!("server.stopped");
 }
 
-async fn signal_to(token: CancellationToken) {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Installs the SIGINT/SIGTERM handlers now (so a signal sent once `server.listening` is logged
+/// is never the default "terminate"), and cancels `token` when one arrives.
+fn signal_to(token: CancellationToken) -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, terminate) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok())
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-        _ = token.cancelled() => return,
+    async move {
+        #[cfg(unix)]
+        let (ctrl_c, term) = {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            (wait(interrupt), wait(terminate))
+        };
+        #[cfg(not(unix))]
+        let (ctrl_c, term) = (tokio::signal::ctrl_c(), std::future::pending::<()>());
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+            _ = token.cancelled() => return,
+        }
+        tracing::info!("server.shutdown_requested");
+        token.cancel();
     }
-    tracing::info!("server.shutdown_requested");
-    token.cancel();
 }
