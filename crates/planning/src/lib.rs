@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod model;
 pub mod page;
 pub mod sample;
+pub mod scenario;
 pub mod service;
 pub mod store;
 
@@ -61,6 +62,16 @@ pub const PERMISSIONS: &[PermissionSpec] = &[
         name: "sop:coordinate",
         description: "Start, edit and advance S&OP cycles",
         roles: &["sop_coordinator"],
+    },
+    PermissionSpec {
+        name: "scenarios:plan",
+        description: "Create, change, run, submit and promote scenarios",
+        roles: &["demand_planner", "supply_planner", "finance_analyst", "sop_coordinator"],
+    },
+    PermissionSpec {
+        name: "scenarios:approve",
+        description: "Approve and reject scenarios",
+        roles: &["executive"],
     },
     PermissionSpec { name: "sop:execute", description: "Complete S&OP cycles", roles: &["executive"] },
     PermissionSpec {

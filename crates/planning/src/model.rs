@@ -352,6 +352,70 @@ pub fn inventory_status(
     }
 }
 
+/// A what-if scenario, as the original answers it (`parameters` and `results` are JSON documents
+/// in strings).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Scenario {
+    /// Its id.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// `what_if`, `baseline` or `stress_test`.
+    pub scenario_type: String,
+    /// What it changes, a JSON object in a string.
+    pub parameters: String,
+    /// The last run's results, a JSON object in a string; null before the first run.
+    pub results: Option<String>,
+    /// Revenue, scenario minus baseline.
+    #[schema(value_type = Option<String>)]
+    pub revenue_impact: Option<Dec2>,
+    /// Margin, scenario minus baseline.
+    #[schema(value_type = Option<String>)]
+    pub margin_impact: Option<Dec2>,
+    /// Month-end inventory value, scenario minus baseline.
+    #[schema(value_type = Option<String>)]
+    pub inventory_impact: Option<Dec2>,
+    /// Service level (fill rate), percentage points, scenario minus baseline.
+    #[schema(value_type = Option<String>)]
+    pub service_level_impact: Option<Dec2>,
+    /// `draft`, `completed` (run), `submitted`, `approved` or `rejected`.
+    pub status: String,
+    /// Who created it.
+    pub created_by: Option<String>,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+    /// Created.
+    pub created_at: String,
+    /// Last changed.
+    pub updated_at: Option<String>,
+    /// When it was promoted into plans (not in the original's answer).
+    #[serde(skip)]
+    pub promoted_at: Option<String>,
+}
+
+/// One product's figures in a scenario's last run.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct ScenarioLine {
+    /// The product.
+    pub product_id: i64,
+    /// Its SKU.
+    pub sku: String,
+    /// Its name.
+    pub name: String,
+    /// Its family.
+    pub product_family: Option<String>,
+    /// Its unit cost.
+    pub unit_cost: f64,
+    /// Before the scenario.
+    #[schema(value_type = Object)]
+    pub baseline: crate::scenario::Figures,
+    /// After.
+    #[schema(value_type = Object)]
+    pub scenario: crate::scenario::Figures,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

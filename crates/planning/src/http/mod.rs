@@ -1,13 +1,14 @@
 //! Routes of the planning module, on the original's paths under `/api/v1`: products and
 //! categories ([`products`]), demand and supply plans ([`plans`]), inventory and the gap
-//! analysis ([`inventory`]), bulk loads ([`bulk`]), forecasting ([`forecasting`]), the S&OP
-//! cycle ([`sop`]).
+//! analysis ([`inventory`]), bulk loads ([`bulk`]), forecasting ([`forecasting`]), scenarios
+//! ([`scenarios`]), the S&OP cycle ([`sop`]).
 
 mod bulk;
 mod forecasting;
 mod inventory;
 mod plans;
 mod products;
+mod scenarios;
 mod sop;
 
 use axum::http::StatusCode;
@@ -80,5 +81,6 @@ fn message(text: &str) -> axum::Json<Value> {
 /// The module's routes.
 pub fn router(service: PlanningService) -> SecureRouter {
     let router = plans::routes(products::routes(SecureRouter::new()));
-    sop::routes(forecasting::routes(bulk::routes(inventory::routes(router)))).with_state(service)
+    let router = forecasting::routes(bulk::routes(inventory::routes(router)));
+    scenarios::routes(sop::routes(router)).with_state(service)
 }

@@ -9,6 +9,8 @@ pub mod forecast_runs;
 pub mod forecasting;
 pub mod inventory;
 pub mod products;
+pub mod promotion;
+pub mod scenarios;
 pub mod sop;
 pub mod supply;
 

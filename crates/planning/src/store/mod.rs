@@ -9,6 +9,7 @@ pub mod forecasts;
 pub mod inventory;
 pub mod products;
 pub mod runs;
+pub mod scenarios;
 pub mod sop;
 pub mod supply;
 
@@ -218,6 +219,43 @@ macro_rules! sop_tables {
     };
 }
 
+/// Scenarios and their runs' product lines.
+macro_rules! scenario_tables {
+    ($id:literal) => {
+        concat!(
+            "CREATE TABLE planning_scenarios (
+        id ",
+            $id,
+            ",
+        name TEXT NOT NULL,
+        description TEXT,
+        scenario_type TEXT NOT NULL,
+        parameters TEXT NOT NULL,
+        results TEXT,
+        revenue_impact BIGINT,
+        margin_impact BIGINT,
+        inventory_impact BIGINT,
+        service_level_impact BIGINT,
+        status TEXT NOT NULL,
+        created_by TEXT,
+        approved_by TEXT,
+        promoted_at BIGINT,
+        created_at BIGINT NOT NULL,
+        updated_at BIGINT
+    );
+    CREATE INDEX planning_scenarios_created ON planning_scenarios (created_at, id);
+    CREATE TABLE planning_scenario_lines (
+        scenario_id BIGINT NOT NULL,
+        product_id BIGINT NOT NULL,
+        unit_cost DOUBLE PRECISION NOT NULL,
+        baseline TEXT NOT NULL,
+        scenario TEXT NOT NULL,
+        PRIMARY KEY (scenario_id, product_id)
+    );"
+        )
+    };
+}
+
 /// The module's migrations.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -244,6 +282,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "S&OP cycles",
         sqlite: sop_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
         postgres: sop_tables!("BIGSERIAL PRIMARY KEY"),
+    },
+    Migration {
+        version: 6,
+        name: "scenarios",
+        sqlite: scenario_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
+        postgres: scenario_tables!("BIGSERIAL PRIMARY KEY"),
     },
 ];
 

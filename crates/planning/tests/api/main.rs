@@ -3,6 +3,7 @@
 
 mod forecasting;
 mod inventory;
+mod scenarios;
 mod sop;
 
 use std::sync::Arc;
