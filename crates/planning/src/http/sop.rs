@@ -14,6 +14,7 @@ use utoipa_axum::routes;
 use super::path_id;
 use crate::model::SopCycle;
 use crate::page::{Page, PageQuery, PageRequest};
+use crate::service::scorecard::ExecutiveScorecard;
 use crate::service::sop::{steps_of, SopCycleCreate, SopCycleUpdate};
 use crate::service::PlanningService;
 
@@ -107,6 +108,18 @@ async fn complete_cycle(
     Ok(Json(s.complete_sop_cycle(&context, path_id(&id, "cycle_id")?).await?))
 }
 
+/// The cycle's executive scorecard: the scenario of its month (run, else approved), service,
+/// cost, cash, inventory risk and a decision signal (executives).
+#[utoipa::path(get, path = "/api/v1/sop-cycles/{cycle_id}/executive-scorecard", tag = "planning",
+    params(("cycle_id" = i64, Path, description = "Cycle id")),
+    responses((status = 200, body = ExecutiveScorecard), (status = 404, body = ErrorBody)))]
+async fn executive_scorecard(
+    State(s): State<PlanningService>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ExecutiveScorecard>> {
+    Ok(Json(s.executive_scorecard(path_id(&id, "cycle_id")?).await?))
+}
+
 /// The active cycle's steps, or `{"active": false, "message": …}`.
 #[utoipa::path(get, path = "/api/v1/dashboard/sop-status", tag = "planning", responses((status = 200, body = Object)))]
 async fn sop_status(State(s): State<PlanningService>) -> ApiResult<Json<Value>> {
@@ -128,5 +141,6 @@ pub fn routes(router: SecureRouter<PlanningService>) -> SecureRouter<PlanningSer
         .route(coordinate, routes!(update_cycle))
         .route(coordinate, routes!(advance_cycle))
         .route(Access::Permission("sop:execute"), routes!(complete_cycle))
+        .route(Access::Permission("sop:execute"), routes!(executive_scorecard))
         .route(Access::Authenticated, routes!(sop_status))
 }

@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod products;
 pub mod promotion;
 pub mod scenarios;
+pub mod scorecard;
 pub mod sop;
 pub mod supply;
 

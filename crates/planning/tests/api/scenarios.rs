@@ -204,7 +204,36 @@ async fn adjustments_change_only_their_products(backend: Backend) {
     );
 }
 
+
+/// FACTS-004 §6: the scorecard reads the scenario of the cycle's month.
+async fn the_executive_scorecard_reads_the_scenario_of_the_cycles_month(backend: Backend) {
+    let app = spawn(backend).await;
+    the_verified_example(&app).await;
+    let (_, cycle) = app.post_json("/api/v1/sop-cycles", &json!({"cycle_name": "March", "period": "2026-03-01"})).await;
+    let card_url = format!("/api/v1/sop-cycles/{}/executive-scorecard", cycle["id"]);
+    let (status, empty) = app.get_json(&card_url).await;
+    assert_eq!(status, 200, "{empty}");
+    assert_eq!((&empty["scenario_reference"], &empty["service"]["delta_service_level"]), (&Value::Null, &json!(0.0)));
+    assert_eq!(empty["decision_signal"], "review_required");
+    for (name, period) in [("February", "2026-02-01"), ("March", "2026-03-01")] {
+        let body = json!({"name": name, "parameters": {"period": period, "supply_capacity_pct": -50}});
+        let (_, s) = app.post_json("/api/v1/scenarios", &body).await;
+        app.post_json(&format!("/api/v1/scenarios/{}/run", s["id"]), &json!({})).await;
+    }
+    let (_, card) = app.get_json(&card_url).await;
+    assert_eq!(card["scenario_reference"], "March", "{card}");
+    // Supply 240 + 190 available against 500: 86 % served.
+    assert_eq!(card["service"]["scenario_service_level"], 86.0);
+    assert_eq!(card["service"]["delta_service_level"], -14.0);
+    assert_eq!(card["cost"]["stockout_penalty_cost"], 70.0 * 0.25 * 15.0);
+    assert_eq!(card["risk"]["backlog_risk"], "low");
+    assert_eq!(card["decision_signal"], "review_required");
+    let viewer = app.client_with(&app.user_with_roles(&["sop_coordinator"]).await.access_token);
+    assert_eq!(send(&viewer, "GET", app.url(&card_url), None).await.0, 403);
+}
+
 sightline_platform::storage_tests!(
     a_scenario_runs_over_the_stored_plans_compares_and_is_promoted,
-    adjustments_change_only_their_products
+    adjustments_change_only_their_products,
+    the_executive_scorecard_reads_the_scenario_of_the_cycles_month
 );
