@@ -73,6 +73,11 @@ pub const PERMISSIONS: &[PermissionSpec] = &[
         description: "Approve and reject scenarios",
         roles: &["executive"],
     },
+    PermissionSpec {
+        name: "kpis:manage",
+        description: "Record, compute and target KPI metrics",
+        roles: &["executive"],
+    },
     PermissionSpec { name: "sop:execute", description: "Complete S&OP cycles", roles: &["executive"] },
     PermissionSpec {
         name: "integrations:sync",

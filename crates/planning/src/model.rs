@@ -416,6 +416,40 @@ pub struct ScenarioLine {
     pub scenario: crate::scenario::Figures,
 }
 
+/// A KPI's value for a month, against its target.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct KpiMetric {
+    /// Its name (`Forecast Accuracy`, `OTIF`, …).
+    pub metric_name: String,
+    /// `demand`, `supply`, `inventory`, `service` or `financial`.
+    pub metric_category: String,
+    /// The month.
+    pub period: NaiveDate,
+    /// Its value, four decimals.
+    #[schema(value_type = String)]
+    pub value: crate::decimal::Dec4,
+    /// The target.
+    #[schema(value_type = Option<String>)]
+    pub target: Option<crate::decimal::Dec4>,
+    /// The value the month before.
+    #[schema(value_type = Option<String>)]
+    pub previous_value: Option<crate::decimal::Dec4>,
+    /// `%`, `units`, `currency`, `days`, ….
+    pub unit: Option<String>,
+    /// Its id.
+    pub id: i64,
+    /// Value minus target.
+    #[schema(value_type = Option<String>)]
+    pub variance: Option<crate::decimal::Dec4>,
+    /// Variance as a percent of the target (none with a zero target).
+    #[schema(value_type = Option<String>)]
+    pub variance_pct: Option<crate::decimal::Dec4>,
+    /// `improving`, `declining` or `stable` against the previous value.
+    pub trend: Option<String>,
+    /// Created.
+    pub created_at: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

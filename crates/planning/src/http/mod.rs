@@ -1,11 +1,12 @@
 //! Routes of the planning module, on the original's paths under `/api/v1`: products and
 //! categories ([`products`]), demand and supply plans ([`plans`]), inventory and the gap
 //! analysis ([`inventory`]), bulk loads ([`bulk`]), forecasting ([`forecasting`]), scenarios
-//! ([`scenarios`]), the S&OP cycle ([`sop`]).
+//! ([`scenarios`]), the S&OP cycle ([`sop`]), KPI metrics and the dashboard ([`kpis`]).
 
 mod bulk;
 mod forecasting;
 mod inventory;
+mod kpis;
 mod plans;
 mod products;
 mod scenarios;
@@ -82,5 +83,5 @@ fn message(text: &str) -> axum::Json<Value> {
 pub fn router(service: PlanningService) -> SecureRouter {
     let router = plans::routes(products::routes(SecureRouter::new()));
     let router = forecasting::routes(bulk::routes(inventory::routes(router)));
-    scenarios::routes(sop::routes(router)).with_state(service)
+    kpis::routes(scenarios::routes(sop::routes(router))).with_state(service)
 }

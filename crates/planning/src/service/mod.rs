@@ -4,10 +4,12 @@
 
 pub mod analytics;
 pub mod bulk;
+pub mod dashboard;
 pub mod demand;
 pub mod forecast_runs;
 pub mod forecasting;
 pub mod inventory;
+pub mod kpis;
 pub mod products;
 pub mod promotion;
 pub mod scenarios;

@@ -118,7 +118,9 @@ impl PlanningService {
     /// The cycle's executive scorecard.
     pub async fn executive_scorecard(&self, id: i64) -> Result<ExecutiveScorecard, PlanningError> {
         let mut conn = self.db().reader().acquire().await?;
-        let cycle = crate::store::sop::get(&mut conn, id).await?.ok_or(PlanningError::NotFound { entity: "SOPCycle", id })?;
+        let cycle = crate::store::sop::get(&mut conn, id)
+            .await?
+            .ok_or(PlanningError::NotFound { entity: "SOPCycle", id })?;
         let period = cycle.period.to_string();
         let mut candidates = crate::store::scenarios::with_status(&mut conn, "completed").await?;
         candidates.extend(crate::store::scenarios::with_status(&mut conn, "approved").await?);

@@ -185,3 +185,13 @@ pub async fn newest_version(
     .map(plan)
     .transpose()
 }
+
+/// Plans (every version) per status.
+pub async fn status_counts(conn: &mut AnyConnection) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    sqlx::query("SELECT status, COUNT(*) AS n FROM planning_demand_plans GROUP BY status")
+        .fetch_all(conn)
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("status")?, r.try_get("n")?)))
+        .collect()
+}

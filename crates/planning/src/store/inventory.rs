@@ -164,8 +164,10 @@ pub async fn status_counts(conn: &mut AnyConnection) -> Result<Vec<(String, i64)
 
 /// Positions low or critical with nothing in transit: a reorder is due and none is placed.
 pub async fn reorders_due(conn: &mut AnyConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) FROM planning_inventory WHERE status IN ('low', 'critical') AND in_transit_qty = 0")
-        .fetch_one(conn)
-        .await?
-        .try_get(0)
+    sqlx::query(
+        "SELECT COUNT(*) FROM planning_inventory WHERE status IN ('low', 'critical') AND in_transit_qty = 0",
+    )
+    .fetch_one(conn)
+    .await?
+    .try_get(0)
 }

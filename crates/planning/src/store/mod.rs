@@ -7,6 +7,7 @@ pub mod actuals;
 pub mod demand;
 pub mod forecasts;
 pub mod inventory;
+pub mod kpis;
 pub mod products;
 pub mod runs;
 pub mod scenarios;
@@ -256,6 +257,32 @@ macro_rules! scenario_tables {
     };
 }
 
+/// KPI metrics.
+macro_rules! kpi_tables {
+    ($id:literal) => {
+        concat!(
+            "CREATE TABLE planning_kpi_metrics (
+        id ",
+            $id,
+            ",
+        metric_name TEXT NOT NULL,
+        metric_category TEXT NOT NULL,
+        period TEXT NOT NULL,
+        value BIGINT NOT NULL,
+        target BIGINT,
+        previous_value BIGINT,
+        unit TEXT,
+        variance BIGINT,
+        variance_pct BIGINT,
+        trend TEXT,
+        created_at BIGINT NOT NULL,
+        UNIQUE (metric_name, period)
+    );
+    CREATE INDEX planning_kpi_metrics_period ON planning_kpi_metrics (period, id);"
+        )
+    };
+}
+
 /// The module's migrations.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -288,6 +315,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "scenarios",
         sqlite: scenario_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
         postgres: scenario_tables!("BIGSERIAL PRIMARY KEY"),
+    },
+    Migration {
+        version: 7,
+        name: "KPI metrics",
+        sqlite: kpi_tables!("INTEGER PRIMARY KEY AUTOINCREMENT"),
+        postgres: kpi_tables!("BIGSERIAL PRIMARY KEY"),
     },
 ];
 

@@ -3,6 +3,7 @@
 
 mod forecasting;
 mod inventory;
+mod kpis;
 mod scenarios;
 mod sop;
 

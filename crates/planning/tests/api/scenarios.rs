@@ -9,7 +9,7 @@ use crate::{send, spawn};
 
 /// FACTS-004 §3 and §5's example: one product at 15 costing 10, demand 500, supply 480, 200 on
 /// hand (190 available) in March 2026.
-async fn the_verified_example(app: &TestApp) -> i64 {
+pub(crate) async fn the_verified_example(app: &TestApp) -> i64 {
     let (_, p) = app
         .post_json(
             "/api/v1/products",
@@ -204,16 +204,19 @@ async fn adjustments_change_only_their_products(backend: Backend) {
     );
 }
 
-
 /// FACTS-004 §6: the scorecard reads the scenario of the cycle's month.
 async fn the_executive_scorecard_reads_the_scenario_of_the_cycles_month(backend: Backend) {
     let app = spawn(backend).await;
     the_verified_example(&app).await;
-    let (_, cycle) = app.post_json("/api/v1/sop-cycles", &json!({"cycle_name": "March", "period": "2026-03-01"})).await;
+    let (_, cycle) =
+        app.post_json("/api/v1/sop-cycles", &json!({"cycle_name": "March", "period": "2026-03-01"})).await;
     let card_url = format!("/api/v1/sop-cycles/{}/executive-scorecard", cycle["id"]);
     let (status, empty) = app.get_json(&card_url).await;
     assert_eq!(status, 200, "{empty}");
-    assert_eq!((&empty["scenario_reference"], &empty["service"]["delta_service_level"]), (&Value::Null, &json!(0.0)));
+    assert_eq!(
+        (&empty["scenario_reference"], &empty["service"]["delta_service_level"]),
+        (&Value::Null, &json!(0.0))
+    );
     assert_eq!(empty["decision_signal"], "review_required");
     for (name, period) in [("February", "2026-02-01"), ("March", "2026-03-01")] {
         let body = json!({"name": name, "parameters": {"period": period, "supply_capacity_pct": -50}});
