@@ -128,7 +128,7 @@ pub fn derive(m: &mut KpiMetric) {
 /// `critical` past `critical` %, `warning` past `warning` %, else none.
 pub fn severity(variance_pct: f64, warning: f64, critical: f64) -> Option<&'static str> {
     let off = variance_pct.abs();
-    (off > warning).then(|| if off > critical { "critical" } else { "warning" })
+    (off > warning).then_some(if off > critical { "critical" } else { "warning" })
 }
 
 impl PlanningService {
