@@ -98,6 +98,9 @@ fi
 if [ -d tests/browser/node_modules ] && ! SIGHTLINE_BIN=target/debug/sightline node tests/browser/sports.test.mjs; then
   failed_steps+=("browser test (sports)")
 fi
+if [ -d tests/browser/node_modules ] && ! SIGHTLINE_BIN=target/debug/sightline node tests/browser/planning.test.mjs; then
+  failed_steps+=("browser test (planning)")
+fi
 
 # ---------------------------------------------------------------------------
 if [ "${#failed_steps[@]}" -gt 0 ]; then

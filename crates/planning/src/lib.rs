@@ -122,6 +122,12 @@ impl Module for PlanningModule {
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
         let service =
             service::PlanningService::new(platform.db.clone(), platform.bus.clone(), platform.queue.clone());
-        Ok(ModuleParts::new(http::router(service.clone())).standalone_job(jobs::ForecastAllJob { service }))
+        Ok(ModuleParts::new(http::router(service.clone()))
+            .page(
+                "/ui/planning",
+                "Planning",
+                "KPIs against targets, demand history and forecasts, inventory health, the S&OP cycle, scenarios",
+            )
+            .standalone_job(jobs::ForecastAllJob { service }))
     }
 }

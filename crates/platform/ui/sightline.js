@@ -436,7 +436,11 @@
   // A line/area chart of a time series.
   //   points: array of objects; opts.x names the label key (a day), opts.y the value key.
   //   opts: { x, y, title(point) → hover text, format(value) → text, xFormat(label) → text,
-  //           xLabel, yLabel, ariaLabel, empty, width, height }
+  //           xLabel, yLabel, ariaLabel, empty, width, height,
+  //           lower, upper: keys of an interval drawn as a band (.band) where both are given,
+  //           series: key naming each point's series; points of a series other than the first
+  //           are drawn dashed (.line.forecast) from the last point before them, and each point
+  //           carries data-series }
   function lineChart(container, points, opts) {
     opts = opts || {};
     var xKey = opts.x || 'date';
@@ -454,7 +458,15 @@
     var pw = W - m.left - m.right;
     var ph = H - m.top - m.bottom;
     var n = values.length;
-    var scale = ticksFor(Math.min.apply(null, values), Math.max.apply(null, values), 5);
+    var bounded = [];
+    if (opts.lower && opts.upper) {
+      points.forEach(function (p, i) {
+        if (isNum(p[opts.lower]) && isNum(p[opts.upper])) { bounded.push(i); }
+      });
+    }
+    var extent = values.slice();
+    bounded.forEach(function (i) { extent.push(points[i][opts.lower], points[i][opts.upper]); });
+    var scale = ticksFor(Math.min.apply(null, extent), Math.max.apply(null, extent), 5);
     var xAt = function (i) { return m.left + (n === 1 ? pw / 2 : (i * pw) / (n - 1)); };
     var yAt = function (v) { return m.top + ph - ((v - scale.min) / (scale.max - scale.min)) * ph; };
 
@@ -492,12 +504,29 @@
       root.appendChild(svg('text', { x: m.left + pw / 2, y: H - 6, 'text-anchor': 'middle', class: 'axis-title' }, opts.xLabel));
     }
 
-    // Area and line.
-    var line = values.map(function (v, i) { return (i ? 'L' : 'M') + xAt(i).toFixed(1) + ' ' + yAt(v).toFixed(1); }).join(' ');
-    var base = yAt(Math.max(scale.min, 0)).toFixed(1);
-    var area = line + ' L' + xAt(n - 1).toFixed(1) + ' ' + base + ' L' + xAt(0).toFixed(1) + ' ' + base + ' Z';
-    root.appendChild(svg('path', { d: area, class: 'area' }));
-    root.appendChild(svg('path', { d: line, class: 'line' }));
+    // The interval band, then the area and line (or a solid and a dashed line by series).
+    var at = function (i, v) { return xAt(i).toFixed(1) + ' ' + yAt(v).toFixed(1); };
+    if (bounded.length) {
+      var upper = bounded.map(function (i, k) { return (k ? 'L' : 'M') + at(i, points[i][opts.upper]); });
+      var lower = bounded.slice().reverse().map(function (i) { return 'L' + at(i, points[i][opts.lower]); });
+      root.appendChild(svg('path', { d: upper.concat(lower).join(' ') + ' Z', class: 'band' }));
+    }
+    var pathOf = function (indices) {
+      return indices.map(function (i, k) { return (k ? 'L' : 'M') + at(i, values[i]); }).join(' ');
+    };
+    var all = values.map(function (v, i) { return i; });
+    var first = opts.series ? points[0][opts.series] : null;
+    var split = opts.series ? all.filter(function (i) { return points[i][opts.series] !== first; })[0] : undefined;
+    if (split === undefined) {
+      var line = pathOf(all);
+      var base = yAt(Math.max(scale.min, 0)).toFixed(1);
+      var area = line + ' L' + xAt(n - 1).toFixed(1) + ' ' + base + ' L' + xAt(0).toFixed(1) + ' ' + base + ' Z';
+      if (!bounded.length) { root.appendChild(svg('path', { d: area, class: 'area' })); }
+      root.appendChild(svg('path', { d: line, class: 'line' }));
+    } else {
+      root.appendChild(svg('path', { d: pathOf(all.slice(0, split)), class: 'line' }));
+      root.appendChild(svg('path', { d: pathOf(all.slice(Math.max(0, split - 1))), class: 'line forecast' }));
+    }
 
     // Points with hover targets (a full-height column per point) and titles.
     var band = n === 1 ? pw : pw / (n - 1);
@@ -505,6 +534,7 @@
     values.forEach(function (v, i) {
       var p = points[i];
       var g = svg('g', { class: 'point', 'data-label': p[xKey], 'data-value': v });
+      if (opts.series) { g.setAttribute('data-series', p[opts.series]); }
       g.appendChild(svg('title', {}, opts.title ? opts.title(p) : xFormat(p[xKey]) + ': ' + format(v)));
       g.appendChild(svg('rect', { x: (xAt(i) - band / 2).toFixed(1), y: m.top, width: band.toFixed(2), height: ph, class: 'hover' }));
       g.appendChild(svg('circle', { cx: xAt(i).toFixed(1), cy: yAt(v).toFixed(1), r: n > 120 ? 1.6 : 3 }));

@@ -13,7 +13,7 @@ use utoipa::IntoParams;
 use utoipa_axum::routes;
 
 use crate::model::ForecastRow;
-use crate::service::forecasting::{Anomaly, GeneratedForecast, ModelAccuracy, ModelInfo};
+use crate::service::forecasting::{Anomaly, GeneratedForecast, HistoryMonth, ModelAccuracy, ModelInfo};
 use crate::service::PlanningService;
 use crate::store::forecasts::ForecastFilter;
 use crate::store::runs::ForecastRun;
@@ -101,18 +101,28 @@ async fn forecast_accuracy(
 /// The product.
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct AnomalyQuery {
+pub struct OneProductQuery {
     /// The product.
     product_id: i64,
 }
 
+/// The product's monthly demand history (every month from its first; 0 without sales).
+#[utoipa::path(get, path = "/api/v1/forecasting/history", tag = "planning", params(OneProductQuery),
+    responses((status = 200, body = Vec<HistoryMonth>), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn demand_history(
+    State(s): State<PlanningService>,
+    ApiQuery(q): ApiQuery<OneProductQuery>,
+) -> ApiResult<Json<Vec<HistoryMonth>>> {
+    Ok(Json(s.demand_history(q.product_id).await?))
+}
+
 /// Months of the product's demand history that stand out (robust z-score over 3.5 against the
 /// neighbouring months and the season; none below 6 months).
-#[utoipa::path(post, path = "/api/v1/forecasting/anomalies/detect", tag = "planning", params(AnomalyQuery),
+#[utoipa::path(post, path = "/api/v1/forecasting/anomalies/detect", tag = "planning", params(OneProductQuery),
     responses((status = 200, body = Vec<Anomaly>), (status = 404, body = ErrorBody)))]
 async fn detect_anomalies(
     State(s): State<PlanningService>,
-    ApiQuery(q): ApiQuery<AnomalyQuery>,
+    ApiQuery(q): ApiQuery<OneProductQuery>,
 ) -> ApiResult<Json<Vec<Anomaly>>> {
     Ok(Json(s.detect_anomalies(q.product_id).await?))
 }
@@ -169,6 +179,7 @@ pub fn routes(router: SecureRouter<PlanningService>) -> SecureRouter<PlanningSer
         .route(run, routes!(generate_forecast))
         .route(Access::Authenticated, routes!(forecast_results))
         .route(Access::Authenticated, routes!(forecast_accuracy))
+        .route(Access::Authenticated, routes!(demand_history))
         .route(run, routes!(detect_anomalies))
         .route(run, routes!(start_run))
         .route(Access::Authenticated, routes!(list_runs))

@@ -79,9 +79,19 @@ fn message(text: &str) -> axum::Json<Value> {
     axum::Json(json!({ "message": text }))
 }
 
+/// The planning dashboard: KPI tiles, history against forecast, inventory health, the active
+/// cycle, scenarios.
+#[utoipa::path(get, path = "/ui/planning", tag = "planning",
+    responses((status = 200, description = "HTML page", content_type = "text/html")))]
+async fn planning_page() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("../../ui/planning.html"))
+}
+
 /// The module's routes.
 pub fn router(service: PlanningService) -> SecureRouter {
     let router = plans::routes(products::routes(SecureRouter::new()));
     let router = forecasting::routes(bulk::routes(inventory::routes(router)));
-    kpis::routes(scenarios::routes(sop::routes(router))).with_state(service)
+    kpis::routes(scenarios::routes(sop::routes(router)))
+        .route(sightline_platform::Access::Public, utoipa_axum::routes!(planning_page))
+        .with_state(service)
 }

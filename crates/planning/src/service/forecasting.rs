@@ -192,6 +192,16 @@ fn finite(v: f64) -> Option<f64> {
     v.is_finite().then_some((v * 10_000.0).round() / 10_000.0)
 }
 
+/// A month of demand history.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct HistoryMonth {
+    /// The month.
+    pub period: NaiveDate,
+    /// Sold, every region and channel.
+    #[schema(value_type = String)]
+    pub actual_qty: Dec2,
+}
+
 impl PlanningService {
     /// The methods clients may ask for.
     pub fn forecast_models(&self) -> Vec<ModelInfo> {
@@ -213,6 +223,19 @@ impl PlanningService {
         }
         let history = crate::store::actuals::monthly(&mut conn, Some(&[product_id])).await?;
         Ok(history.get(&product_id).and_then(|h| monthly_series(h)))
+    }
+
+    /// The product's monthly demand, every month from its first (months without sales are 0):
+    /// the history its forecasts are fitted on.
+    pub async fn demand_history(&self, product_id: i64) -> Result<Vec<HistoryMonth>, PlanningError> {
+        let Some((first, y)) = self.demand_series(product_id).await? else { return Ok(Vec::new()) };
+        Ok(y.iter()
+            .enumerate()
+            .map(|(i, v)| HistoryMonth {
+                period: first.checked_add_months(chrono::Months::new(i as u32)).unwrap_or(first),
+                actual_qty: Dec2::from_f64(*v),
+            })
+            .collect())
     }
 
     /// Forecasts `product_id` `horizon` months past its history with `model_type` (default

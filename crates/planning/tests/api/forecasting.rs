@@ -23,6 +23,21 @@ async fn forecasts_are_generated_stored_and_scored(backend: Backend) {
     let actuals = json!({"meta": {"source_system": "t"}, "items": items});
     assert_eq!(app.post_json("/api/v1/integrations/erp/demand-actuals/sync", &actuals).await.0, 200);
 
+    // The history a chart draws: every month from the first, a month without sales as 0.
+    let (_, history) = app.get_json("/api/v1/forecasting/history?product_id=1").await;
+    assert_eq!(history.as_array().map(Vec::len), Some(36));
+    assert_eq!(
+        (&history[0]["period"], &history[20]["actual_qty"]),
+        (&json!("2023-01-01"), &json!("2000.00"))
+    );
+    let (_, short) = app.get_json("/api/v1/forecasting/history?product_id=2").await;
+    assert_eq!(
+        short,
+        json!([{"period": "2026-01-01", "actual_qty": "5.00"}, {"period": "2026-02-01", "actual_qty": "0.00"},
+        {"period": "2026-03-01", "actual_qty": "7.00"}])
+    );
+    assert_eq!(app.get_json("/api/v1/forecasting/history?product_id=99").await.0, 404);
+
     let (_, models) = app.get_json("/api/v1/forecasting/models").await;
     let ids: Vec<&str> = models.as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     for id in
