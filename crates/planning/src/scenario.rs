@@ -625,29 +625,20 @@ mod tests {
         assert_eq!(out.results["tradeoff"]["stockout_penalty_cost"], 156.25);
     }
 
+    fn in_family(product_id: i64, sku: &str, family: &str, demand: f64) -> ProductInputs {
+        ProductInputs {
+            product_id,
+            sku: sku.into(),
+            product_family: Some(family.into()),
+            demand,
+            ..one_product()
+        }
+    }
+
     #[test]
     fn adjustments_apply_to_their_scope_and_amounts_are_shared_by_base_quantity() {
-        let a = ProductInputs {
-            product_id: 1,
-            sku: "A".into(),
-            product_family: Some("F".into()),
-            demand: 300.0,
-            ..one_product()
-        };
-        let b = ProductInputs {
-            product_id: 2,
-            sku: "B".into(),
-            product_family: Some("F".into()),
-            demand: 100.0,
-            ..one_product()
-        };
-        let c = ProductInputs {
-            product_id: 3,
-            sku: "C".into(),
-            product_family: Some("G".into()),
-            demand: 100.0,
-            ..one_product()
-        };
+        let (a, b, c) =
+            (in_family(1, "A", "F", 300.0), in_family(2, "B", "F", 100.0), in_family(3, "C", "G", 100.0));
         let p = parameters(json!({"adjustments": [
             {"target": "demand", "change_amount": 200, "product_family": "F"},
             {"target": "demand", "change_pct": -50, "sku": "C"},

@@ -12,6 +12,8 @@
  *     .details, .requestId);
  *   - download(path, filename): an authenticated download through a Blob;
  *   - el(tag, props, children): a DOM builder that only ever sets text (never innerHTML);
+ *   - setCard(id, text, raw, note): fills a KPI card, raw in its data-value; query(params): a
+ *     query string without the empty parameters;
  *   - fmt: number, money, compact, percent, change, bytes, duration, date/time formatting;
  *   - charts.line / charts.bars: small dependency-free SVG charts. The container passed in is
  *     the chart root: it gets data-total (sum of the values, 2 decimals), data-count and
@@ -213,6 +215,25 @@
       node.appendChild(typeof child === 'object' ? child : document.createTextNode(String(child)));
     });
     return node;
+  }
+
+  // Fills a KPI card (.card-value, .card-note) of id `id`; `raw` goes to data-value (removed
+  // when null or undefined), which the pages' tests read.
+  function setCard(id, text, raw, note) {
+    var card = document.getElementById(id);
+    card.querySelector('.card-value').textContent = text;
+    if (raw === null || raw === undefined) { delete card.dataset.value; } else { card.dataset.value = String(raw); }
+    card.querySelector('.card-note').textContent = note || '';
+  }
+
+  // A query string of `params`, leaving out those undefined, null or empty.
+  function query(params) {
+    var u = new URLSearchParams();
+    Object.keys(params).forEach(function (k) {
+      var v = params[k];
+      if (v !== undefined && v !== null && v !== '') { u.set(k, String(v)); }
+    });
+    return u.toString();
   }
 
   // Sets a status line: kind is '', 'info', 'ok' or 'error'.
@@ -722,6 +743,8 @@
     el: el,
     append: append,
     setStatus: setStatus,
+    setCard: setCard,
+    query: query,
     fmt: fmt,
     day: { parse: parseDay, iso: isoDay, add: addDays, between: daysBetween },
     round2: round2,
