@@ -229,9 +229,10 @@ export async function signIn(base, probePath) {
 }
 
 // Launches chromium and opens a page in a new context with `contextOptions` (viewport, …).
-// Returns { browser, page, pageErrors }: pageErrors collects uncaught page errors; console
-// errors are logged.
-export async function launchBrowser(contextOptions = {}) {
+// Returns { browser, page, pageErrors, offsite }: pageErrors collects uncaught page errors;
+// offsite, with `base` given, every request to anywhere but the server (http or ws) or a
+// data:/blob: URL; console errors are logged.
+export async function launchBrowser(contextOptions = {}, { base = null } = {}) {
   const executablePath = process.env.SIGHTLINE_CHROMIUM || '/usr/bin/chromium';
   browser = await check('chromium launches', () =>
     chromium.launch({
@@ -257,7 +258,22 @@ export async function launchBrowser(contextOptions = {}) {
   page.on('console', (msg) => {
     if (msg.type() === 'error') log(`  [browser console] ${msg.text()}`);
   });
-  return { browser, page, pageErrors };
+  const offsite = [];
+  if (base) {
+    page.on('request', (req) => {
+      const url = req.url();
+      if (!url.startsWith(base) && !url.startsWith(base.replace('http', 'ws')) && !/^(data|blob):/.test(url)) offsite.push(url);
+    });
+  }
+  return { browser, page, pageErrors, offsite };
+}
+
+// The last check of a page test: no uncaught page error and nothing fetched from elsewhere.
+export async function checkCleanPage({ pageErrors, offsite }) {
+  await check('no uncaught JavaScript errors and nothing fetched from elsewhere', () => {
+    assert(pageErrors.length === 0, pageErrors.join('; '));
+    assert(offsite.length === 0, `off-site requests: ${offsite.join(', ')}`);
+  });
 }
 
 // Saves a full-page screenshot as <tmp>/<name>.png and copies it to target/browser/.
