@@ -6,7 +6,7 @@
 //! production; available stock `max(0, on hand − allocated + in transit)` over its locations.
 //! The scenario changes them by the global percentages, then by each adjustment in order
 //! (a percentage, or an amount: units for quantities, money a unit for price; an amount over a
-//! family, category or every product is shared in proportion to the base quantities). Each
+//! family, category or every product is shared in proportion to their quantities so far). Each
 //! product's figures: revenue `demand·price`, margin `demand·(price − cost)`, inventory value at
 //! the month's end `value + (supply + available − demand)·cost` (never below 0), fill rate
 //! `min(demand, supply + available)/demand`. The service level is the demand-weighted fill rate;
@@ -334,13 +334,13 @@ fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
 }
 
-/// Applies `pct` or `amount` to the `lever` figures of the `matched` products (`base` are their
-/// quantities before, for sharing an amount).
-fn apply(values: &mut [f64], matched: &[usize], adjustment: &Adjustment, lever: Lever) {
+/// Applies `adjustment`'s percentage or amount to the `matched` products' `values` (an amount
+/// over several products is shared in proportion to their values; a price amount applies to each).
+fn apply(values: &mut [f64], matched: &[usize], adjustment: &Adjustment) {
     if let Some(pct) = adjustment.change_pct {
         matched.iter().for_each(|&i| values[i] *= 1.0 + pct / 100.0);
     } else if let Some(amount) = adjustment.change_amount {
-        if lever == Lever::Price || matched.len() == 1 {
+        if adjustment.lever == Lever::Price || matched.len() == 1 {
             matched.iter().for_each(|&i| values[i] += amount);
             return;
         }
@@ -368,7 +368,7 @@ pub fn run(p: &Parameters, period: NaiveDate, products: &[ProductInputs], except
             Lever::Inventory => &mut available,
             Lever::Price => &mut price,
         };
-        apply(values, &matched, a, a.lever);
+        apply(values, &matched, a);
     }
     let lines: Vec<ProductLine> = products
         .iter()
