@@ -8,7 +8,8 @@
 //! (a percentage, or an amount: units for quantities, money a unit for price; an amount over a
 //! family, category or every product is shared in proportion to their quantities so far). Each
 //! product's figures: revenue `demand·price`, margin `demand·(price − cost)`, inventory value at
-//! the month's end `value + (supply + available − demand)·cost` (never below 0), fill rate
+//! the month's end `(supply + available − demand)·cost` (the stock left: on hand − allocated + in
+//! transit + production − demand; never below 0), fill rate
 //! `min(demand, supply + available)/demand`. The service level is the demand-weighted fill rate;
 //! shortages and excesses are per product, so one product's surplus does not hide another's
 //! shortage.
@@ -234,7 +235,7 @@ pub struct ProductInputs {
     pub supply: f64,
     /// Available stock.
     pub available: f64,
-    /// Stock value (on hand × unit cost).
+    /// Stock value today (on hand × unit cost), for the KPIs.
     pub value: f64,
 }
 
@@ -271,7 +272,7 @@ pub struct Figures {
 }
 
 impl Figures {
-    fn of(demand: f64, supply: f64, available: f64, price: f64, cost: f64, value: f64) -> Self {
+    fn of(demand: f64, supply: f64, available: f64, price: f64, cost: f64) -> Self {
         let effective = supply + available;
         Figures {
             demand_qty: demand,
@@ -281,7 +282,7 @@ impl Figures {
             price,
             revenue: demand * price,
             margin: demand * (price - cost),
-            inventory_value: (value + (effective - demand) * cost).max(0.0),
+            inventory_value: (effective - demand).max(0.0) * cost,
             fill_rate: if demand > 0.0 { demand.min(effective) / demand * 100.0 } else { 0.0 },
         }
     }
@@ -373,21 +374,17 @@ pub fn run(p: &Parameters, period: NaiveDate, products: &[ProductInputs], except
     let lines: Vec<ProductLine> = products
         .iter()
         .enumerate()
-        .map(|(i, x)| {
-            let value = x.value;
-            ProductLine {
-                product_id: x.product_id,
-                unit_cost: x.cost,
-                baseline: Figures::of(x.demand, x.supply, x.available, x.price, x.cost, value),
-                scenario: Figures::of(
-                    demand[i].max(0.0),
-                    supply[i].max(0.0),
-                    available[i].max(0.0),
-                    price[i].max(0.0),
-                    x.cost,
-                    value,
-                ),
-            }
+        .map(|(i, x)| ProductLine {
+            product_id: x.product_id,
+            unit_cost: x.cost,
+            baseline: Figures::of(x.demand, x.supply, x.available, x.price, x.cost),
+            scenario: Figures::of(
+                demand[i].max(0.0),
+                supply[i].max(0.0),
+                available[i].max(0.0),
+                price[i].max(0.0),
+                x.cost,
+            ),
         })
         .collect();
     outcome(p, period, &lines, exceptions)
@@ -580,10 +577,11 @@ mod tests {
         assert_eq!(r["baseline"]["service_level"], 100.0);
         assert_eq!(r["scenario"]["service_level"], 100.0);
         assert_eq!(r["tradeoff"]["inventory_carrying_cost"], 233.28);
-        // The month-end value on both sides: 2000 + (670 − 500)·10 and 2000 + (679.6 − 550)·10
-        // (the original compared the second with today's 2000).
-        assert_eq!(r["baseline"]["inventory_value"], 3700.0);
-        assert_eq!(r["scenario"]["inventory_value"], 3296.0);
+        // The stock left at the month's end on both sides: (670 − 500)·10 and (679.6 − 550)·10
+        // (the original added today's stock value, 2000, to the second and compared it with
+        // today's: +1296).
+        assert_eq!(r["baseline"]["inventory_value"], 1700.0);
+        assert_eq!(r["scenario"]["inventory_value"], 1296.0);
         assert_eq!(r["inventory_impact"], -404.0);
         assert_eq!(r["revenue_impact"], 1162.5);
         // 0.45·0 + 0.30·(−0.23328) + 0.25·0.404

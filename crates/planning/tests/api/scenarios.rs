@@ -86,8 +86,8 @@ async fn a_scenario_runs_over_the_stored_plans_compares_and_is_promoted(backend:
         ("scenario", "margin", 3162.5),
         ("baseline", "inventory_available_qty", 190.0),
         ("scenario", "supply_qty", 489.6),
-        ("baseline", "inventory_value", 3700.0),
-        ("scenario", "inventory_value", 3296.0),
+        ("baseline", "inventory_value", 1700.0),
+        ("scenario", "inventory_value", 1296.0),
         ("scenario", "service_level", 100.0),
     ] {
         assert_eq!(r[side][key].as_f64(), Some(want), "{side}.{key} in {r}");
