@@ -14,7 +14,7 @@
 //! shortages and excesses are per product, so one product's surplus does not hide another's
 //! shortage.
 
-use chrono::NaiveDate;
+use chrono::{Datelike as _, NaiveDate};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use sightline_platform::error::FieldError;
@@ -102,6 +102,45 @@ fn number(map: &Map<String, Value>, key: &str, field: &str) -> Result<Option<f64
     }
 }
 
+/// [`number`] within `min..=max`.
+fn bounded(
+    map: &Map<String, Value>,
+    key: &str,
+    field: &str,
+    (min, max): (f64, f64),
+) -> Result<Option<f64>, FieldError> {
+    match number(map, key, field)? {
+        Some(v) if !(min..=max).contains(&v) => {
+            Err(FieldError::new(field, format!("must be {min} to {max}")))
+        }
+        v => Ok(v),
+    }
+}
+
+/// The range of a percentage change.
+const PCT: (f64, f64) = (-100.0, 10_000.0);
+/// The range of an amount (units, or money a unit).
+const AMOUNT: (f64, f64) = (-1e12, 1e12);
+
+/// A whole number given as a JSON integer or an integer string; `Ok(None)` when absent or null.
+fn whole(map: &Map<String, Value>, key: &str, field: &str) -> Result<Option<i64>, FieldError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
+        Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => Ok(s.trim().parse().ok()),
+        Some(_) => Err(FieldError::new(field, "must be a whole number")),
+    }
+}
+
+/// A text; `Ok(None)` when absent or null.
+fn text(map: &Map<String, Value>, key: &str, field: &str) -> Result<Option<String>, FieldError> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(FieldError::new(field, "must be a string")),
+    }
+}
+
 impl Parameters {
     /// Reads and checks `value` (an object; unknown keys are kept and ignored). Every problem
     /// is named by its path under `parameters`.
@@ -110,7 +149,12 @@ impl Parameters {
             return Err(vec![FieldError::new("parameters", "must be an object")]);
         };
         let mut errors = Vec::new();
-        let mut get = |key: &str, default: f64| match number(map, key, &format!("parameters.{key}")) {
+        let mut get = |key: &str, default: f64, range: (f64, f64)| match bounded(
+            map,
+            key,
+            &format!("parameters.{key}"),
+            range,
+        ) {
             Ok(v) => v.unwrap_or(default),
             Err(e) => {
                 errors.push(e);
@@ -118,26 +162,27 @@ impl Parameters {
             }
         };
         let mut p = Parameters {
-            demand_change_pct: get("demand_change_pct", 0.0),
-            supply_capacity_pct: get("supply_capacity_pct", 0.0),
-            price_change_pct: get("price_change_pct", 0.0),
-            inventory_release_pct: get("inventory_release_pct", 0.0),
-            inventory_carry_rate_pct: get("inventory_carry_rate_pct", 18.0),
-            service_weight: get("service_weight", 0.45),
-            cost_weight: get("cost_weight", 0.30),
-            cash_weight: get("cash_weight", 0.25),
+            demand_change_pct: get("demand_change_pct", 0.0, PCT),
+            supply_capacity_pct: get("supply_capacity_pct", 0.0, PCT),
+            price_change_pct: get("price_change_pct", 0.0, PCT),
+            inventory_release_pct: get("inventory_release_pct", 0.0, PCT),
+            inventory_carry_rate_pct: get("inventory_carry_rate_pct", 18.0, (0.0, 1_000.0)),
+            service_weight: get("service_weight", 0.45, (-1_000.0, 1_000.0)),
+            cost_weight: get("cost_weight", 0.30, (-1_000.0, 1_000.0)),
+            cash_weight: get("cash_weight", 0.25, (-1_000.0, 1_000.0)),
             stockout_penalty_per_unit: None,
             period: None,
             adjustments: Vec::new(),
         };
-        match number(map, "stockout_penalty_per_unit", "parameters.stockout_penalty_per_unit") {
+        match bounded(map, "stockout_penalty_per_unit", "parameters.stockout_penalty_per_unit", (0.0, 1e9)) {
             Ok(v) => p.stockout_penalty_per_unit = v,
             Err(e) => errors.push(e),
         }
         match map.get("period") {
             None | Some(Value::Null) => {}
             Some(Value::String(s)) => match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-                Ok(d) => p.period = Some(d),
+                Ok(d) if d.day() == 1 => p.period = Some(d),
+                Ok(_) => errors.push(FieldError::new("parameters.period", "must be the first of a month")),
                 Err(_) => errors.push(FieldError::new("parameters.period", "must be a date, YYYY-MM-DD")),
             },
             Some(_) => errors.push(FieldError::new("parameters.period", "must be a date, YYYY-MM-DD")),
@@ -162,6 +207,14 @@ impl Parameters {
     }
 }
 
+/// The value of `result`, or none with its error kept in `errors`.
+fn kept<T>(errors: &mut Vec<FieldError>, result: Result<Option<T>, FieldError>) -> Option<T> {
+    result.unwrap_or_else(|e| {
+        errors.push(e);
+        None
+    })
+}
+
 fn adjustment(item: &Value, path: &str) -> Result<Adjustment, Vec<FieldError>> {
     let Some(map) = item.as_object() else {
         return Err(vec![FieldError::new(path, "must be an object")]);
@@ -180,20 +233,19 @@ fn adjustment(item: &Value, path: &str) -> Result<Adjustment, Vec<FieldError>> {
             None
         }
     };
-    let mut read = |key: &str| {
-        number(map, key, &format!("{path}.{key}")).unwrap_or_else(|e| {
-            errors.push(e);
-            None
-        })
-    };
-    let (change_pct, change_amount) = (read("change_pct"), read("change_amount"));
-    let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_owned);
-    let id = |key: &str| map.get(key).and_then(Value::as_i64);
+    const KEYS: [&str; 7] =
+        ["target", "change_pct", "change_amount", "product_id", "sku", "product_family", "category_id"];
+    for key in map.keys().filter(|k| !KEYS.contains(&k.as_str())) {
+        errors.push(FieldError::new(format!("{path}.{key}"), format!("is not one of {}", KEYS.join(", "))));
+    }
+    let field = |key: &str| format!("{path}.{key}");
+    let change_pct = kept(&mut errors, bounded(map, "change_pct", &field("change_pct"), PCT));
+    let change_amount = kept(&mut errors, bounded(map, "change_amount", &field("change_amount"), AMOUNT));
     let scope = Scope {
-        product_id: id("product_id"),
-        sku: text("sku"),
-        product_family: text("product_family"),
-        category_id: id("category_id"),
+        product_id: kept(&mut errors, whole(map, "product_id", &field("product_id"))),
+        sku: kept(&mut errors, text(map, "sku", &field("sku"))),
+        product_family: kept(&mut errors, text(map, "product_family", &field("product_family"))),
+        category_id: kept(&mut errors, whole(map, "category_id", &field("category_id"))),
     };
     if change_pct.is_some() == change_amount.is_some() {
         errors.push(FieldError::new(path, "give one of change_pct and change_amount"));
@@ -667,6 +719,28 @@ mod tests {
                 "parameters.adjustments[1]",
             ]
         );
+        let errors = Parameters::parse(&json!({
+            "demand_change_pct": 1e308,
+            "period": "2026-03-15",
+            "adjustments": [{"target": "demand", "change_pct": 50, "product_id": 7.5, "sku": 12, "product": 7}],
+        }))
+        .unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            vec![
+                "parameters.demand_change_pct",
+                "parameters.period",
+                "parameters.adjustments[0].product",
+                "parameters.adjustments[0].product_id",
+                "parameters.adjustments[0].sku",
+            ],
+            "a scope that is not read is never taken for every product"
+        );
+        let p = Parameters::parse(
+            &json!({"adjustments": [{"target": "demand", "change_pct": 5, "product_id": "7"}]}),
+        );
+        assert_eq!(p.unwrap().adjustments[0].scope.product_id, Some(7));
         assert!(Parameters::parse(&json!("x")).is_err());
         assert!(Parameters::parse(&json!({"demand_change_pct": "10"})).is_ok());
     }

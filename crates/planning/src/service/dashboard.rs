@@ -1,11 +1,11 @@
 //! `/dashboard/summary` and `/dashboard/alerts` as the original answers them (plain numbers;
 //! KPI alerts past 15 % off target, critical past 25 %), and the KPIs computed from the data.
 
-use chrono::NaiveDate;
+use chrono::{Datelike as _, NaiveDate};
 use serde_json::{json, Value};
 use sightline_platform::RequestContext;
 
-use super::kpis::{severity, KpiCreate};
+use super::kpis::{severity, KpiCreate, KpiUpdate};
 use super::PlanningService;
 use crate::decimal::Dec4;
 use crate::error::PlanningError;
@@ -19,7 +19,8 @@ type Computed = (&'static str, &'static str, &'static str, f64);
 /// The KPIs of `period` from the stored plans, actuals and stock (a KPI without data is left
 /// out): forecast accuracy (100 − WAPE) and bias of the newest plans against what sold, the fill
 /// rate and coverage of demand by planned production and stock, planned revenue and margin,
-/// inventory value and the share of healthy positions.
+/// and, for this month only (the stock is today's), inventory value and the share of healthy
+/// positions.
 async fn computed(service: &PlanningService, period: NaiveDate) -> Result<Vec<Computed>, PlanningError> {
     let mut conn = service.db().reader().acquire().await?;
     let mut out: Vec<Computed> = Vec::new();
@@ -45,13 +46,16 @@ async fn computed(service: &PlanningService, period: NaiveDate) -> Result<Vec<Co
     if number("revenue") > 0.0 {
         out.push(("Planned Margin", "financial", "%", number("margin") / number("revenue") * 100.0));
     }
-    let counts = crate::store::inventory::status_counts(&mut conn).await?;
-    let positions: i64 = counts.iter().map(|(_, n)| n).sum();
-    if positions > 0 {
-        let value: f64 = inputs.iter().map(|p| p.value).sum();
-        out.push(("Inventory Value", "inventory", "currency", value));
-        let normal: i64 = counts.iter().filter(|(s, _)| s == "normal").map(|(_, n)| n).sum();
-        out.push(("Healthy Positions", "inventory", "%", normal as f64 / positions as f64 * 100.0));
+    // The stock is known as of now: its KPIs are this month's only.
+    if period == super::inventory::this_month() {
+        let counts = crate::store::inventory::status_counts(&mut conn).await?;
+        let positions: i64 = counts.iter().map(|(_, n)| n).sum();
+        if positions > 0 {
+            let value: f64 = inputs.iter().map(|p| p.value).sum();
+            out.push(("Inventory Value", "inventory", "currency", value));
+            let normal: i64 = counts.iter().filter(|(s, _)| s == "normal").map(|(_, n)| n).sum();
+            out.push(("Healthy Positions", "inventory", "%", normal as f64 / positions as f64 * 100.0));
+        }
     }
     Ok(out)
 }
@@ -65,24 +69,26 @@ impl PlanningService {
             .unwrap_or_else(super::inventory::this_month))
     }
 
-    /// Computes the KPIs of `period` and records them: a month's value is replaced (its target
-    /// kept); a new month takes the last target and the last value as the previous one.
+    /// Computes the KPIs of `period` (a month's first day) and records them in one transaction:
+    /// a month's value is replaced (its target kept); a new month takes the last target and the
+    /// last value as the previous one.
     pub async fn compute_kpis(
         &self,
         context: &RequestContext,
         period: NaiveDate,
     ) -> Result<Vec<KpiMetric>, PlanningError> {
-        let mut recorded = Vec::new();
-        for (name, category, unit, value) in computed(self, period).await? {
+        if period.day() != 1 {
+            return Err(PlanningError::invalid("period", "must be the first of a month"));
+        }
+        let values = computed(self, period).await?;
+        let mut tx = self.db().begin().await?;
+        let mut recorded = Vec::with_capacity(values.len());
+        for (name, category, unit, value) in values {
             let value = Dec4::from_f64(value);
-            let existing = {
-                let mut conn = self.db().reader().acquire().await?;
-                store::named_at(&mut conn, name, period).await?
-            };
-            let metric = match existing {
+            let metric = match store::named_at(&mut tx, name, period).await? {
                 Some(m) => {
-                    let update = super::kpis::KpiUpdate { value: Some(value), ..Default::default() };
-                    self.update_kpi(context, m.id, update).await?
+                    let update = KpiUpdate { value: Some(value), ..Default::default() };
+                    self.update_kpi_in(&mut tx, context, m.id, update).await?
                 }
                 None => {
                     let create = KpiCreate {
@@ -94,11 +100,12 @@ impl PlanningService {
                         previous_value: None,
                         unit: Some(unit.into()),
                     };
-                    self.create_kpi(context, create).await?
+                    self.create_kpi_in(&mut tx, context, create).await?
                 }
             };
             recorded.push(metric);
         }
+        tx.commit().await?;
         Ok(recorded)
     }
 

@@ -2,7 +2,7 @@
 //! against the previous value; alerts past 10 % off target, critical past 20 %), one value per
 //! metric and month, and the KPIs computed from the stored plans, actuals and stock.
 
-use chrono::NaiveDate;
+use chrono::{Datelike as _, NaiveDate};
 use serde::{Deserialize, Serialize};
 use sightline_platform::error::FieldError;
 use sightline_platform::RequestContext;
@@ -148,11 +148,26 @@ impl PlanningService {
                 "must be one of demand, supply, inventory, service, financial",
             ));
         }
+        if input.period.day() != 1 {
+            errors.push(FieldError::new("period", "must be the first of a month"));
+        }
         if !errors.is_empty() {
             return Err(PlanningError::Invalid(errors));
         }
         let mut tx = self.db().begin().await?;
-        let earlier = store::latest_named(&mut tx, &input.metric_name, Some(input.period)).await?;
+        let created = self.create_kpi_in(&mut tx, context, input).await?;
+        tx.commit().await?;
+        Ok(created)
+    }
+
+    /// [`Self::create_kpi`] within `tx` (the input checked).
+    pub(crate) async fn create_kpi_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        context: &RequestContext,
+        input: KpiCreate,
+    ) -> Result<KpiMetric, PlanningError> {
+        let earlier = store::latest_named(tx, &input.metric_name, Some(input.period)).await?;
         let mut m = KpiMetric {
             metric_name: input.metric_name,
             metric_category: input.metric_category,
@@ -169,10 +184,8 @@ impl PlanningService {
         };
         derive(&mut m);
         let what = format!("{} already has a value for {}; change it with PUT", m.metric_name, m.period);
-        let created = store::save(&mut tx, &m).await.map_err(|e| PlanningError::unique_or(e, &what))?;
-        self.publish(&mut tx, context, "kpi.created", ("kpi_metric", created.id), (None, Some(&created)))
-            .await?;
-        tx.commit().await?;
+        let created = store::save(tx, &m).await.map_err(|e| PlanningError::unique_or(e, &what))?;
+        self.publish(tx, context, "kpi.created", ("kpi_metric", created.id), (None, Some(&created))).await?;
         Ok(created)
     }
 
@@ -196,8 +209,20 @@ impl PlanningService {
         input: KpiUpdate,
     ) -> Result<KpiMetric, PlanningError> {
         let mut tx = self.db().begin().await?;
-        let before =
-            store::get(&mut tx, id).await?.ok_or(PlanningError::NotFound { entity: "KPIMetric", id })?;
+        let after = self.update_kpi_in(&mut tx, context, id, input).await?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// [`Self::update_kpi`] within `tx`.
+    pub(crate) async fn update_kpi_in(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        context: &RequestContext,
+        id: i64,
+        input: KpiUpdate,
+    ) -> Result<KpiMetric, PlanningError> {
+        let before = store::get(tx, id).await?.ok_or(PlanningError::NotFound { entity: "KPIMetric", id })?;
         let mut m = before.clone();
         if let Some(v) = input.value {
             m.value = v;
@@ -212,10 +237,8 @@ impl PlanningService {
             m.unit = v;
         }
         derive(&mut m);
-        let after = store::save(&mut tx, &m).await?;
-        self.publish(&mut tx, context, "kpi.updated", ("kpi_metric", id), (Some(&before), Some(&after)))
-            .await?;
-        tx.commit().await?;
+        let after = store::save(tx, &m).await?;
+        self.publish(tx, context, "kpi.updated", ("kpi_metric", id), (Some(&before), Some(&after))).await?;
         Ok(after)
     }
 

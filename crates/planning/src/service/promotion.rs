@@ -37,19 +37,28 @@ fn newest<P: Clone>(
     by_product
 }
 
-/// Each of `quantities` scaled so they sum to `total` (all of it on the first when they sum to
-/// 0), in hundredths.
+/// Each of `quantities` scaled so they sum to `total` to the hundredth (the rounding's
+/// remainder on the largest; all of it on the first when they sum to 0).
 fn scaled(quantities: &[Dec2], total: f64) -> Vec<Dec2> {
     let base: i64 = quantities.iter().map(|q| q.0).sum();
-    quantities
-        .iter()
-        .enumerate()
-        .map(|(i, q)| match base {
-            0 if i == 0 => Dec2::from_f64(total),
-            0 => Dec2::ZERO,
-            _ => Dec2::from_f64(total * q.0 as f64 / base as f64),
-        })
-        .collect()
+    let total = Dec2::from_f64(total);
+    let mut out: Vec<Dec2> =
+        quantities
+            .iter()
+            .map(|q| {
+                if base == 0 {
+                    Dec2::ZERO
+                } else {
+                    Dec2::from_f64(total.to_f64() * q.0 as f64 / base as f64)
+                }
+            })
+            .collect();
+    let given: i64 = out.iter().map(|d| d.0).sum();
+    let largest = (0..quantities.len()).max_by_key(|&i| (quantities[i], std::cmp::Reverse(i))).unwrap_or(0);
+    if let Some(slot) = out.get_mut(largest) {
+        slot.0 += total.0 - given;
+    }
+    out
 }
 
 fn changed(before: f64, after: f64) -> bool {
@@ -78,12 +87,14 @@ impl PlanningService {
                 to: "promoted".into(),
             });
         }
-        if let Some(at) = &before.promoted_at {
-            return Err(PlanningError::Conflict(format!("Scenario {id} was promoted at {at}.")));
-        }
         let Some(results) = before.results.as_deref() else {
             return Err(PlanningError::BusinessRule("Run the scenario before promoting it.".into()));
         };
+        // Claimed first: a second promotion, even a concurrent one, finds it taken.
+        if !store::claim_promotion(&mut tx, id).await? {
+            let at = before.promoted_at.unwrap_or_default();
+            return Err(PlanningError::Conflict(format!("Scenario {id} was promoted at {at}.")));
+        }
         let results: serde_json::Value = serde_json::from_str(results).map_err(anyhow::Error::from)?;
         let period = results["period"]
             .as_str()
@@ -113,7 +124,9 @@ impl PlanningService {
             if changed(line.baseline.demand_qty, line.scenario.demand_qty) {
                 let plans = demand.get(&line.product_id).cloned().unwrap_or_default();
                 for plan in self.demand_versions(context, line, period, plans, &note) {
-                    let plan = crate::store::demand::insert(&mut tx, &plan).await?;
+                    let plan = crate::store::demand::insert(&mut tx, &plan).await.map_err(|e| {
+                        PlanningError::unique_or(e, "a plan version was made meanwhile; try again")
+                    })?;
                     self.publish(
                         &mut tx,
                         context,
@@ -128,7 +141,9 @@ impl PlanningService {
             if changed(line.baseline.supply_qty, line.scenario.supply_qty) {
                 let plans = supply.get(&line.product_id).cloned().unwrap_or_default();
                 for plan in self.supply_versions(context, line, period, plans) {
-                    let plan = crate::store::supply::insert(&mut tx, &plan).await?;
+                    let plan = crate::store::supply::insert(&mut tx, &plan).await.map_err(|e| {
+                        PlanningError::unique_or(e, "a plan version was made meanwhile; try again")
+                    })?;
                     self.publish(
                         &mut tx,
                         context,
@@ -141,7 +156,8 @@ impl PlanningService {
                 }
             }
         }
-        let after = store::update(&mut tx, &before, true).await?;
+        let after =
+            store::get(&mut tx, id).await?.ok_or_else(|| anyhow::anyhow!("scenario {id} just claimed"))?;
         self.publish(&mut tx, context, "scenario.promoted", ("scenario", id), (Some(&before), Some(&after)))
             .await?;
         tx.commit().await?;
@@ -247,5 +263,10 @@ mod tests {
         assert_eq!(scaled(&[d(300), d(100)], 600.0), vec![d(450), d(150)]);
         assert_eq!(scaled(&[d(0), d(0)], 50.0), vec![d(50), d(0)]);
         assert_eq!(scaled(&[d(10)], 0.0), vec![d(0)]);
+        assert_eq!(
+            scaled(&[d(1), d(1), d(1)], 100.0),
+            vec![Dec2(3_334), Dec2(3_333), Dec2(3_333)],
+            "every cent placed"
+        );
     }
 }

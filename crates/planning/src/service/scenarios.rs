@@ -185,7 +185,7 @@ impl PlanningService {
         let before = self.scenario_in(&mut tx, id).await?;
         let mut after = before.clone();
         change(&mut after)?;
-        let after = store::update(&mut tx, &after, false).await?;
+        let after = store::update(&mut tx, &after).await?;
         self.publish(&mut tx, context, action, ("scenario", id), (Some(&before), Some(&after))).await?;
         tx.commit().await?;
         Ok(after)
@@ -250,7 +250,27 @@ impl PlanningService {
                 .await?
                 .unwrap_or_else(crate::service::inventory::this_month),
         };
-        let inputs = store::inputs(&mut tx, period).await?;
+        let mut inputs = store::inputs(&mut tx, period).await?;
+        // A product an adjustment names takes part even without plans or stock that month.
+        for a in &parameters.adjustments {
+            let named = match (a.scope.product_id, a.scope.sku.as_deref()) {
+                (Some(id), _) => crate::store::products::product_by_id(&mut tx, id).await?,
+                (None, Some(sku)) => crate::store::products::product_by_sku(&mut tx, sku).await?,
+                _ => None,
+            };
+            if let Some(p) = named.filter(|p| inputs.iter().all(|i| i.product_id != p.id)) {
+                inputs.push(scenario::ProductInputs {
+                    product_id: p.id,
+                    sku: p.sku,
+                    product_family: p.product_family,
+                    category_id: p.category_id,
+                    price: p.selling_price.map_or(0.0, Dec2::to_f64),
+                    cost: p.unit_cost.map_or(0.0, Dec2::to_f64),
+                    ..Default::default()
+                });
+            }
+        }
+        inputs.sort_by_key(|i| i.product_id);
         let mut exceptions = Exceptions::default();
         for (status, n) in crate::store::inventory::status_counts(&mut tx).await? {
             match status.as_str() {
@@ -267,7 +287,7 @@ impl PlanningService {
         (after.revenue_impact, after.margin_impact, after.inventory_impact, after.service_level_impact) =
             (revenue, margin, inventory, service);
         after.status = "completed".into();
-        let after = store::update(&mut tx, &after, false).await?;
+        let after = store::update(&mut tx, &after).await?;
         store::replace_lines(&mut tx, id, &outcome.lines).await?;
         self.publish(&mut tx, context, "scenario.run", ("scenario", id), (Some(&before), Some(&after)))
             .await?;

@@ -51,14 +51,24 @@ pub async fn insert(conn: &mut AnyConnection, s: &Scenario) -> Result<Scenario, 
     scenario(&row)
 }
 
-/// Writes every field of `s` but its id and creation; answers the stored scenario.
-pub async fn update(conn: &mut AnyConnection, s: &Scenario, promoted: bool) -> Result<Scenario, sqlx::Error> {
+/// Marks the scenario promoted, unless it already is; answers whether this call did.
+pub async fn claim_promotion(conn: &mut AnyConnection, id: i64) -> Result<bool, sqlx::Error> {
+    let done =
+        sqlx::query("UPDATE planning_scenarios SET promoted_at = $1 WHERE id = $2 AND promoted_at IS NULL")
+            .bind(now_ms())
+            .bind(id)
+            .execute(conn)
+            .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Writes every field of `s` but its id, creation and promotion; answers the stored scenario.
+pub async fn update(conn: &mut AnyConnection, s: &Scenario) -> Result<Scenario, sqlx::Error> {
     let now = now_ms();
     let row = sqlx::query(&format!(
         "UPDATE planning_scenarios SET name = $1, description = $2, parameters = $3, results = $4, \
          revenue_impact = $5, margin_impact = $6, inventory_impact = $7, service_level_impact = $8, status = $9, \
-         approved_by = $10, updated_at = $11, promoted_at = CASE WHEN $12 THEN $11 ELSE promoted_at END \
-         WHERE id = $13 RETURNING {COLUMNS}"
+         approved_by = $10, updated_at = $11 WHERE id = $12 RETURNING {COLUMNS}"
     ))
     .bind(&s.name)
     .bind(s.description.as_deref())
@@ -71,7 +81,6 @@ pub async fn update(conn: &mut AnyConnection, s: &Scenario, promoted: bool) -> R
     .bind(&s.status)
     .bind(s.approved_by.as_deref())
     .bind(now)
-    .bind(promoted)
     .bind(s.id)
     .fetch_one(conn)
     .await?;

@@ -18,14 +18,19 @@ async fn kpis_follow_the_originals_rules_and_feed_the_dashboard(backend: Backend
     assert_eq!((status, &first["value"], &first["trend"]), (201, &json!("80.0000"), &Value::Null), "{first}");
     let (status, twice) = send(&executive, "POST", metrics.clone(), Some(february)).await;
     assert_eq!((status, twice["error"]["code"].as_str()), (409, Some("CONFLICT")));
-    let (status, bad) = send(
-        &executive,
-        "POST",
-        metrics.clone(),
-        Some(json!({"metric_name": "X", "metric_category": "mood", "period": "2026-02-01", "value": 1})),
-    )
-    .await;
-    assert_eq!((status, bad["error"]["details"][0]["field"].as_str()), (422, Some("metric_category")));
+    for (body, field) in [
+        (
+            json!({"metric_name": "X", "metric_category": "mood", "period": "2026-02-01", "value": 1}),
+            "metric_category",
+        ),
+        (
+            json!({"metric_name": "X", "metric_category": "demand", "period": "2026-02-15", "value": 1}),
+            "period",
+        ),
+    ] {
+        let (status, bad) = send(&executive, "POST", metrics.clone(), Some(body)).await;
+        assert_eq!((status, bad["error"]["details"][0]["field"].as_str()), (422, Some(field)));
+    }
     // March takes February's target and value as its previous one.
     let march = json!({"metric_name": "Forecast Accuracy", "metric_category": "demand", "period": "2026-03-01", "value": 70});
     let (_, m) = send(&executive, "POST", metrics.clone(), Some(march)).await;
@@ -125,21 +130,33 @@ async fn kpis_are_computed_from_the_plans_actuals_and_stock(backend: Backend) {
         ("Supply Plan Coverage", "96.0000"),
         ("Planned Revenue", "7500.0000"),
         ("Planned Margin", "33.3333"),
-        ("Inventory Value", "2000.0000"),
-        ("Healthy Positions", "100.0000"),
     ] {
         assert_eq!(value(name), Some(json!(want)), "{name} in {computed}");
     }
+    assert_eq!(value("Inventory Value"), None, "the stock is today's: not March's");
     // Computing again replaces the month's values; the next month carries them as previous.
     let (_, again) = app.post_json("/api/v1/kpi/compute?period=2026-03-01", &json!({})).await;
-    assert_eq!(again[0]["id"], computed[0]["id"]);
+    assert_eq!(
+        (again[0]["id"].clone(), again.as_array().map(Vec::len)),
+        (computed[0]["id"].clone(), Some(6))
+    );
+    let (_, product) = app.get_json("/api/v1/products?search=G").await;
+    let april = json!({"product_id": product["items"][0]["id"], "period": "2026-04-01", "forecast_qty": 100});
+    assert_eq!(app.post_json("/api/v1/demand/plans", &april).await.0, 201);
     let (_, april) = app.post_json("/api/v1/kpi/compute?period=2026-04-01", &json!({})).await;
+    let fill = april.as_array().unwrap().iter().find(|m| m["metric_name"] == "Plan Fill Rate").unwrap();
+    assert_eq!((&fill["previous_value"], &fill["trend"]), (&json!("100.0000"), &json!("stable")));
+    // This month has the stock's KPIs: 200 on hand at 10.
+    let this_month = chrono::Utc::now().date_naive().format("%Y-%m-01").to_string();
+    let (_, now) = app.post_json(&format!("/api/v1/kpi/compute?period={this_month}"), &json!({})).await;
     let names: Vec<&str> =
-        april.as_array().unwrap().iter().map(|m| m["metric_name"].as_str().unwrap()).collect();
-    assert_eq!(names, vec!["Inventory Value", "Healthy Positions"], "no plans in April");
-    assert_eq!((&april[0]["previous_value"], &april[0]["trend"]), (&json!("2000.0000"), &json!("stable")));
-    let (status, _) = app.post_json("/api/v1/kpi/compute?period=April", &json!({})).await;
-    assert_eq!(status, 422);
+        now.as_array().unwrap().iter().map(|m| m["metric_name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["Inventory Value", "Healthy Positions"], "no plans this month");
+    assert_eq!((&now[0]["value"], &now[1]["value"]), (&json!("2000.0000"), &json!("100.0000")));
+    for bad in ["April", "2026-04-15"] {
+        let (status, _) = app.post_json(&format!("/api/v1/kpi/compute?period={bad}"), &json!({})).await;
+        assert_eq!(status, 422, "{bad}");
+    }
 }
 
 sightline_platform::storage_tests!(

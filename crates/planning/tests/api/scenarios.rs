@@ -180,9 +180,16 @@ async fn adjustments_change_only_their_products(backend: Backend) {
     let second = p["id"].as_i64().unwrap();
     let plan = json!({"product_id": second, "period": "2026-03-01", "forecast_qty": 100, "region": "EU"});
     assert_eq!(app.post_json("/api/v1/demand/plans", &plan).await.0, 201);
+    let (_, k) = app
+        .post_json(
+            "/api/v1/products",
+            &json!({"sku": "K", "name": "New", "unit_cost": 1, "selling_price": 2}),
+        )
+        .await;
     let body = json!({"name": "Tools up", "parameters": {"period": "2026-03-01", "adjustments": [
         {"target": "demand", "change_amount": 100, "product_family": "Tools"},
-        {"target": "price", "change_pct": -50, "product_id": second}]}});
+        {"target": "price", "change_pct": -50, "product_id": second},
+        {"target": "demand", "change_amount": 50, "sku": "K"}]}});
     let (status, created) = app.post_json("/api/v1/scenarios", &body).await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_i64().unwrap();
@@ -190,8 +197,8 @@ async fn adjustments_change_only_their_products(backend: Backend) {
     let r = results(&run);
     // H has demand 100 and nothing to meet it: the service level is the demand met, 500 of 600.
     assert_eq!(r["baseline"]["service_level"].as_f64().map(|v| (v * 100.0).round()), Some(8333.0));
-    // G: 600 × 15 − 500 × 15; H: 100 × 3 − 100 × 6.
-    assert_eq!(run["revenue_impact"], "1200.00");
+    // G: 600 × 15 − 500 × 15; H: 100 × 3 − 100 × 6; K, with no plan that month: 50 × 2.
+    assert_eq!(run["revenue_impact"], "1300.00");
     let (_, lines) = app.get_json(&format!("/api/v1/scenarios/{id}/products")).await;
     let by_id = |pid: i64| lines.as_array().unwrap().iter().find(|l| l["product_id"] == pid).unwrap().clone();
     assert_eq!(
@@ -201,6 +208,14 @@ async fn adjustments_change_only_their_products(backend: Backend) {
     assert_eq!(
         (by_id(second)["scenario"]["demand_qty"].as_f64(), by_id(second)["scenario"]["price"].as_f64()),
         (Some(100.0), Some(3.0))
+    );
+    assert_eq!(by_id(k["id"].as_i64().unwrap())["scenario"]["demand_qty"].as_f64(), Some(50.0));
+    // A scope that is not a product id is refused, not taken for every product.
+    let bad = json!({"name": "x", "parameters": {"adjustments": [{"target": "demand", "change_pct": 50, "product_id": "seven"}]}});
+    let (status, refused) = app.post_json("/api/v1/scenarios", &bad).await;
+    assert_eq!(
+        (status, refused["error"]["details"][0]["field"].as_str()),
+        (422, Some("parameters.adjustments[0].product_id"))
     );
 }
 
