@@ -89,6 +89,23 @@ pub const PERMISSIONS: &[PermissionSpec] = &[
 /// The planning module.
 pub struct PlanningModule;
 
+/// The `[planning]` section of the configuration.
+#[derive(Debug, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PlanningConfig {
+    /// When the KPIs of this month and the latest planned one are computed (cron, 5 fields);
+    /// empty: never on a schedule.
+    pub kpi_cron: String,
+    /// The time zone `kpi_cron` is read in.
+    pub kpi_timezone: String,
+}
+
+impl Default for PlanningConfig {
+    fn default() -> Self {
+        Self { kpi_cron: "30 2 * * *".into(), kpi_timezone: "UTC".into() }
+    }
+}
+
 #[async_trait::async_trait]
 impl Module for PlanningModule {
     fn name(&self) -> &'static str {
@@ -120,14 +137,32 @@ impl Module for PlanningModule {
     }
 
     async fn build(&self, platform: &Platform) -> anyhow::Result<ModuleParts> {
+        let config = platform.config.module_section::<PlanningConfig>("planning")?;
         let service =
             service::PlanningService::new(platform.db.clone(), platform.bus.clone(), platform.queue.clone());
-        Ok(ModuleParts::new(http::router(service.clone()))
+        let mut parts = ModuleParts::new(http::router(service.clone()))
             .page(
                 "/ui/planning",
                 "Planning",
                 "KPIs against targets, demand history and forecasts, inventory health, the S&OP cycle, scenarios",
             )
-            .standalone_job(jobs::ForecastAllJob { service }))
+            .standalone_job(jobs::ForecastAllJob { service: service.clone() })
+            .standalone_job(jobs::ComputeKpisJob { service });
+        if !config.kpi_cron.trim().is_empty() {
+            let timezone: chrono_tz::Tz = config.kpi_timezone.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "configuration error: key `planning.kpi_timezone`: {:?} is not a time zone",
+                    config.kpi_timezone
+                )
+            })?;
+            let spec = sightline_platform::scheduler::ScheduleSpec::of(
+                "planning.compute_kpis",
+                &config.kpi_cron,
+                timezone,
+                &jobs::ComputeKpis {},
+            )?;
+            parts = parts.schedule(spec);
+        }
+        Ok(parts)
     }
 }

@@ -159,7 +159,32 @@ async fn kpis_are_computed_from_the_plans_actuals_and_stock(backend: Backend) {
     }
 }
 
+/// The nightly job computes this month's KPIs and the latest planned month's.
+async fn the_scheduled_job_computes_this_and_the_latest_planned_months_kpis(backend: Backend) {
+    let app = spawn(backend).await;
+    the_verified_example(&app).await;
+    let mut conn = app.platform.db.writer().acquire().await.unwrap();
+    app.platform.queue.push(&mut conn, &sightline_planning::jobs::ComputeKpis {}).await.unwrap();
+    drop(conn);
+    app.drain_queue().await;
+    let this_month = chrono::Utc::now().date_naive().format("%Y-%m-01").to_string();
+    let (_, now) = app.get_json(&format!("/api/v1/kpi/metrics?period_from={this_month}")).await;
+    let (_, march) = app.get_json("/api/v1/kpi/metrics?period_from=2026-03-01&period_to=2026-03-01").await;
+    let names = |v: &Value| {
+        let mut n: Vec<String> =
+            v.as_array().unwrap().iter().map(|m| m["metric_name"].as_str().unwrap().to_owned()).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&now), vec!["Healthy Positions", "Inventory Value"]);
+    assert_eq!(
+        names(&march),
+        vec!["Plan Fill Rate", "Planned Margin", "Planned Revenue", "Supply Plan Coverage"]
+    );
+}
+
 sightline_platform::storage_tests!(
     kpis_follow_the_originals_rules_and_feed_the_dashboard,
-    kpis_are_computed_from_the_plans_actuals_and_stock
+    kpis_are_computed_from_the_plans_actuals_and_stock,
+    the_scheduled_job_computes_this_and_the_latest_planned_months_kpis
 );
