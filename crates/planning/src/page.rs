@@ -1,17 +1,18 @@
 //! The original's pagination: `page` (≥ 1, default 1) and `page_size` (1–100, default 20) in, a
 //! `{items, total, page, page_size, total_pages}` wrapper out.
 
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::error::PlanningError;
 
-/// `page` and `page_size` as asked.
-#[derive(Debug, Clone, Copy, Default)]
+/// `page` and `page_size` as asked (the query of a list with no filters).
+#[derive(Debug, Clone, Copy, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// Page, from 1.
     pub page: Option<i64>,
-    /// Items a page, 1–100.
+    /// Items a page, 1–100 (20).
     pub page_size: Option<i64>,
 }
 

@@ -126,8 +126,12 @@ const AMOUNT: (f64, f64) = (-1e12, 1e12);
 fn whole(map: &Map<String, Value>, key: &str, field: &str) -> Result<Option<i64>, FieldError> {
     match map.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) if n.as_i64().is_some() => Ok(n.as_i64()),
-        Some(Value::String(s)) if s.trim().parse::<i64>().is_ok() => Ok(s.trim().parse().ok()),
+        Some(Value::Number(n)) => {
+            n.as_i64().map(Some).ok_or_else(|| FieldError::new(field, "must be a whole number"))
+        }
+        Some(Value::String(s)) => {
+            s.trim().parse().map(Some).map_err(|_| FieldError::new(field, "must be a whole number"))
+        }
         Some(_) => Err(FieldError::new(field, "must be a whole number")),
     }
 }
@@ -370,6 +374,21 @@ pub struct Exceptions {
     pub high: i64,
     /// Of those, low.
     pub medium: i64,
+}
+
+impl Exceptions {
+    /// From the positions per status (`critical` are high, `low` medium).
+    pub fn from_status_counts(counts: &[(String, i64)]) -> Self {
+        counts.iter().fold(Exceptions::default(), |mut e, (status, n)| {
+            match status.as_str() {
+                "critical" => e.high += n,
+                "low" => e.medium += n,
+                _ => return e,
+            }
+            e.open += n;
+            e
+        })
+    }
 }
 
 /// A run's outcome: the results document and the product lines.

@@ -4,12 +4,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
 use serde_json::Value;
 use sightline_platform::error::{ErrorBody, FieldError};
 use sightline_platform::validate::{ApiJson, ApiQuery};
 use sightline_platform::{Access, ApiError, ApiResult, RequestContext, SecureRouter};
-use utoipa::IntoParams;
 use utoipa_axum::routes;
 
 use super::{message, path_id};
@@ -18,24 +16,14 @@ use crate::page::{Page, PageQuery, PageRequest};
 use crate::service::scenarios::{Promotion, ScenarioCreate, ScenarioUpdate};
 use crate::service::PlanningService;
 
-/// Pages.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct ScenarioQuery {
-    /// Page, from 1.
-    page: Option<i64>,
-    /// Items a page, 1–100 (20).
-    page_size: Option<i64>,
-}
-
 /// Scenarios, newest first.
-#[utoipa::path(get, path = "/api/v1/scenarios", tag = "planning", params(ScenarioQuery),
+#[utoipa::path(get, path = "/api/v1/scenarios", tag = "planning", params(PageQuery),
     responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
 async fn list_scenarios(
     State(s): State<PlanningService>,
-    ApiQuery(q): ApiQuery<ScenarioQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<Scenario>>> {
-    let page = PageRequest::parse(PageQuery { page: q.page, page_size: q.page_size })?;
+    let page = PageRequest::parse(q)?;
     Ok(Json(s.scenarios(page).await?))
 }
 

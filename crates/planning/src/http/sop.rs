@@ -3,12 +3,10 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use sightline_platform::error::ErrorBody;
 use sightline_platform::validate::{ApiJson, ApiQuery};
 use sightline_platform::{Access, ApiResult, RequestContext, SecureRouter};
-use utoipa::IntoParams;
 use utoipa_axum::routes;
 
 use super::path_id;
@@ -18,24 +16,14 @@ use crate::service::scorecard::ExecutiveScorecard;
 use crate::service::sop::{steps_of, SopCycleCreate, SopCycleUpdate};
 use crate::service::PlanningService;
 
-/// Pages.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct CycleQuery {
-    /// Page, from 1.
-    page: Option<i64>,
-    /// Items a page, 1–100 (20).
-    page_size: Option<i64>,
-}
-
 /// S&OP cycles, latest period first.
-#[utoipa::path(get, path = "/api/v1/sop-cycles", tag = "planning", params(CycleQuery),
+#[utoipa::path(get, path = "/api/v1/sop-cycles", tag = "planning", params(PageQuery),
     responses((status = 200, body = Object), (status = 422, body = ErrorBody)))]
 async fn list_cycles(
     State(s): State<PlanningService>,
-    ApiQuery(q): ApiQuery<CycleQuery>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<SopCycle>>> {
-    let page = PageRequest::parse(PageQuery { page: q.page, page_size: q.page_size })?;
+    let page = PageRequest::parse(q)?;
     Ok(Json(s.sop_cycles(page).await?))
 }
 

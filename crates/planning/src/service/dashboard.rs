@@ -60,13 +60,18 @@ async fn computed(service: &PlanningService, period: NaiveDate) -> Result<Vec<Co
     Ok(out)
 }
 
+/// The latest month with a demand plan, else this month.
+pub(crate) async fn planned_month(conn: &mut sqlx::AnyConnection) -> Result<NaiveDate, PlanningError> {
+    Ok(crate::store::scenarios::latest_planned_period(conn)
+        .await?
+        .unwrap_or_else(super::inventory::this_month))
+}
+
 impl PlanningService {
     /// The latest month with a demand plan, else this month.
     pub async fn latest_planned_period(&self) -> Result<NaiveDate, PlanningError> {
         let mut conn = self.db().reader().acquire().await?;
-        Ok(crate::store::scenarios::latest_planned_period(&mut conn)
-            .await?
-            .unwrap_or_else(super::inventory::this_month))
+        planned_month(&mut conn).await
     }
 
     /// Computes the KPIs of `period` (a month's first day) and records them in one transaction:

@@ -246,9 +246,7 @@ impl PlanningService {
         let parameters = Parameters::parse(&stored).map_err(PlanningError::Invalid)?;
         let period = match parameters.period {
             Some(p) => p,
-            None => store::latest_planned_period(&mut tx)
-                .await?
-                .unwrap_or_else(crate::service::inventory::this_month),
+            None => super::dashboard::planned_month(&mut tx).await?,
         };
         let mut inputs = store::inputs(&mut tx, period).await?;
         // A product an adjustment names takes part even without plans or stock that month.
@@ -271,15 +269,8 @@ impl PlanningService {
             }
         }
         inputs.sort_by_key(|i| i.product_id);
-        let mut exceptions = Exceptions::default();
-        for (status, n) in crate::store::inventory::status_counts(&mut tx).await? {
-            match status.as_str() {
-                "critical" => exceptions.high += n,
-                "low" => exceptions.medium += n,
-                _ => continue,
-            }
-            exceptions.open += n;
-        }
+        let exceptions =
+            Exceptions::from_status_counts(&crate::store::inventory::status_counts(&mut tx).await?);
         let outcome = scenario::run(&parameters, period, &inputs, exceptions);
         let mut after = before.clone();
         after.results = Some(python_json(&outcome.results));

@@ -125,16 +125,10 @@ impl PlanningService {
         let mut candidates = crate::store::scenarios::with_status(&mut conn, "completed").await?;
         candidates.extend(crate::store::scenarios::with_status(&mut conn, "approved").await?);
         let chosen = pick(candidates, &period);
-        let (mut open, mut high) = (0, 0);
-        for (status, n) in crate::store::inventory::status_counts(&mut conn).await? {
-            match status.as_str() {
-                "critical" => (open, high) = (open + n, high + n),
-                "low" => open += n,
-                _ => {}
-            }
-        }
+        let counts = crate::store::inventory::status_counts(&mut conn).await?;
+        let exceptions = crate::scenario::Exceptions::from_status_counts(&counts);
         let pending = crate::store::inventory::reorders_due(&mut conn).await?;
-        let backlog = backlog_risk(pending, high);
+        let backlog = backlog_risk(pending, exceptions.high);
         let number = |v: &Value| v.as_f64().unwrap_or(0.0);
         let (service, cost, cash) = match &chosen {
             Some((_, r)) => (
@@ -165,8 +159,8 @@ impl PlanningService {
             cost,
             cash,
             risk: RiskFigures {
-                open_exceptions: open as f64,
-                high_risk_exceptions: high as f64,
+                open_exceptions: exceptions.open as f64,
+                high_risk_exceptions: exceptions.high as f64,
                 pending_recommendations: pending as f64,
                 backlog_risk: backlog.into(),
             },

@@ -98,16 +98,20 @@ pub async fn get(conn: &mut AnyConnection, id: i64) -> Result<Option<Scenario>, 
         .transpose()
 }
 
-/// The scenarios of `ids` that exist, by id.
+/// The scenarios of `ids` (at most a statement's worth) that exist, by id.
 pub async fn many(conn: &mut AnyConnection, ids: &[i64]) -> Result<Vec<Scenario>, sqlx::Error> {
-    let mut found = Vec::with_capacity(ids.len());
-    let mut ids = ids.to_vec();
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids {
-        found.extend(get(conn, id).await?);
+    if ids.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(found)
+    let sql = format!(
+        "SELECT {COLUMNS} FROM planning_scenarios WHERE id IN ({}) ORDER BY id",
+        sightline_platform::db::placeholders(ids.len(), 1)
+    );
+    let mut query = sqlx::query(&sql);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(conn).await?.iter().map(scenario).collect()
 }
 
 /// The scenarios of status `status`, by id.
