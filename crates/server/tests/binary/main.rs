@@ -165,14 +165,7 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
         assert_eq!(ev["state"], "processed", "{ev}\n{}", server.log_text());
         assert_eq!(ev["action"], "created");
         let nba_id = ev["nba_id"].as_str().unwrap().to_owned();
-        let history: Value = client
-            .get(format!("{}/api/v1/nba/{nba_id}/events", server.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let history: Value = get_json(&client, format!("{}/api/v1/nba/{nba_id}/events", server.base)).await;
         let created = history["items"].as_array().unwrap().iter().filter(|e| e["status"] == "new").count();
         assert_eq!(created, 1, "event {id} was applied {created} times");
         assert!(nba_ids.insert(nba_id), "two events share an NBA");
@@ -184,7 +177,7 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
                 "{}/api/v1/nba?account_id=acc_{account}&nba_definition_id=def_{definition}&status=new",
                 server.base
             );
-            let page: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+            let page: Value = get_json(&client, &url).await;
             assert_eq!(page["total"], 1, "scope def_{definition}/acc_{account}: {page}");
         }
     }
@@ -193,6 +186,11 @@ async fn events_answered_202_survive_kill_9_and_none_is_applied_twice(backend: B
 storage_tests!(events_answered_202_survive_kill_9_and_none_is_applied_twice);
 
 /// Uploads the sample in `dir` and returns the job id.
+/// GET `url` with `client`, answered as JSON.
+async fn get_json(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    client.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn upload_sample(client: &reqwest::Client, base: &str, dir: &std::path::Path) -> String {
     let part = |name: &str| {
         reqwest::multipart::Part::bytes(std::fs::read(dir.join(name)).unwrap()).file_name(name.to_owned())
@@ -213,7 +211,7 @@ async fn upload_sample(client: &reqwest::Client, base: &str, dir: &std::path::Pa
 async fn poll_job(client: &reqwest::Client, base: &str, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(300);
     loop {
-        let job: Value = client.get(format!("{base}/jobs/{id}")).send().await.unwrap().json().await.unwrap();
+        let job: Value = get_json(client, format!("{base}/jobs/{id}")).await;
         if done(&job) {
             return job;
         }
@@ -262,28 +260,15 @@ async fn an_import_killed_mid_file_resumes_and_ends_as_an_uninterrupted_one(back
         (Some(60_000), Some(60_000), Some(0)),
         "{job}"
     );
-    let resumed: Value = client
-        .get(format!("{}/metrics/kpis?{range}", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let resumed: Value = get_json(&client, format!("{}/metrics/kpis?{range}", server.base)).await;
 
     let reference = Server::start(reference_db.dir.path(), &reference_db.url);
     let reference_client = admin_client(&reference.base).await;
     let id = upload_sample(&reference_client, &reference.base, files.path()).await;
     let job = poll_job(&reference_client, &reference.base, &id, |j| j["status"] == "succeeded").await;
     assert_eq!(job["transactions"]["inserted"], 60_000);
-    let uninterrupted: Value = reference_client
-        .get(format!("{}/metrics/kpis?{range}", reference.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let uninterrupted: Value =
+        get_json(&reference_client, format!("{}/metrics/kpis?{range}", reference.base)).await;
     assert_eq!(resumed, uninterrupted, "the resumed import's aggregates equal an uninterrupted run's");
 }
 
@@ -316,8 +301,7 @@ async fn events_keep_being_processed_while_two_imports_run(backend: Backend) {
         assert_eq!(status["state"], "processed", "event {i} while two imports run: {status}");
     }
     for id in &imports {
-        let job: Value =
-            client.get(format!("{}/jobs/{id}", server.base)).send().await.unwrap().json().await.unwrap();
+        let job: Value = get_json(&client, format!("{}/jobs/{id}", server.base)).await;
         assert_eq!(job["status"], "running", "both imports were still running: {job}");
     }
     for id in &imports {
@@ -367,7 +351,7 @@ async fn a_backfill_killed_part_way_resumes_and_makes_every_day_once(backend: Ba
     let total = backfill["days_total"].as_i64().unwrap();
     assert_eq!(total, 1095);
     let at_kill = loop {
-        let b: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        let b: Value = get_json(&client, &url).await;
         if b["days_done"].as_i64().unwrap_or(0) >= 30 {
             break b;
         }
@@ -382,7 +366,7 @@ async fn a_backfill_killed_part_way_resumes_and_makes_every_day_once(backend: Ba
     let url = url.replace(&backfill_base(&url), &server.base);
     let started = std::time::Instant::now();
     let finished = loop {
-        let b: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+        let b: Value = get_json(&client, &url).await;
         if b["status"] == "succeeded" || b["status"] == "failed" {
             break b;
         }
@@ -401,14 +385,7 @@ async fn a_backfill_killed_part_way_resumes_and_makes_every_day_once(backend: Ba
         "{finished}"
     );
     // Every day stored once: a day made before the kill but not yet counted is kept, not made again.
-    let dates: Value = client
-        .get(format!("{}/api/reports/dates?org_id={org}", server.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dates: Value = get_json(&client, format!("{}/api/reports/dates?org_id={org}", server.base)).await;
     assert_eq!(dates["count"].as_i64(), Some(total), "{}", dates["date_range"]);
     assert!(finished["generated"].as_i64().unwrap() <= total, "{finished}");
 }
@@ -424,7 +401,7 @@ storage_tests!(a_backfill_killed_part_way_resumes_and_makes_every_day_once);
 async fn poll_until_total(client: &reqwest::Client, url: &str, want: i64) -> Value {
     let mut list = Value::Null;
     for _ in 0..100 {
-        list = client.get(url).send().await.unwrap().json().await.unwrap();
+        list = get_json(client, url).await;
         if list["total"] == want {
             break;
         }
